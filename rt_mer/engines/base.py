@@ -1,0 +1,32 @@
+"""The engine interface: a batch of harmonic-stacked windows in; valence,
+arousal and the explanation map out. Every back-end honours it."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from ..dsp.frontend import HARMONICS, N_BINS, WINDOW_FRAMES
+
+INPUT_NAME = "spectrogram"
+OUTPUT_NAMES = ("valence", "arousal", "explanation")
+WINDOW_SHAPE = (len(HARMONICS), N_BINS, WINDOW_FRAMES)
+
+
+class EngineError(Exception):
+    """A model or back-end that cannot serve; the message is one line."""
+
+
+@dataclass
+class Prediction:
+    valence: np.ndarray          # [batch] in [-1, 1]
+    arousal: np.ndarray          # [batch] in [-1, 1]
+    explanation: np.ndarray      # [batch, 2, 12, steps]: valence, arousal logit maps over pitch class x time
+
+
+class Engine(Protocol):
+    name: str                    # shown to the user, e.g. "onnxruntime CPU"
+
+    def infer(self, windows: np.ndarray) -> Prediction:
+        """windows: float32 [batch, *WINDOW_SHAPE] -> Prediction."""

@@ -1,0 +1,40 @@
+"""ONNX Runtime back-end (CPU)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+
+from .base import INPUT_NAME, OUTPUT_NAMES, WINDOW_SHAPE, EngineError, Prediction
+
+
+def check_contract(path: Path, inputs: list, outputs: list) -> None:
+    """The model must take the front-end's windows and give our outputs."""
+    if [i.name for i in inputs] != [INPUT_NAME] or tuple(inputs[0].shape[1:]) != WINDOW_SHAPE:
+        got = ", ".join(f"{i.name}{list(i.shape)}" for i in inputs)
+        raise EngineError(f"{path}: model takes {got}, but the front-end makes {INPUT_NAME}[batch, "
+                          f"{', '.join(map(str, WINDOW_SHAPE))}]")
+    missing = set(OUTPUT_NAMES) - {o.name for o in outputs}
+    if missing:
+        raise EngineError(f"{path}: model lacks outputs {sorted(missing)}")
+
+
+class OnnxRuntimeEngine:
+    def __init__(self, model: Path, threads: int | None = None) -> None:
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3
+        if threads:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        try:
+            self._session = onnxruntime.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+        except Exception as error:          # ORT raises its own untyped errors for every bad file
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise EngineError(f"{model}: not a usable ONNX model ({reason[:200]})") from None
+        check_contract(model, self._session.get_inputs(), self._session.get_outputs())
+        self.name = f"onnxruntime {onnxruntime.__version__} CPU" + (f" x{threads}" if threads else "")
+
+    def infer(self, windows: np.ndarray) -> Prediction:
+        valence, arousal, explanation = self._session.run(OUTPUT_NAMES, {INPUT_NAME: windows})
+        return Prediction(valence, arousal, explanation)

@@ -1,0 +1,100 @@
+"""The harmonic-filter CNN (training only: imports torch).
+
+After Fong, Kumar and Sudhir (2024): filters whose support follows the
+harmonic series see a note and its overtones together, octave folding gives
+pitch classes, and a circular convolution over pitch classes detects
+intervals whatever the key. Global average pooling before linear heads makes
+the class activation map exact: its mean over (pitch class, time) plus the
+head's bias is the output logit.
+
+Input: [batch, harmonics, pitch bins, frames] in dB, as
+`rt_mer.dsp.frontend.harmonic_stack` makes it.
+Outputs: valence and arousal in [-1, 1] (2 * P(positive) - 1), the
+explanation [batch, 2, 12, frames / 4] (valence and arousal logit maps over
+pitch class and time), and quadrant logits [batch, 4] for training.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from ..dsp.frontend import BINS_PER_SEMITONE, HARMONICS, N_OCTAVES
+
+DYNAMIC_RANGE_DB = 80.0
+TIME_POOL = 4                  # frames per step of the explanation map
+
+
+def normalise_level(x: torch.Tensor) -> torch.Tensor:
+    """dB relative to the window's loudest bin, mapped [-80, 0] dB -> [0, 1]:
+    a gain change leaves it unchanged, so the network learns from dynamics
+    within the window, not from the input's arbitrary absolute level."""
+    reference = x[:, :1].amax(dim=(1, 2, 3), keepdim=True)
+    return torch.clamp((x - reference) / DYNAMIC_RANGE_DB + 1.0, 0.0, 1.0)
+
+
+def conv_block(conv: nn.Module, channels: int, norm: type = nn.BatchNorm2d) -> nn.Sequential:
+    return nn.Sequential(conv, norm(channels), nn.ReLU())
+
+
+class HarmonicCNN(nn.Module):
+    def __init__(self, harmonic_channels: int = 24, interval_channels: int = 48,
+                 temporal_channels: int = 48, dropout: float = 0.3) -> None:
+        super().__init__()
+        c = harmonic_channels
+        # Non-contiguous harmonic filters: harmonics are the input channels,
+        # so each filter weighs a pitch's partials (and a third of a
+        # semitone around each) at once; stride folds bins into semitones.
+        self.harmonic = conv_block(nn.Conv2d(len(HARMONICS), c, (BINS_PER_SEMITONE, 1), (BINS_PER_SEMITONE, 1)), c)
+        # Intervals: a kernel spanning all 12 pitch classes, applied
+        # circularly, sees every interval above each root.
+        self.interval = nn.Sequential(
+            conv_block(nn.Conv2d(c, interval_channels, (12, 1)), interval_channels),
+            conv_block(nn.Conv2d(interval_channels, interval_channels, (1, 5), padding=(0, 2)), interval_channels))
+        # Register, density and articulation: per-octave energies over time.
+        self.temporal = nn.Sequential(
+            conv_block(nn.Conv1d(c * N_OCTAVES, temporal_channels, 5, padding=2), temporal_channels, nn.BatchNorm1d),
+            nn.MaxPool1d(2),
+            conv_block(nn.Conv1d(temporal_channels, temporal_channels, 5, padding=4, dilation=2),
+                       temporal_channels, nn.BatchNorm1d),
+            nn.MaxPool1d(2))
+        self.dropout = nn.Dropout(dropout)
+        self.emotion_interval = nn.Linear(interval_channels, 2, bias=False)
+        self.emotion_temporal = nn.Linear(temporal_channels, 2)
+        self.quadrant = nn.Linear(interval_channels + temporal_channels, 4)
+
+    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> pitch-class map [B, C, 12, T/4] and time map [B, C, T/4]."""
+        h = self.harmonic(normalise_level(x))                         # [B, c, 84, T]
+        batch, c, _, frames = h.shape
+        octaves = h.reshape(batch, c, N_OCTAVES, 12, frames)
+        chroma = F.max_pool2d(octaves.sum(dim=2), (1, TIME_POOL))       # [B, c, 12, T/4]
+        circular = torch.cat([chroma, chroma[:, :, :11]], dim=2)        # wrap the pitch-class axis
+        pitch_map = self.interval(circular)                             # [B, C, 12, T/4]
+        energies = octaves.sum(dim=3).reshape(batch, c * N_OCTAVES, frames)
+        return pitch_map, self.temporal(energies)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        pitch_map, time_map = self.features(x)
+        pooled = torch.cat([pitch_map.mean(dim=(2, 3)), time_map.mean(dim=2)], dim=1)
+        quadrant_logits = self.quadrant(self.dropout(pooled))
+        # Exact class activation map: the linear heads applied at every
+        # (pitch class, time) before pooling; its mean is the logit.
+        explanation = (torch.einsum("oc,bckt->bokt", self.emotion_interval.weight, self.dropout(pitch_map))
+                       + (self.emotion_temporal(self.dropout(time_map).transpose(1, 2))
+                          .transpose(1, 2)[:, :, None, :]))
+        logits = explanation.mean(dim=(2, 3))
+        emotion = 2.0 * torch.sigmoid(logits) - 1.0
+        return emotion[:, 0], emotion[:, 1], explanation, quadrant_logits
+
+
+class ExportWrapper(nn.Module):
+    """The serving graph: valence, arousal and explanation only."""
+
+    def __init__(self, network: HarmonicCNN) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        valence, arousal, explanation, _ = self.network(x)
+        return valence, arousal, explanation

@@ -1,0 +1,72 @@
+"""Training corpora: EMOPIA rendered to audio, and a procedurally generated,
+rule-labelled corpus that widens the timbre beyond piano.
+
+Renders are build artefacts, cached under $RT_MER_CACHE (default
+~/.cache/rt-mer), never in git.
+
+    python tools/corpus.py emopia          # render the EMOPIA train/val MIDI
+    python tools/corpus.py procedural      # write and render the rule corpus
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+EMOPIA = Path(os.environ.get("RT_MER_EMOPIA", ROOT.parent / "shared" / "data" / "emopia"))
+CACHE = Path(os.environ.get("RT_MER_CACHE", Path.home() / ".cache" / "rt-mer"))
+SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
+RENDER_RATE = 22050
+
+
+def render(midi: Path, out: Path) -> Path:
+    """Render one MIDI file with FluidSynth (cached: skipped if present)."""
+    if out.exists():
+        return out
+    if shutil.which("fluidsynth") is None or not SOUNDFONT.exists():
+        sys.exit("fluidsynth and fluid-soundfont-gm are needed: apt-get install fluidsynth fluid-soundfont-gm")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_suffix(".part.flac")
+    subprocess.run(["fluidsynth", "-ni", "-q", "-r", str(RENDER_RATE), "-T", "flac", "-F", str(partial),
+                    str(SOUNDFONT), str(midi)], check=True, stdout=subprocess.DEVNULL)
+    partial.rename(out)
+    return out
+
+
+def render_all(pairs: list[tuple[Path, Path]], jobs: int = os.cpu_count() or 1) -> list[Path]:
+    with ThreadPoolExecutor(jobs) as pool:
+        return list(pool.map(lambda pair: render(*pair), pairs))
+
+
+def emopia_split(split: str, limit: int | None = None) -> list[tuple[Path, int]]:
+    """Rendered clips of an EMOPIA split ("train" or "val") with their
+    quadrant (1..4), rendering whatever is not cached yet."""
+    with open(EMOPIA / f"{split}.csv", newline="") as f:
+        rows = list(csv.DictReader(f))[:limit]
+    pairs = [(EMOPIA / "midi" / f"{row['fname']}.mid", CACHE / "emopia" / f"{row['fname']}.flac") for row in rows]
+    audio = render_all(pairs)
+    return [(path, int(row["label"].lstrip("Q"))) for path, row in zip(audio, rows)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("corpus", choices=["emopia", "procedural"])
+    parser.add_argument("--count", type=int, default=None, help="procedural clips to make")
+    args = parser.parse_args()
+    if args.corpus == "emopia":
+        for split in ("train", "val"):
+            print(split, len(emopia_split(split)), "clips")
+    else:
+        from procedural import make_corpus
+        clips = make_corpus(CACHE / "procedural", **({"count": args.count} if args.count else {}))
+        print("procedural", len(clips), "clips")
+
+
+if __name__ == "__main__":
+    main()
