@@ -13,6 +13,7 @@ from .stream.windows import WINDOW_SECONDS
 
 EXIT_USER_ERROR = 2
 EXIT_SOME_FAILED = 1
+DEFAULT_ENDPOINT = "tcp://127.0.0.1:5556"
 
 
 class UserError(Exception):
@@ -110,10 +111,13 @@ def _open_csv(stack: ExitStack, path: Path | None, header: list[str]):
 
 def _total_seconds(files: list[Path]) -> float:
     import soundfile
+
+    from .audio.io import quiet_native_stderr
     total = 0.0
     for path in files:
         try:
-            total += soundfile.info(path).duration
+            with quiet_native_stderr():
+                total += soundfile.info(path).duration
         except Exception:       # unreadable files are reported when analysed
             pass
     return total
@@ -126,10 +130,218 @@ def _advance(progress, task, seconds: float) -> None:
         progress.update(task, speed=f"{state.completed / state.elapsed:,.0f}x real time")
 
 
+
+# ------------------------------------------------------------------ live
+
+def parse_channels(text: str) -> int | list[int]:
+    """"2" -> a count; "1,2" -> a selection of 1-based channel numbers."""
+    try:
+        values = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"channels: expected a count or a list like 1,2, got {text!r}") from None
+    if any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError("channels are counted from 1")
+    return values if "," in text else values[0]
+
+
+def stream_name(text: str) -> str:
+    """A name fit for a ZeroMQ topic: letters, digits, - and _."""
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in text)[:40] or "stream"
+
+
+def default_input(args: argparse.Namespace):
+    """The default microphone, or the built-in demo music where there is none."""
+    from .audio import AudioError, DemoSource, MicSource
+    try:
+        return MicSource(None, rate=args.rate, channels=args.channels, blocksize=args.blocksize)
+    except AudioError as error:
+        print(f"rt-mer: no microphone ({error}); playing the built-in demo music instead", file=sys.stderr)
+        return DemoSource()
+
+
+def build_sources(args: argparse.Namespace) -> list:
+    from .audio import DemoSource, FileSource, MicSource, StdinSource
+    sources = [FileSource(path, name=stream_name(path.stem)) for path in args.file or []]
+    if args.stdin:
+        if not args.rate or not isinstance(args.channels, int):
+            raise UserError("--stdin needs --rate HZ and --channels COUNT (raw PCM has no header)")
+        sources.append(StdinSource(args.rate, args.channels, args.format))
+    if args.demo:
+        sources.append(DemoSource())
+    if not sources and not args.device:
+        sources.append(default_input(args))
+    for i, device in enumerate(args.device or []):
+        name = "mic" if len(args.device) == 1 else f"mic{i + 1}"
+        sources.append(MicSource(device, rate=args.rate, channels=args.channels, blocksize=args.blocksize,
+                                 name=name))
+    names = [source.name for source in sources]
+    for i, source in enumerate(sources):          # two files with one stem still get two topics
+        if names.count(source.name) > 1:
+            source.name = f"{source.name}-{names[:i].count(source.name) + 1}"
+    return sources
+
+
+def run(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from .audio import AudioError
+    from .publish import PublishError, Publisher, parse_endpoint
+    from .stream.loop import AnalysisLoop, LoopOptions
+    from .stream.record import Recorder
+
+    try:
+        parse_endpoint(args.pub)
+        options = LoopOptions(hop=args.hop, smoothing=args.smooth, smoothing_time=args.smooth_time,
+                              explain=args.explain, engine_reason=f"{args.engine} (as asked)")
+        sources = build_sources(args)
+        engine = open_engine_or_fail(args)
+        publisher = Publisher(args.pub, codec=args.codec)
+        loop = AnalysisLoop(sources, engine, [publisher.publish], options)
+    except (AudioError, PublishError, ValueError) as error:
+        fail(str(error))
+    recorder = None
+    if args.record:
+        try:
+            recorder = Recorder(args.record)
+        except OSError as error:
+            publisher.close()
+            fail(f"{args.record}: cannot write ({error.strerror})")
+        loop.sinks.append(recorder)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: loop.stop.set())
+    print(f"rt-mer: {', '.join(s.description for s in sources)} -> {engine.name}, "
+          f"window {WINDOW_SECONDS:g} s, hop {loop.hop_seconds:g} s; publishing on {args.pub}",
+          file=sys.stderr)
+    dashboard = None
+    if not args.no_dash:
+        from .ui import DashboardState, run_dashboard
+        state = DashboardState()
+        loop.sinks.append(lambda kind, stream, message: state.update(message))
+        stop_dashboard = threading.Event()
+        dashboard = threading.Thread(target=run_dashboard, args=(state, stop_dashboard, args.refresh),
+                                     name="dashboard", daemon=True)
+        dashboard.start()
+    try:
+        loop.run()
+    except AudioError as error:
+        print(f"rt-mer: error: {error}", file=sys.stderr)
+        return EXIT_SOME_FAILED
+    finally:
+        if dashboard:
+            stop_dashboard.set()
+            dashboard.join()
+        if recorder:
+            recorder.close()
+        publisher.close()
+    summary = ", ".join(f"{s.source.name}: {s.seq['emotion']} windows, " + ", ".join(
+        f"{k} {v}" for k, v in {**s.source.counters, "late_windows": s.late_windows}.items()) for s in loop.streams)
+    print(f"rt-mer: stopped; {summary}", file=sys.stderr)
+    return 0
+
+
+def devices(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .audio import AudioError, list_devices
+    try:
+        found = list_devices()
+    except AudioError as error:
+        fail(str(error))
+    table = Table("index", "name", "input channels", "default rate", "host API", title="Audio inputs")
+    for device in found:
+        table.add_row(str(device["index"]), device["name"], str(device["channels"]),
+                      f"{device['default_rate']:.0f}", device["hostapi"])
+    Console().print(table)
+    return 0
+
+
+def listen(args: argparse.Namespace) -> int:
+    import os
+
+    from .publish import PublishError, listen as listen_to
+    try:
+        listen_to(args.endpoint, topics=args.topic or ("emotion", "status"), streams=args.stream, count=args.count,
+                  timeout_s=args.timeout)
+    except PublishError as error:
+        fail(str(error))
+    except BrokenPipeError:                 # e.g. | head: the reader has gone, which is fine
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+
+
+def dash(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from .publish import PublishError, Subscriber
+    from .ui import dash as remote_dashboard
+    try:
+        subscriber = Subscriber(args.endpoint)
+    except PublishError as error:
+        fail(str(error))
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    remote_dashboard(subscriber, stop, args.refresh, title=args.endpoint)
+    return 0
+
+
+BENCH_SECTIONS = ["analyze", "latency", "streams", "cpu"]
+
+
+def bench(args: argparse.Namespace) -> int:
+    from .bench import run_benchmarks
+    from .engines import EngineError, open_engine
+    engine = open_engine_or_fail(args)
+    try:
+        one_core = open_engine(args.engine, args.model, threads=1)
+    except EngineError as error:
+        fail(str(error))
+    print(f"engine: {engine.name}")
+    unknown = set(args.sections) - set(BENCH_SECTIONS)
+    if unknown:
+        fail(f"unknown benchmark {', '.join(sorted(unknown))}; choose from {', '.join(BENCH_SECTIONS)}")
+    run_benchmarks(engine, one_core, args.sections or BENCH_SECTIONS, args.hop,
+                   lambda line: print(line, flush=True))
+    return 0
+
+
 # ------------------------------------------------------------------ main
+
+def add_live_options(parser: argparse.ArgumentParser, inputs: bool = True) -> None:
+    if inputs:
+        group = parser.add_argument_group("input")
+        group.add_argument("--device", action="append",
+                           help="input device, by index or name substring (repeat for several streams)")
+        group.add_argument("--channels", type=parse_channels, default=None,
+                           help="channel count, or a selection like 1,2 (downmixed to mono)")
+        group.add_argument("--rate", type=int, default=None, help="sample rate (default: the device's)")
+        group.add_argument("--blocksize", type=int, default=0, help="frames per audio callback (default: auto)")
+        group.add_argument("--file", type=Path, action="append", help="a file, paced at real time (repeatable)")
+        group.add_argument("--stdin", action="store_true", help="raw PCM on standard input")
+        group.add_argument("--format", default="f32le", choices=["f32le", "s16le", "s24le"],
+                           help="--stdin sample format (default: %(default)s)")
+    group = parser.add_argument_group("analysis")
+    group.add_argument("--hop", type=positive_float, default=0.5, help="seconds between windows (default: 0.5)")
+    group.add_argument("--smooth", default="ema", choices=["off", "ema", "one-euro"],
+                       help="smoothing of published valence/arousal (raw values are published too)")
+    group.add_argument("--smooth-time", type=positive_float, default=2.0, help="smoothing time constant, s")
+    group.add_argument("--explain", action="store_true", help="publish the explanation map with each message")
+    add_engine_options(parser)
+    group = parser.add_argument_group("output")
+    group.add_argument("--pub", default=DEFAULT_ENDPOINT, help="ZeroMQ PUB endpoint (default: %(default)s)")
+    group.add_argument("--codec", default="json", choices=["json", "msgpack"], help="payload encoding")
+    group.add_argument("--no-dash", action="store_true", help="no dashboard (headless)")
+    group.add_argument("--refresh", type=positive_float, default=10.0, help="dashboard redraws per second (max 15)")
+    group.add_argument("--record", type=Path, default=None, help="also write every message to this JSONL file")
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rt-mer", description="Real-time music emotion analyser.")
+    parser.add_argument("--config", type=Path, default=None,
+                        help="TOML file of option defaults: the long option names as keys, e.g. hop = 0.25")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     analyze_parser = commands.add_parser(
@@ -150,11 +362,67 @@ def build_parser() -> argparse.ArgumentParser:
     analyze_parser.add_argument("--quiet", action="store_true", help="no progress bar")
     add_engine_options(analyze_parser)
     analyze_parser.set_defaults(handler=analyze)
+
+    run_parser = commands.add_parser(
+        "run", help="analyse live input, publish and show it",
+        description=f"Live analysis: a {WINDOW_SECONDS:g} s window (the model's; algorithmic latency "
+                    f"{WINDOW_SECONDS / 2:g} s) every --hop seconds, published over ZeroMQ and drawn on a "
+                    f"dashboard. Input: the default microphone unless --device, --file, --stdin or --demo.")
+    add_live_options(run_parser)
+    run_parser.set_defaults(handler=run, demo=False)
+
+    demo_parser = commands.add_parser("demo", help="run on built-in music: no microphone needed",
+                                      description="`rt-mer run` on the built-in demo music, looping.")
+    add_live_options(demo_parser, inputs=False)
+    demo_parser.set_defaults(handler=run, demo=True, device=None, file=None, stdin=False, rate=None,
+                             channels=None, blocksize=0, format="f32le")
+
+    commands.add_parser("devices", help="list audio inputs").set_defaults(handler=devices)
+
+    listen_parser = commands.add_parser("listen", help="print published messages as JSON lines")
+    listen_parser.add_argument("endpoint", nargs="?", default=DEFAULT_ENDPOINT)
+    listen_parser.add_argument("--topic", action="append", choices=["emotion", "status"],
+                               help="message kinds (default: both)")
+    listen_parser.add_argument("--stream", action="append", help="only these streams")
+    listen_parser.add_argument("--count", type=int, default=None, help="stop after N messages")
+    listen_parser.add_argument("--timeout", type=positive_float, default=None,
+                               help="stop after this many seconds without a message")
+    listen_parser.set_defaults(handler=listen)
+
+    dash_parser = commands.add_parser("dash", help="the dashboard, as a remote subscriber")
+    dash_parser.add_argument("endpoint", nargs="?", default=DEFAULT_ENDPOINT)
+    dash_parser.add_argument("--refresh", type=positive_float, default=10.0, help="redraws per second (max 15)")
+    dash_parser.set_defaults(handler=dash)
     return parser
 
 
+def apply_config(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str] | None):
+    """Re-parse with the TOML file's values as defaults: the command line wins."""
+    import tomllib
+    try:
+        values = tomllib.loads(args.config.read_text())
+    except OSError as error:
+        fail(f"{args.config}: cannot read ({error.strerror})")
+    except tomllib.TOMLDecodeError as error:
+        fail(f"{args.config}: not valid TOML ({error})")
+    command = next(a for a in parser._subparsers._group_actions if a.dest == "command").choices[args.command]
+    known = {action.dest for action in command._actions}
+    values = {key.replace("-", "_"): value for key, value in values.items()}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        fail(f"{args.config}: unknown option(s) for {args.command}: {', '.join(unknown)}")
+    for action in command._actions:
+        if action.dest in values and action.type and isinstance(values[action.dest], str):
+            values[action.dest] = action.type(values[action.dest])
+    command.set_defaults(**values)
+    return parser.parse_args(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.config:
+        args = apply_config(parser, args, argv)
     try:
         return args.handler(args)
     except UserError as error:

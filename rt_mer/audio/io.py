@@ -1,6 +1,8 @@
 """Reading audio files and bringing audio to the model's rate."""
 from __future__ import annotations
 
+import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -33,18 +35,50 @@ class Resampler:
         return mono if self._stream is None else self._stream.resample_chunk(mono, last=last)
 
 
-def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
-    """Whole file as mono float32 at SAMPLE_RATE, and its original rate.
+@contextmanager
+def quiet_native_stderr():
+    """Silence file descriptor 2 for a moment: libmpg123, inside libsndfile,
+    prints resync notes there directly, which would break our one-line
+    error contract. Python's own sys.stderr writes are unaffected only if
+    they happen outside this block, so keep it tight around library calls."""
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
-    Raises AudioError for a missing, unreadable, empty or non-finite file.
+
+def open_audio(path: str | Path) -> soundfile.SoundFile:
+    """An open SoundFile, checked to exist, be readable and hold audio.
+
+    Raises AudioError for a missing, unreadable or empty file.
     """
     path = Path(path)
     if not path.is_file():
         raise AudioError(f"{path}: no such file")
     try:
-        data, rate = soundfile.read(path, dtype="float32", always_2d=True)
+        f = soundfile.SoundFile(path)
     except (soundfile.LibsndfileError, RuntimeError, ValueError) as error:
         raise AudioError(f"{path}: not a readable audio file ({error})") from None
+    if f.frames == 0:
+        f.close()
+        raise AudioError(f"{path}: no audio in file")
+    return f
+
+
+def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
+    """Whole file as mono float32 at SAMPLE_RATE, and its original rate.
+
+    Raises AudioError for a missing, unreadable, empty or non-finite file.
+    """
+    with open_audio(path) as f:
+        try:
+            data, rate = f.read(dtype="float32", always_2d=True), f.samplerate
+        except (soundfile.LibsndfileError, RuntimeError, ValueError) as error:
+            raise AudioError(f"{path}: not a readable audio file ({error})") from None
     if len(data) == 0:
         raise AudioError(f"{path}: no audio in file")
     if not np.isfinite(data).all():

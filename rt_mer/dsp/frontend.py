@@ -28,7 +28,7 @@ WINDOW_SECONDS = 8.0
 WINDOW_FRAMES = int(WINDOW_SECONDS * FRAMES_PER_SECOND)   # 128
 
 _HANN = np.hanning(N_FFT + 1)[:-1].astype(np.float32)     # periodic Hann
-_MAGNITUDE_SCALE = 2.0 / _HANN.sum()    # a full-scale sine reads 0 dB
+_MAGNITUDE_SCALE = 2.0 / _HANN.sum()    # a full-scale sine's FFT peak is 1
 
 
 def bin_frequencies() -> np.ndarray:

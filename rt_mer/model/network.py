@@ -3,9 +3,9 @@
 After Fong, Kumar and Sudhir (2024): filters whose support follows the
 harmonic series see a note and its overtones together, octave folding gives
 pitch classes, and a circular convolution over pitch classes detects
-intervals whatever the key. Global average pooling before linear heads makes
-the class activation map exact: its mean over (pitch class, time) plus the
-head's bias is the output logit.
+intervals whatever the key. Pooling by the mean over time of each interval
+template's best root, before linear heads, keeps the class activation map
+exact: its mean over (pitch class, time) is the output logit.
 
 Input: [batch, harmonics, pitch bins, frames] in dB, as
 `rt_mer.dsp.frontend.harmonic_stack` makes it.
@@ -76,11 +76,15 @@ class HarmonicCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         pitch_map, time_map = self.features(x)
-        pooled = torch.cat([pitch_map.mean(dim=(2, 3)), time_map.mean(dim=2)], dim=1)
+        # Key invariance: each interval template counts at the root where it
+        # matches best. Keeping only that root's value (times 12) in the map
+        # makes its mean over pitch classes equal the max: the map stays exact.
+        strongest = pitch_map * (pitch_map == pitch_map.amax(dim=2, keepdim=True)) * 12.0
+        pooled = torch.cat([strongest.mean(dim=(2, 3)), time_map.mean(dim=2)], dim=1)
         quadrant_logits = self.quadrant(self.dropout(pooled))
         # Exact class activation map: the linear heads applied at every
         # (pitch class, time) before pooling; its mean is the logit.
-        explanation = (torch.einsum("oc,bckt->bokt", self.emotion_interval.weight, self.dropout(pitch_map))
+        explanation = (torch.einsum("oc,bckt->bokt", self.emotion_interval.weight, self.dropout(strongest))
                        + (self.emotion_temporal(self.dropout(time_map).transpose(1, 2))
                           .transpose(1, 2)[:, :, None, :]))
         logits = explanation.mean(dim=(2, 3))

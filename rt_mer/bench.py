@@ -1,0 +1,194 @@
+"""`rt-mer bench`: speed figures, each beside a baseline run in the same
+process, on the shipped demo music.
+
+- analyze: offline analysis on one core, times real time, against the
+  obvious way (librosa STFT of every window from scratch, PyTorch eager).
+- latency: processing latency per hop for one stream, per stage.
+- streams: how many streams one process keeps up with at the given hop.
+- cpu: CPU use of `rt-mer run` with its dashboard in a pseudo-terminal.
+"""
+from __future__ import annotations
+
+import os
+import pty
+import subprocess
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from .audio.io import read_audio
+from .dsp import frontend
+from .engines.base import WINDOW_SHAPE
+from .stream.offline import analyze_file
+from .stream.post import mood, quadrant
+from .stream.windows import FrameHistory, hop_frames
+
+
+def demo_path() -> Path:
+    return Path(str(resources.files("rt_mer.audio").joinpath("demo.ogg")))
+
+
+def bench_analyze(engine, baseline_seconds: float = 20.0) -> dict:
+    path = demo_path()
+    audio, _ = read_audio(path)
+    duration = len(audio) / frontend.SAMPLE_RATE
+    started = time.perf_counter()
+    trajectory = analyze_file(path, engine)
+    ours = duration / (time.perf_counter() - started)
+    result = {"audio_s": duration, "windows": len(trajectory.valence), "ours_x_realtime": ours}
+    obvious = _obvious_way(audio, baseline_seconds)
+    if obvious:
+        result.update(obvious_x_realtime=obvious, speedup=ours / obvious)
+    return result
+
+
+def _obvious_way(audio: np.ndarray, seconds: float) -> float | None:
+    """Each window from scratch: librosa STFT of its 8 s, the same filterbank,
+    PyTorch eager at batch 1; times real time over `seconds` of audio."""
+    try:
+        import librosa
+        import torch
+
+        from .model.network import HarmonicCNN
+    except ImportError:
+        return None
+    torch.set_num_threads(1)
+    network = HarmonicCNN().eval()
+    model = Path(str(frontend.__file__)).resolve().parents[2] / "engines" / "rt-mer.pt"
+    if model.exists():
+        network.load_state_dict(torch.load(model, weights_only=True))
+    window_samples = frontend.WINDOW_FRAMES * frontend.FRAME_HOP
+    step = hop_frames(0.5) * frontend.FRAME_HOP
+    ends = range(window_samples, min(len(audio), window_samples + int(seconds * frontend.SAMPLE_RATE)), step)
+    started = time.perf_counter()
+    with torch.no_grad():
+        for end in ends:
+            segment = np.concatenate([np.zeros(frontend.N_FFT - frontend.FRAME_HOP, np.float32),
+                                      audio[end - window_samples:end]])
+            magnitude = np.abs(librosa.stft(segment, n_fft=frontend.N_FFT, hop_length=frontend.FRAME_HOP,
+                                            center=False)) * frontend._MAGNITUDE_SCALE
+            spec = 20 * np.log10(np.maximum(frontend._FILTERBANK @ magnitude, 1e-5))
+            window = frontend.harmonic_stack(spec[:, -frontend.WINDOW_FRAMES:].astype(np.float32))
+            network(torch.from_numpy(window[None]))
+    return len(ends) * 0.5 / (time.perf_counter() - started)
+
+
+def _hop_work(engine, streams: int, hop: float, audio: np.ndarray, publish=None) -> tuple[dict, float]:
+    """One hop of the live path for `streams` streams: front-end on the new
+    audio, window assembly, one batched inference, post, publish."""
+    step = hop_frames(hop) * frontend.FRAME_HOP
+    state = [(frontend.StreamingSpectrogram(), FrameHistory()) for _ in range(streams)]
+    for spectrogram, history in state:                       # fill the first window
+        history.push(spectrogram.push(audio[:frontend.WINDOW_FRAMES * frontend.FRAME_HOP]))
+    windows = np.empty((streams, *WINDOW_SHAPE), np.float32)
+    position = frontend.WINDOW_FRAMES * frontend.FRAME_HOP
+    stages: dict[str, list[float]] = {"frontend": [], "inference": [], "post": [], "total": []}
+
+    def one_hop() -> None:
+        nonlocal position
+        block = audio[position:position + step]
+        position = (position + step) % (len(audio) - step)
+        t0 = time.perf_counter()
+        for i, (spectrogram, history) in enumerate(state):
+            history.push(spectrogram.push(block))
+            history.window(history.count, windows[i])
+        t1 = time.perf_counter()
+        prediction = engine.infer(windows)
+        t2 = time.perf_counter()
+        for i in range(streams):
+            v, a = float(prediction.valence[i]), float(prediction.arousal[i])
+            message = {"valence": v, "arousal": a, "quadrant": quadrant(v, a), "mood": mood(v, a)}
+            if publish:
+                publish("emotion", f"s{i}", message)
+        t3 = time.perf_counter()
+        for stage, seconds in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t3 - t0)):
+            stages[stage].append(seconds * 1000)
+    return stages, one_hop
+
+
+def bench_latency(engine, hop: float = 0.5, hops: int = 300) -> dict:
+    from .publish import Publisher
+    audio, _ = read_audio(demo_path())
+    with Publisher("inproc://bench") as publisher:
+        stages, one_hop = _hop_work(engine, 1, hop, audio,
+                                    lambda kind, stream, message: publisher.publish(kind, stream, {
+                                        "v": 1, "type": kind, "stream": stream, **message}))
+        for _ in range(hops):
+            one_hop()
+    return {stage: {"p50": float(np.percentile(v, 50)), "p99": float(np.percentile(v, 99))}
+            for stage, v in stages.items()}
+
+
+def bench_streams(engine, hop: float = 0.5, counts=(1, 4, 8, 16, 32, 64, 128), hops: int = 8) -> dict:
+    """Per stream count: p99 of the time one hop's work takes, and whether it
+    fits in the hop with a 20 % margin (the rest is for capture and sinks)."""
+    audio, _ = read_audio(demo_path())
+    result = {}
+    for count in counts:
+        stages, one_hop = _hop_work(engine, count, hop, audio)
+        for _ in range(hops):
+            one_hop()
+        p99 = float(np.percentile(stages["total"], 99))
+        result[count] = {"hop_ms_p99": p99, "real_time": p99 < 0.8 * hop * 1000}
+        if p99 > hop * 1000:
+            break
+    return result
+
+
+def bench_cpu(seconds: float = 20.0, warmup: float = 10.0) -> dict:
+    """CPU use of `rt-mer demo` (dashboard on, in a pseudo-terminal) after
+    warm-up, from the kernel's accounting of the process."""
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "rt_mer.cli", "demo", "--pub", "inproc://bench-cpu"],
+                               stdin=terminal, stdout=terminal, stderr=terminal,
+                               env={**os.environ, "COLUMNS": "80", "LINES": "24", "TERM": "xterm-256color"})
+    os.close(terminal)
+
+    def cpu_seconds() -> float:
+        fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def drain(until: float) -> None:
+        while time.monotonic() < until:
+            try:
+                os.read(controller, 65536)
+            except OSError:
+                return
+            time.sleep(0.01)
+    try:
+        drain(time.monotonic() + warmup)
+        start_cpu, start = cpu_seconds(), time.monotonic()
+        drain(start + seconds)
+        used = cpu_seconds() - start_cpu
+        return {"cpu_percent_of_one_core": 100 * used / (time.monotonic() - start)}
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        os.close(controller)
+
+
+def run_benchmarks(engine, threads_engine, sections: list[str], hop: float, print_line) -> None:
+    if "analyze" in sections:
+        r = bench_analyze(threads_engine)
+        line = f"analyze (1 core): {r['ours_x_realtime']:.0f}x real time over {r['audio_s']:.0f} s of audio"
+        if "speedup" in r:
+            line += (f"; obvious way (librosa STFT per window + PyTorch eager): {r['obvious_x_realtime']:.1f}x; "
+                     f"ratio {r['speedup']:.1f}")
+        else:
+            line += "; obvious-way baseline skipped: needs the [train] extra (librosa, torch)"
+        print_line(line)
+    if "latency" in sections:
+        r = bench_latency(threads_engine, hop)
+        print_line("latency per hop, 1 stream, 1 core (ms): " + ", ".join(
+            f"{stage} p50 {v['p50']:.2f} / p99 {v['p99']:.2f}" for stage, v in r.items()))
+    if "streams" in sections:
+        r = bench_streams(engine, hop)
+        sustained = max((n for n, v in r.items() if v["real_time"]), default=0)
+        print_line(f"streams at hop {hop:g} s ({os.cpu_count()} cores): " + ", ".join(
+            f"{n}: {v['hop_ms_p99']:.0f} ms" for n, v in r.items()) + f"; sustained in real time: {sustained}")
+    if "cpu" in sections:
+        r = bench_cpu()
+        print_line(f"rt-mer demo with dashboard: {r['cpu_percent_of_one_core']:.1f}% of one core")

@@ -1,0 +1,125 @@
+"""The message schema (version 1) and its codecs.
+
+Every message is a ZeroMQ multipart [topic, payload]; topic is
+``emotion.<stream>`` (once per hop) or ``status.<stream>`` (about once a
+second). The payload is UTF-8 JSON (default) or msgpack of a flat object:
+
+emotion: v, type="emotion", stream, seq, t, wall, valence, arousal,
+         valence_raw, arousal_raw, quadrant, mood, level_dbfs, peak_dbfs,
+         latency_ms {frontend, inference, post, total}, engine, batch (windows
+         in the inference call this one shared, across streams),
+         and optionally explanation {valence: [[12 x steps]], arousal: ...}
+status:  v, type="status", stream, seq, t, wall, source, rate, channels,
+         engine, engine_reason, window_s, hop_s, level_dbfs, peak_dbfs, clipped
+         (reads that clipped since the previous status),
+         overflows, dropped_blocks, nonfinite, late_windows, state
+         ("warming" | "running" | "ended"),
+         latency_ms {p50: {stage: ms}, p99: {stage: ms}}
+
+`seq` counts each topic's messages per stream from 0: a gap means the
+subscriber missed messages. `t` is stream time (s) at the window's end;
+`wall` the Unix time its last sample was captured.
+Subscribers treat payloads as untrusted: `decode` checks size, type and
+fields and never unpickles.
+"""
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+VERSION = 1
+MAX_PAYLOAD_BYTES = 64 * 1024
+TOPICS = ("emotion", "status")
+REQUIRED = {
+    "emotion": {"stream": str, "seq": int, "t": float, "wall": float, "valence": float, "arousal": float,
+                "quadrant": int, "mood": str},
+    "status": {"stream": str, "seq": int, "wall": float, "state": str},
+}
+
+
+class MessageError(ValueError):
+    """A payload that does not follow the schema."""
+
+
+def topic(kind: str, stream: str) -> bytes:
+    return f"{kind}.{stream}".encode()
+
+
+def encode(message: dict, codec: str = "json") -> bytes:
+    if codec == "msgpack":
+        import msgpack
+        return msgpack.packb(message, use_bin_type=True)
+    return json.dumps(message, separators=(",", ":"), allow_nan=False).encode()
+
+
+def sniff(payload: bytes) -> str:
+    """The codec of a payload, told by its first byte: a JSON object starts
+    with '{' (after optional whitespace), a msgpack map with a map header
+    (0x80-0x8f, 0xde, 0xdf); neither can be mistaken for the other."""
+    head = payload.lstrip(b" \t\r\n")[:1]
+    if head == b"{":
+        return "json"
+    if head and (0x80 <= head[0] <= 0x8F or head[0] in (0xDE, 0xDF)):
+        return "msgpack"
+    raise MessageError("payload is neither a JSON object nor a msgpack map")
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"non-finite number {name}")
+
+
+def _check_values(message: dict) -> None:
+    """Only JSON-representable, finite values anywhere, so that whatever
+    decode returns can be re-serialised as strict JSON (rt-mer listen).
+    Iterative: msgpack nests deeper than Python's recursion limit."""
+    stack: list[Any] = [message]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            if not all(isinstance(key, str) for key in value):
+                raise MessageError("object keys must be strings")
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                raise MessageError("non-finite number in payload")
+        elif value is not None and not isinstance(value, (str, int)):   # bool is an int
+            raise MessageError(f"value of type {type(value).__name__} in payload")
+
+
+def decode(payload: bytes, codec: str = "json") -> dict[str, Any]:
+    """Parse and validate one payload; raises MessageError.
+
+    codec: "json", "msgpack", or "auto" (told by `sniff`)."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise MessageError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
+    if codec == "auto":
+        codec = sniff(payload)
+    try:
+        if codec == "msgpack":
+            import msgpack
+            message = msgpack.unpackb(payload, raw=False, strict_map_key=True)
+        else:
+            message = json.loads(payload.decode("utf-8"), parse_constant=_reject_constant)
+    except Exception as error:                 # any parse failure is the sender's fault
+        raise MessageError(f"undecodable {codec} payload: {error}") from None
+    if not isinstance(message, dict):
+        raise MessageError("payload is not an object")
+    _check_values(message)
+    if message.get("v") != VERSION:
+        raise MessageError(f"unsupported schema version {message.get('v')!r}")
+    kind = message.get("type")
+    if kind not in REQUIRED:
+        raise MessageError(f"unknown message type {kind!r}")
+    for name, expected in REQUIRED[kind].items():
+        value = message.get(name)
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value) if abs(value) < 1e308 else math.inf   # float() of a huge int raises
+        if not isinstance(value, expected) or isinstance(value, bool) or (
+                expected is float and not math.isfinite(value)):
+            raise MessageError(f"{kind} field {name!r} missing or not {expected.__name__}")
+    if message["seq"] < 0:
+        raise MessageError(f"{kind} field 'seq' is negative")
+    return message

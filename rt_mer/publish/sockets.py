@@ -1,0 +1,319 @@
+"""ZeroMQ publisher and subscriber for rt-mer messages.
+
+A `Publisher` binds a PUB socket and never blocks its caller (the analysis
+thread); a `Subscriber` connects a SUB socket and treats everything it
+receives as untrusted. Both speak the schema in `rt_mer.publish.schema`:
+multipart ``[topic, payload]`` with topic ``emotion.<stream>`` or
+``status.<stream>``.
+
+Reading the live trajectory from a script::
+
+    from rt_mer.publish import Subscriber
+
+    with Subscriber("tcp://127.0.0.1:5556", topics=("emotion",)) as sub:
+        for message in sub:
+            print(message["stream"], message["valence"], message["arousal"])
+"""
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import sys
+import time
+from contextlib import suppress
+from typing import IO, Any, Iterable, Iterator
+
+import zmq
+
+from . import schema
+
+DEFAULT_ENDPOINT = "tcp://127.0.0.1:5556"
+LINGER_MS = 200                  # close() flushes queued messages briefly, never hangs
+TOPIC_ROOM = 4096                # MAXMSGSIZE headroom over the payload limit, for topic frames
+# A slightly oversize frame is received and rejected by the schema (counted);
+# one beyond MAXMSGSIZE makes libzmq drop the connection (Subscriber reconnects).
+MAX_FRAME_BYTES = schema.MAX_PAYLOAD_BYTES + TOPIC_ROOM
+
+_TCP = re.compile(r"tcp://(?P<host>\*|\[[^\]]+\]|[A-Za-z0-9](?:[A-Za-z0-9_.-]*[A-Za-z0-9])?):(?P<port>[0-9]{1,5})")
+_OTHER = re.compile(r"(?:ipc|inproc)://[^\x00-\x1f\x7f]+")
+
+
+class PublishError(Exception):
+    """A user-facing failure (bad endpoint, address in use): one line, no traceback needed."""
+
+
+def parse_endpoint(text: str) -> str:
+    """Check an endpoint and return it: ``tcp://HOST:PORT`` (HOST a name, an
+    IPv4 address, ``*`` or ``[ipv6]``; PORT 1-65535), ``ipc://PATH`` or
+    ``inproc://NAME``. Raises PublishError otherwise."""
+    error = PublishError(f"endpoint {text!r} does not parse: "
+                         "expected tcp://HOST:PORT, ipc://PATH or inproc://NAME")
+    if not isinstance(text, str):
+        raise error
+    match = _TCP.fullmatch(text)
+    if match:
+        host, port = match["host"], int(match["port"])
+        if not 1 <= port <= 65535:
+            raise error
+        try:
+            if host.startswith("["):
+                ipaddress.IPv6Address(host[1:-1])
+            elif re.fullmatch(r"[0-9.]+", host):      # all digits: must be a real IPv4 address
+                ipaddress.IPv4Address(host)
+        except ValueError:
+            raise error from None
+        return text
+    if _OTHER.fullmatch(text):
+        return text
+    raise error
+
+
+def _socket(context: zmq.Context | None, kind: int, endpoint: str) -> zmq.Socket:
+    socket = (context or zmq.Context.instance()).socket(kind)
+    if endpoint.startswith("tcp://["):
+        socket.setsockopt(zmq.IPV6, 1)               # libzmq refuses IPv6 addresses without it
+    return socket
+
+
+def _check_codec(codec: str, allowed: tuple[str, ...]) -> None:
+    if codec not in allowed:
+        raise PublishError(f"unknown codec {codec!r}: expected one of {', '.join(allowed)}")
+    if codec == "msgpack":
+        try:
+            import msgpack  # noqa: F401
+        except ImportError:
+            raise PublishError("the msgpack codec needs the msgpack package: "
+                               "pip install 'rt-mer[msgpack]'") from None
+
+
+class Publisher:
+    """Bind a PUB socket and publish schema messages without ever blocking.
+
+    Each subscriber gets its own queue of `hwm` messages. By default a
+    subscriber whose queue is full simply misses messages (it sees the gap in
+    `seq`) while the others still get them; `publish` then still returns
+    True, because libzmq does not tell PUB sockets about per-subscriber drops.
+    With ``nodrop=True`` a full queue refuses the whole message instead:
+    `publish` returns False and counts it in `dropped` -- honest accounting,
+    at the price that one stuck subscriber silences all of them.
+
+    Raises PublishError when the endpoint does not parse or cannot be bound.
+    """
+
+    def __init__(self, endpoint: str = DEFAULT_ENDPOINT, codec: str = "json", hwm: int = 1000,
+                 context: zmq.Context | None = None, nodrop: bool = False):
+        self.endpoint = parse_endpoint(endpoint)
+        _check_codec(codec, ("json", "msgpack"))
+        self.codec = codec
+        self.sent = 0
+        self.dropped = 0
+        self._socket = _socket(context, zmq.PUB, endpoint)
+        self._socket.setsockopt(zmq.SNDHWM, hwm)
+        self._socket.setsockopt(zmq.LINGER, LINGER_MS)
+        if nodrop:
+            self._socket.setsockopt(zmq.XPUB_NODROP, 1)   # full queue -> zmq.Again instead of a silent drop
+        try:
+            self._socket.bind(endpoint)
+        except zmq.ZMQError as error:
+            self._socket.close(0)
+            raise PublishError(f"cannot bind {endpoint}: {zmq.strerror(error.errno).lower()}") from None
+
+    def publish(self, kind: str, stream: str, message: dict) -> bool:
+        """Send one message on topic ``kind.stream``; True if queued.
+
+        Never blocks. `message` must already carry ``type == kind`` and
+        ``stream == stream`` (subscribers reject a mismatch) and only finite
+        numbers (ValueError otherwise: clamp -inf dBFS of silence first), and
+        encode to at most MAX_PAYLOAD_BYTES (ValueError: subscribers would
+        refuse it)."""
+        if message.get("type") != kind or message.get("stream") != stream:
+            raise ValueError(f"message type/stream {message.get('type')!r}/{message.get('stream')!r} "
+                             f"do not match topic {kind}.{stream}")
+        frames = [schema.topic(kind, stream), schema.encode(message, self.codec)]
+        if len(frames[1]) > schema.MAX_PAYLOAD_BYTES:
+            raise ValueError(f"{kind} message of {len(frames[1])} bytes exceeds {schema.MAX_PAYLOAD_BYTES}")
+        try:
+            self._socket.send_multipart(frames, zmq.NOBLOCK)
+        except zmq.Again:
+            self.dropped += 1
+            return False
+        self.sent += 1
+        return True
+
+    def close(self) -> None:
+        """Close the socket, flushing queued messages for at most LINGER_MS."""
+        self._socket.close()
+
+    def __enter__(self) -> Publisher:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class Subscriber:
+    """Connect to an rt-mer publisher and receive validated messages.
+
+    Args:
+        endpoint: where the publisher binds, e.g. ``tcp://127.0.0.1:5556``.
+        topics: message kinds to receive, from ``("emotion", "status")``.
+        streams: stream names to keep (None: every stream).
+        codec: ``"auto"`` (JSON or msgpack, told per message), ``"json"`` or
+            ``"msgpack"``.
+        hwm: messages queued before the newest are dropped (bounds memory,
+            with MAXMSGSIZE bounding each frame).
+        context: a zmq.Context (default: the process-wide instance; inproc
+            endpoints need the publisher's context).
+
+    Messages are plain dicts as described in `rt_mer.publish.schema`.
+    Counters: `received` (valid messages returned), `rejected` (malformed
+    messages skipped: wrong frame count, topic not matching the payload's
+    type or stream, oversize, schema violations; `last_rejection` says why),
+    `missed` (messages the publisher sent that never arrived, from gaps in
+    each topic's `seq`), `reconnects` (connections re-made after libzmq
+    dropped one, e.g. for a frame over MAXMSGSIZE). A subscriber only sees messages published after its
+    subscription reaches the publisher (ZeroMQ's "slow joiner"): allow a
+    moment after connecting.
+
+    Raises PublishError when the endpoint or codec is wrong; connecting to
+    a publisher that is not there yet is not an error (ZeroMQ retries).
+    """
+
+    def __init__(self, endpoint: str, topics: Iterable[str] = schema.TOPICS,
+                 streams: Iterable[str] | None = None, codec: str = "auto", hwm: int = 1000,
+                 context: zmq.Context | None = None):
+        self.endpoint = parse_endpoint(endpoint)
+        _check_codec(codec, ("auto", "json", "msgpack"))
+        self.topics = (topics,) if isinstance(topics, str) else tuple(topics)
+        if not self.topics or not set(self.topics) <= set(schema.TOPICS):
+            raise PublishError(f"topics {list(self.topics)} are not among {', '.join(schema.TOPICS)}")
+        if isinstance(streams, str):
+            streams = (streams,)
+        self.streams = None if streams is None else frozenset(streams)
+        self.codec = codec
+        self.received = self.rejected = self.missed = self.reconnects = 0
+        self.last_rejection: str | None = None
+        self._last_seq: dict[bytes, int] = {}
+        self._socket = _socket(context, zmq.SUB, endpoint)
+        self._socket.setsockopt(zmq.RCVHWM, hwm)
+        self._socket.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
+        self._socket.setsockopt(zmq.LINGER, 0)
+        # Prefix subscriptions filter on the publisher's side; "emotion.a"
+        # also matches "emotion.ab", so _accept checks the stream exactly.
+        for kind in self.topics:
+            for stream in sorted(self.streams) if self.streams is not None else [""]:
+                self._socket.setsockopt(zmq.SUBSCRIBE, f"{kind}.{stream}".encode())
+        try:
+            self._socket.connect(endpoint)
+        except zmq.ZMQError as error:
+            self._socket.close(0)
+            raise PublishError(f"cannot connect to {endpoint}: {zmq.strerror(error.errno).lower()}") from None
+        self._monitor = self._socket.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        self._poller = zmq.Poller()
+        self._poller.register(self._socket, zmq.POLLIN)
+        self._poller.register(self._monitor, zmq.POLLIN)
+
+    def receive(self, timeout_ms: int | None = None) -> dict[str, Any] | None:
+        """The next valid message, or None if none arrives within `timeout_ms`
+        (None: wait for ever; 0: only what is already queued). Malformed
+        messages are counted and skipped, never raised."""
+        deadline = None if timeout_ms is None else time.monotonic() + timeout_ms / 1000
+        while True:
+            remaining = None if deadline is None else max(0, int((deadline - time.monotonic()) * 1000))
+            ready = dict(self._poller.poll(remaining))
+            if self._socket in ready:                 # queued messages first, then reconnect
+                message = self._accept(self._read_frames())
+                if message is not None:
+                    return message
+            elif self._monitor in ready:
+                self._reconnect()
+            else:
+                return None
+
+    def _reconnect(self) -> None:
+        # libzmq treats a frame over MAXMSGSIZE as a protocol error: it drops
+        # the connection and never retries, which would leave us deaf for good.
+        # Re-making it is harmless after an ordinary disconnect too.
+        while self._monitor.poll(0):
+            self._monitor.recv_multipart()
+        with suppress(zmq.ZMQError):
+            self._socket.disconnect(self.endpoint)
+        self._socket.connect(self.endpoint)
+        self.reconnects += 1
+
+    def _read_frames(self) -> list[bytes]:
+        # Frame by frame, keeping at most three: a hostile many-part message
+        # costs a loop, not memory.
+        frames = [self._socket.recv(zmq.NOBLOCK)]
+        while self._socket.getsockopt(zmq.RCVMORE):
+            frame = self._socket.recv(zmq.NOBLOCK)
+            if len(frames) < 3:
+                frames.append(frame)
+        return frames
+
+    def _accept(self, frames: list[bytes]) -> dict[str, Any] | None:
+        try:
+            if len(frames) != 2:
+                raise schema.MessageError(f"{len(frames)} frames, expected [topic, payload]")
+            topic, payload = frames
+            message = schema.decode(payload, self.codec)
+            if topic != schema.topic(message["type"], message["stream"]):
+                raise schema.MessageError(f"topic {topic[:80]!r} does not match a {message['type']} "
+                                          f"message of stream {message['stream'][:80]!r}")
+        except schema.MessageError as error:
+            self.rejected += 1
+            self.last_rejection = str(error)
+            return None
+        if self.streams is not None and message["stream"] not in self.streams:
+            return None                          # a prefix match for a stream we did not ask for
+        last = self._last_seq.get(topic)
+        if last is not None and message["seq"] > last + 1:
+            self.missed += message["seq"] - last - 1
+        # seq at or below the last one: the publisher restarted; start counting afresh
+        self._last_seq[topic] = message["seq"]
+        self.received += 1
+        return message
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        """Yield messages for ever, blocking while none arrive (Ctrl-C ends it)."""
+        while True:
+            yield self.receive()
+
+    def close(self) -> None:
+        if not self._socket.closed:
+            self._socket.disable_monitor()
+            self._monitor.close(0)
+            self._socket.close()
+
+    def __enter__(self) -> Subscriber:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def listen(endpoint: str, out: IO[str] | None = None, topics: Iterable[str] = schema.TOPICS,
+           streams: Iterable[str] | None = None, codec: str = "auto", count: int | None = None,
+           timeout_s: float | None = None) -> int:
+    """Write each received message as one compact JSON line to `out`
+    (default sys.stdout), flushed per line; the engine of ``rt-mer listen``.
+
+    Stops after `count` messages, or when none arrives for `timeout_s`
+    seconds (None: run for ever); returns the number of lines written.
+    KeyboardInterrupt and BrokenPipeError propagate after the socket is
+    closed, for the caller to turn into an exit status. Raises PublishError
+    for a bad endpoint or codec.
+    """
+    out = sys.stdout if out is None else out
+    timeout_ms = None if timeout_s is None else max(0, int(timeout_s * 1000))
+    written = 0
+    with Subscriber(endpoint, topics=topics, streams=streams, codec=codec) as subscriber:
+        while count is None or written < count:
+            message = subscriber.receive(timeout_ms)
+            if message is None:
+                break
+            out.write(json.dumps(message, separators=(",", ":")) + "\n")   # decode guarantees strict JSON
+            out.flush()
+            written += 1
+    return written

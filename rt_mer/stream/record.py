@@ -1,0 +1,33 @@
+"""`--record FILE.jsonl`: every message, one JSON object a line, written by
+a thread of its own so that a slow disk never delays the analysis."""
+from __future__ import annotations
+
+import json
+import queue
+import threading
+from pathlib import Path
+
+
+class Recorder:
+    def __init__(self, path: Path) -> None:
+        self._file = open(path, "w", encoding="utf-8")     # OSError reaches the caller before anything starts
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._write, name="recorder", daemon=True)
+        self._thread.start()
+        self.written = 0
+
+    def __call__(self, kind: str, stream: str, message: dict) -> None:
+        self._queue.put(message)
+
+    def _write(self) -> None:
+        while (message := self._queue.get()) is not None:
+            self._file.write(json.dumps(message, separators=(",", ":")) + "\n")
+            self.written += 1
+            if self._queue.empty():
+                self._file.flush()
+
+    def close(self) -> None:
+        """Write everything queued, then close: the file is complete."""
+        self._queue.put(None)
+        self._thread.join()
+        self._file.close()

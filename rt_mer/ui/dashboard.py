@@ -1,0 +1,427 @@
+"""The live terminal dashboard: a thread-safe state fed with schema messages,
+and Rich renderables drawn from snapshots of it.
+
+The analysis thread only calls `DashboardState.update` (O(1), a short lock);
+all rendering happens in `run_dashboard`'s own thread at its own refresh rate.
+Each panel is a small function of one stream's snapshot, in the style of Rich.
+
+In process::
+
+    state, stop = DashboardState(), threading.Event()
+    threading.Thread(target=run_dashboard, args=(state, stop), daemon=True).start()
+    ...                                   # analysis thread, every hop:
+    state.update(message)                 # the same dicts the publisher sends
+    stop.set()                            # then join the thread to restore the terminal
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from rich.align import Align
+from rich.console import Console, ConsoleOptions, Group, RenderResult
+from rich.layout import Layout
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+HISTORY_S = 60.0
+HISTORY_MAX = 4096          # hard bound whatever the hop (60 s at 15 ms hops)
+TRAIL_POINTS = 12
+MAX_REFRESH_HZ = 15.0
+STALE_S = 3.0               # a stream silent this long is flagged in its title
+CLIP_DBFS = -0.1
+METER_FLOOR_DBFS = -60.0
+# Below these a stream panel drops nested frames (compact); below MIN_* the
+# grid shows fewer streams rather than unreadable ones.
+FULL_W, FULL_H = 70, 19
+MIN_W, MIN_H = 56, 10
+
+# Russell quadrants: name drawn in the plane's corner, colour, signs.
+QUADRANTS = {1: ("happy", "yellow", "+valence +arousal"), 2: ("tense", "red", "-valence +arousal"),
+             3: ("sad", "blue", "-valence -arousal"), 4: ("calm", "green", "+valence -arousal")}
+AXIS = "grey42"
+BLOCKS = " ▁▂▃▄▅▆▇█"
+
+
+class _Stream:
+    """Mutable per-stream record; touched only under DashboardState's lock."""
+
+    def __init__(self, trail: int):
+        self.emotion: dict = {}
+        self.status: dict = {}
+        self.level: tuple[Any, Any] = (None, None)
+        self.history: deque[tuple[float, float, float]] = deque(maxlen=HISTORY_MAX)
+        self.trail: deque[tuple[float, float]] = deque(maxlen=trail)
+        self.seq: dict[str, int] = {}
+        self.missed = 0
+        self.arrived = 0.0
+
+
+@dataclass(frozen=True)
+class StreamView:
+    """An immutable copy of one stream's state, taken for one render."""
+    name: str
+    emotion: dict                                  # latest emotion message, {} before the first
+    status: dict                                   # latest status message, {} before the first
+    level: tuple[Any, Any]                         # (rms, peak) dBFS from the latest message carrying them
+    history: list[tuple[float, float, float]]      # (t, valence, arousal), the last HISTORY_S
+    trail: list[tuple[float, float]]               # (valence, arousal), oldest first, current last
+    missed: int                                    # messages lost to seq gaps, both topics
+    age: float                                     # seconds since the stream's last message
+
+
+class DashboardState:
+    """Latest state per stream, fed `emotion` and `status` message dicts.
+
+    `update` is safe to call from the real-time analysis thread: constant
+    work under a short lock, no rendering, no I/O. `source` names where the
+    messages come from (an endpoint) for the "waiting" screen.
+    """
+
+    def __init__(self, source: str | None = None, trail: int = TRAIL_POINTS):
+        self.source = source
+        self._trail = trail
+        self._lock = threading.Lock()
+        self._streams: dict[str, _Stream] = {}
+        self.rejected = 0                          # malformed messages the source skipped: shown, never silent
+
+    def update(self, message: dict) -> None:
+        kind, name = message.get("type"), message.get("stream")
+        if kind not in ("emotion", "status") or not isinstance(name, str):
+            return
+        message = dict(message)                    # the caller may reuse its dict
+        now = time.monotonic()
+        with self._lock:
+            stream = self._streams.get(name)
+            if stream is None:
+                stream = self._streams[name] = _Stream(self._trail)
+            stream.arrived = now
+            seq, last = message.get("seq"), stream.seq.get(kind)
+            if isinstance(seq, int):
+                if last is not None and seq > last + 1:
+                    stream.missed += seq - last - 1    # a smaller seq is a restarted publisher, not a loss
+                stream.seq[kind] = seq
+            if "level_dbfs" in message or "peak_dbfs" in message:
+                stream.level = (message.get("level_dbfs"), message.get("peak_dbfs"))
+            if kind == "status":
+                stream.status = message
+                return
+            stream.emotion = message
+            t, v, a = message.get("t"), message.get("valence"), message.get("arousal")
+            if not all(isinstance(x, (int, float)) for x in (t, v, a)):
+                return
+            history = stream.history
+            if history and t < history[-1][0]:
+                history.clear()                    # stream time went back: a new run of the stream
+            history.append((t, v, a))
+            while t - history[0][0] > HISTORY_S:
+                history.popleft()                  # amortised O(1): each sample leaves once
+            stream.trail.append((v, a))
+
+    def snapshot(self) -> list[StreamView]:
+        """Copies of every stream's state, in order of first appearance."""
+        now = time.monotonic()
+        with self._lock:
+            return [StreamView(name, s.emotion, s.status, s.level, list(s.history), list(s.trail), s.missed,
+                               now - s.arrived) for name, s in self._streams.items()]
+
+
+# ----------------------------------------------------------------- helpers
+
+def _num(mapping: Any, *keys: str) -> float | None:
+    """mapping[k1][k2]... as a finite float, or None: optional fields may be absent or malformed."""
+    value = mapping
+    for key in keys:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def _fmt(value: float | None, spec: str, unit: str = "") -> str:
+    return "--" if value is None else f"{value:{spec}}{unit}"
+
+
+def _quadrant(view: StreamView) -> int | None:
+    q = view.emotion.get("quadrant")
+    return q if q in QUADRANTS else None
+
+
+def _warming(view: StreamView) -> bool:
+    return not view.emotion or view.status.get("state") == "warming"
+
+
+def _odd(n: int) -> int:
+    """Odd sizes give the plane a centre row and column for its axes."""
+    return n if n % 2 else n - 1
+
+
+# ------------------------------------------------------------------ panels
+
+def plane(view: StreamView, cols: int, rows: int) -> Text:
+    """The valence-arousal plane: axes, quadrant names in their corners, the
+    trail fading with age and the current point."""
+    cells = [[(" ", "")] * cols for _ in range(rows)]
+    cx, cy = cols // 2, rows // 2
+    cells[cy] = [("─", AXIS)] * cols
+    for row in cells:
+        row[cx] = ("│", AXIS)
+    cells[cy][cx] = ("┼", AXIS)
+    for q, y, right in ((2, 0, False), (1, 0, True), (3, rows - 1, False), (4, rows - 1, True)):
+        name, colour, _ = QUADRANTS[q]
+        x0 = cols - len(name) if right else 0
+        for i, char in enumerate(name):
+            cells[y][x0 + i] = (char, colour)
+
+    def cell(v: float, a: float) -> tuple[int, int]:
+        v, a = min(1.0, max(-1.0, v)), min(1.0, max(-1.0, a))
+        return round((1 - a) / 2 * (rows - 1)), round((v + 1) / 2 * (cols - 1))
+
+    trail = view.trail
+    for k, (v, a) in enumerate(trail[:-1]):        # oldest first, so newer points overwrite
+        age = (len(trail) - 1 - k) / max(1, len(trail) - 1)    # 0 = newest .. 1 = oldest
+        grey = round(235 - 170 * age)
+        y, x = cell(v, a)
+        cells[y][x] = ("•" if age < 0.4 else "·", f"rgb({grey},{grey},{grey})")
+    if trail:
+        y, x = cell(*trail[-1])
+        q = _quadrant(view)
+        cells[y][x] = ("●", f"bold {QUADRANTS[q][1] if q else 'white'}")
+    return Text("\n").join(Text.assemble(*row) for row in cells)
+
+
+def mood(view: StreamView, compact: bool = False) -> Text:
+    """The mood word, big (spaced capitals) unless compact, with its quadrant."""
+    if _warming(view):
+        window = _num(view.status, "window_s")
+        note = f"first values after {window:g} s" if window and not compact else ""
+        return Text.assemble(("warming up", "bold yellow"), "\n" * (not compact) + note, justify="center")
+    q = _quadrant(view)
+    name, colour, signs = QUADRANTS[q] if q else ("?", "white", "")
+    word = str(view.emotion.get("mood", "?"))
+    if compact:
+        return Text.assemble((word.upper(), f"bold {colour}"), f"  Q{q} {name}" if q else "",
+                             no_wrap=True, overflow="ellipsis")
+    return Text.assemble((" ".join(word.upper()), f"bold reverse {colour}"), f"\nQ{q}  {signs}" if q else "",
+                         justify="center", no_wrap=True, overflow="ellipsis")
+
+
+def _columns(history: list[tuple[float, float, float]], index: int, width: int) -> list[float | None]:
+    """The last value in each of `width` time bins over the HISTORY_S up to the newest sample."""
+    columns: list[float | None] = [None] * width
+    if history:
+        end = history[-1][0]
+        for sample in history:
+            x = int((sample[0] - end + HISTORY_S) / HISTORY_S * width)
+            if x >= 0:
+                columns[min(x, width - 1)] = sample[index]
+    return columns
+
+
+def sparkline(values: list[float | None], rows: int, style: str) -> Text:
+    """Values in [-1, 1] as bars `rows` high (8 steps a row); gaps stay blank."""
+    lines = []
+    for r in range(rows - 1, -1, -1):
+        chars = []
+        for v in values:
+            level = 0 if v is None else max(1, round((min(1.0, max(-1.0, v)) + 1) / 2 * rows * 8))
+            chars.append(BLOCKS[min(8, max(0, level - 8 * r))])
+        lines.append("".join(chars))
+    return Text("\n".join(lines), style=style, no_wrap=True)
+
+
+def history(view: StreamView, width: int, rows: int) -> Group:
+    """Valence and arousal over the last minute, each with its current value;
+    rows = 0 puts a one-row sparkline on the label's line (compact)."""
+    parts = []
+    for index, key, colour in ((1, "valence", "cyan"), (2, "arousal", "magenta")):
+        label = Text.assemble(f"{key} ", (_fmt(_num(view.emotion, key), "+.2f"), f"bold {colour}"))
+        if rows:
+            parts += [label, sparkline(_columns(view.history, index, width), rows, colour)]
+        else:
+            spark_width = max(1, width - len(label) - 1)
+            parts.append(label + " " + sparkline(_columns(view.history, index, spark_width), 1, colour))
+    return Group(*parts)
+
+
+def _meter(db: float | None, width: int) -> Text:
+    fill = 0 if db is None else round(min(1.0, max(0.0, 1 - db / METER_FLOOR_DBFS)) * width)
+    colour = "green" if db is None or db < -18 else "yellow" if db < -6 else "red"
+    return Text.assemble(("█" * fill, colour), ("░" * (width - fill), "grey30"))
+
+
+def level(view: StreamView, width: int) -> Text:
+    """RMS and peak input level as bars from METER_FLOOR_DBFS to 0 dBFS, and a clip flag."""
+    rms, peak = (v if isinstance(v, (int, float)) and math.isfinite(v) else None for v in view.level)
+    clipped = (_num(view.status, "clipped") or 0) > 0 or (peak is not None and peak >= CLIP_DBFS)
+    bar = max(1, width - 22)
+    return Text.assemble("RMS  ", _fmt(rms, "6.1f").rjust(6), " dBFS ", _meter(rms, bar), "\n",
+                         "peak ", _fmt(peak, "6.1f").rjust(6), " dBFS ", _meter(peak, bar),
+                         (" CLIP", "bold reverse red") if clipped else "     ", no_wrap=True)
+
+
+def status(view: StreamView, compact: bool = False) -> Text:
+    """Engine, window/hop, total latency p50/p99, drop and overrun counters,
+    missed messages; counters above zero in red."""
+    s = view.status
+    engine = s.get("engine") or view.emotion.get("engine") or "--"
+    reason = f" ({s['engine_reason']})" if s.get("engine_reason") else ""
+    timing = (f"window {_fmt(_num(s, 'window_s'), 'g', ' s')} / hop {_fmt(_num(s, 'hop_s'), 'g', ' s')}"
+              f" · {'' if compact else 'latency '}p50 {_fmt(_num(s, 'latency_ms', 'p50', 'total'), '.1f', ' ms')}"
+              f" · p99 {_fmt(_num(s, 'latency_ms', 'p99', 'total'), '.1f', ' ms')}")
+    counters = Text()
+    for label, value in (("overflows", _num(s, "overflows")), ("dropped", _num(s, "dropped_blocks")),
+                         ("nonfinite", _num(s, "nonfinite")), ("late", _num(s, "late_windows")),
+                         ("missed", view.missed)):
+        counters.append(" · " if counters else "")
+        counters.append(f"{label} {_fmt(value, '.0f')}", "bold red" if value else "")
+    first = f"engine {engine} · {timing}{reason}" if compact else f"engine {engine}{reason}\n{timing}"
+    return Text.assemble(first, "\n", counters, no_wrap=True, overflow="ellipsis")
+
+
+def _title(view: StreamView) -> Text:
+    state = "warming up" if _warming(view) else str(view.status.get("state") or "running")
+    t = _num(view.emotion, "t")
+    title = Text.assemble((view.name, "bold"), f" · {state}", f" · t {t:.1f} s" if t is not None else "")
+    if view.age > STALE_S and state != "ended":
+        title.append(f" · no messages for {view.age:.0f} s", "bold red")
+    return title
+
+
+def stream_panel(view: StreamView, width: int, height: int, subtitle: str | None = None) -> Panel:
+    """One stream in a width x height box: the plane beside mood, history and
+    level, status lines below. Nested frames only where there is room."""
+    compact = width < FULL_W or height < FULL_H
+    inner_w, inner_h = width - 4, height - 2
+    body_h = inner_h - (2 if compact else 3)
+    rows = max(3, _odd(body_h if compact else body_h - 2))
+    cols = max(9, _odd(min(2 * rows + 1, inner_w - (36 if compact else 39))))   # chars are ~2:1 tall
+    right_w = inner_w - cols - 2 - (0 if compact else 1)
+    if compact:
+        left = plane(view, cols, rows)
+        right = Group(mood(view, True), history(view, right_w, 0), level(view, right_w))
+    else:
+        left = Panel(plane(view, cols, rows), title="arousal ↑", subtitle="valence →", height=body_h,
+                     border_style=AXIS, padding=0)
+        spark_rows = max(1, min(4, (body_h - 8 - 4) // 2))     # mood and input take 4 rows each, the
+                                                                  # history frame 2, its labels 2
+        right = Group(Panel(mood(view), title="mood", border_style=AXIS),
+                      Panel(history(view, right_w - 4, spark_rows), title=f"last {HISTORY_S:.0f} s",
+                            border_style=AXIS),
+                      Panel(level(view, right_w - 4), title="input", border_style=AXIS))
+    body = Table.grid(padding=(0, 2 if compact else 1))
+    body.add_column(width=cols + (0 if compact else 2))
+    body.add_column(width=right_w)
+    body.add_row(left, right)
+    return Panel(Group(body, status(view, compact)), title=_title(view), title_align="left",
+                 subtitle=Text(subtitle) if subtitle else None, subtitle_align="right", height=height, padding=(0, 1))
+
+
+class _Sized:
+    """Renders a stream panel to whatever region its parent Layout gives it."""
+
+    def __init__(self, view: StreamView, subtitle: str | None):
+        self.view, self.subtitle = view, subtitle
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield stream_panel(self.view, options.max_width, options.height or console.height, self.subtitle)
+
+
+def render(state: DashboardState, width: int, height: int) -> Layout:
+    """The whole screen: one panel per stream, stacked while each gets
+    MIN_H rows, then in columns; streams that do not fit are counted."""
+    views = state.snapshot()
+    notes = [state.source or ""] + ([f"{state.rejected} rejected"] if state.rejected else [])
+    if not views:
+        where = f" from {state.source}" if state.source else ""
+        return Layout(Align.center(Panel(Text(f"waiting for messages{where}", justify="center", style="bold"),
+                                         title="rt-mer", width=min(width, 72)), vertical="middle"))
+    # Full-size cells where the screen allows, else stacked compact ones;
+    # when even MIN_W x MIN_H cells run out, the rest are counted, not squeezed.
+    fits = [(r, math.ceil(len(views) / r)) for r in range(1, len(views) + 1)]
+    fits = [(r, c) for r, c in fits if width // c >= MIN_W and height // r >= MIN_H]
+    if fits:
+        n_rows, n_cols = max(fits, key=lambda rc: (width // rc[1] >= FULL_W and height // rc[0] >= FULL_H, -rc[1]))
+    else:
+        n_rows, n_cols = max(1, height // MIN_H), max(1, width // MIN_W)
+    shown = views[:n_rows * n_cols]
+    if len(shown) < len(views):
+        notes.append(f"{len(views) - len(shown)} more not shown: enlarge the terminal")
+    n_rows = math.ceil(len(shown) / n_cols)
+    subtitle = " · ".join(n for n in notes if n) or None
+    layout = Layout()
+    row_layouts = [Layout() for _ in range(n_rows)]
+    layout.split_column(*row_layouts)
+    for r, row in enumerate(row_layouts):
+        cells = shown[r * n_cols:(r + 1) * n_cols]
+        row.split_row(*(Layout(_Sized(v, subtitle)) for v in cells),
+                      *(Layout(Text("")) for _ in range(n_cols - len(cells))))
+    return layout
+
+
+# -------------------------------------------------------------------- loops
+
+def run_dashboard(state: DashboardState, stop: threading.Event, refresh_hz: float = 10.0,
+                  console: Console | None = None) -> None:
+    """Draw `state` until `stop` is set, at most MAX_REFRESH_HZ times a second.
+
+    Run it in its own thread; it only reads snapshots, so the analysis thread
+    never waits on drawing. Full screen on a terminal. stdout and stderr are
+    left alone: redirecting them is process-wide and would reach other sinks.
+    """
+    console = console or Console()
+    period = 1.0 / min(max(refresh_hz, 0.1), MAX_REFRESH_HZ)
+    with Live(render(state, console.width, console.height), console=console, screen=console.is_terminal,
+              auto_refresh=False, redirect_stdout=False, redirect_stderr=False,
+              vertical_overflow="crop") as live:
+        while not stop.wait(period):
+            live.update(render(state, console.width, console.height), refresh=True)
+
+
+class MessageSource(Protocol):
+    def receive(self, timeout_ms: int) -> dict | None: ...
+
+
+def dash(subscriber: MessageSource, stop: threading.Event, refresh_hz: float = 10.0,
+         title: str | None = None, console: Console | None = None) -> None:
+    """The remote dashboard: a thread receives from `subscriber` (e.g.
+    rt_mer.publish.Subscriber) into a DashboardState while this thread draws
+    it; returns once `stop` is set. The subscriber belongs to that thread
+    until then.
+
+    `title` names the source on the waiting screen (default: the
+    subscriber's `endpoint`); its `rejected` count, if any, is shown. A
+    receive error stops the dashboard and is raised here.
+    """
+    state = DashboardState(source=title or getattr(subscriber, "endpoint", None))
+    errors: list[BaseException] = []
+
+    def receive() -> None:
+        while not stop.is_set():
+            try:
+                message = subscriber.receive(100)
+            except BaseException as error:        # noqa: BLE001 (handed to the drawing thread)
+                errors.append(error)
+                stop.set()
+                return
+            state.rejected = getattr(subscriber, "rejected", 0)
+            if message is not None:
+                state.update(message)
+
+    receiver = threading.Thread(target=receive, name="rt-mer-dash-receive", daemon=True)
+    receiver.start()
+    try:
+        run_dashboard(state, stop, refresh_hz, console)
+    finally:
+        stop.set()                                 # the drawing ended, so must the receiving
+        receiver.join()
+    if errors:
+        raise errors[0]

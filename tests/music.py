@@ -1,0 +1,49 @@
+"""Audio the tests make themselves: synthetic tones and FluidSynth renders of
+generated MIDI (tools/procedural.py)."""
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import soundfile
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+
+from corpus import render  # noqa: E402
+from procedural import Piece, write_midi  # noqa: E402
+
+
+def harmonic_tone(f0: float, seconds: float, rate: int = 16000, harmonics: int = 6) -> np.ndarray:
+    """A steady tone with `harmonics` partials of falling amplitude."""
+    t = np.arange(int(seconds * rate)) / rate
+    return sum(0.3 / k * np.sin(2 * np.pi * k * f0 * t) for k in range(1, harmonics + 1)).astype(np.float32)
+
+
+def chord_music(seconds: float, rate: int, channels: int = 1, seed: int = 0) -> np.ndarray:
+    """Plucked triads changing every half second: music-like, cheap to make."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(0.5 * rate)) / rate
+    notes = []
+    for _ in range(int(seconds * 2)):
+        root = 220 * 2 ** (rng.integers(0, 12) / 12)
+        notes.append(sum(np.sin(2 * np.pi * root * r * t) for r in (1, 1.26, 1.5)) * np.exp(-4 * t) * 0.2)
+    mono = np.concatenate(notes).astype(np.float32)
+    return np.repeat(mono[:, None], channels, axis=1) * np.linspace(1, 0.6, channels)[None, :]
+
+
+PASSAGE = Piece(major=True, tempo_bpm=100, velocity=80, staccato=0.5, register=0, dissonance=0.0, density=2,
+                drums=False, key=0, lead=0, harmony=0, bass=32, seconds=16.0, seed=7)
+
+
+def render_passage(folder: Path, name: str, **changes) -> Path:
+    """PASSAGE with `changes`, written as MIDI and rendered to FLAC."""
+    piece = replace(PASSAGE, **changes)
+    return render(write_midi(piece, folder / f"{name}.mid"), folder / f"{name}.flac")
+
+
+def write(path: Path, audio: np.ndarray, rate: int, **kwargs) -> Path:
+    soundfile.write(path, audio, rate, **kwargs)
+    return path

@@ -1,0 +1,148 @@
+"""`rt-mer analyze` end to end: formats, rates, channel counts, bad inputs,
+and the Python API."""
+import csv
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from music import chord_music, write
+import rt_mer
+from rt_mer.stream.offline import analyze_file
+
+HEADER = ["file", "t_start", "t_end", "valence", "arousal", "quadrant", "mood"]
+
+
+def run_analyze(*args):
+    return subprocess.run([sys.executable, "-m", "rt_mer.cli", "analyze", "--quiet", *map(str, args)],
+                          capture_output=True, text=True, timeout=300)
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def good_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("good")
+    return [
+        write(folder / "stereo44.wav", chord_music(12, 44100, 2), 44100),
+        write(folder / "mono48.flac", chord_music(10, 48000, 1, seed=1)[:, 0], 48000),
+        write(folder / "quad96.wav", chord_music(9, 96000, 4, seed=2), 96000, subtype="FLOAT"),
+        write(folder / "voice22.ogg", chord_music(11, 22050, 1, seed=3), 22050),
+        write(folder / "mp3_32k.mp3", chord_music(10, 32000, 2, seed=4), 32000),
+        write(folder / "model_rate.wav", chord_music(10, 16000, 1, seed=5), 16000, subtype="PCM_24"),
+    ]
+
+
+def test_formats_rates_and_channels(good_files, tmp_path):
+    out, summary = tmp_path / "va.csv", tmp_path / "songs.csv"
+    result = run_analyze(*good_files, "--out", out, "--summary", summary)
+    assert result.returncode == 0, result.stderr
+    rows = read_csv(out)
+    assert list(rows[0]) == HEADER
+    assert [r["file"] for r in read_csv(summary)] == [str(f) for f in good_files]
+    assert list(read_csv(summary)[0]) == ["file", "valence", "arousal", "quadrant", "mood"]
+    for path, seconds in zip(good_files, (12, 10, 9, 11, 10, 10)):
+        mine = [r for r in rows if r["file"] == str(path)]
+        # one window of 8 s every 0.5 s
+        assert len(mine) == int((seconds - 8) / 0.5) + 1, path
+        assert float(mine[0]["t_start"]) == 0.0 and float(mine[0]["t_end"]) == 8.0
+        for r in mine:
+            v, a = float(r["valence"]), float(r["arousal"])
+            assert -1 <= v <= 1 and -1 <= a <= 1
+            assert int(r["quadrant"]) == (1 if v >= 0 and a >= 0 else 2 if a >= 0 else 3 if v < 0 else 4)
+            assert r["mood"].isalpha()
+
+
+def test_directory_argument_and_hop(good_files, tmp_path):
+    out = tmp_path / "va.csv"
+    result = run_analyze(good_files[0].parent, "--hop", "1", "--out", out)
+    assert result.returncode == 0, result.stderr
+    files = {r["file"] for r in read_csv(out)}
+    assert files == {str(f) for f in good_files}
+    ends = [float(r["t_end"]) for r in read_csv(out) if r["file"] == str(good_files[0])]
+    assert ends == [8.0, 9.0, 10.0, 11.0, 12.0]
+
+
+def test_channel_count_and_rate_do_not_change_the_answer(tmp_path):
+    """The same music as 16 kHz mono and 48 kHz stereo gives nearly the same
+    trajectory: downmix and resampling are transparent."""
+    mono = chord_music(12, 48000, 1, seed=9)[:, 0]
+    a = analyze_file(write(tmp_path / "a.wav", np.stack([mono, mono], 1), 48000, subtype="FLOAT"))
+    b = analyze_file(write(tmp_path / "b.wav", mono, 48000, subtype="FLOAT"))
+    np.testing.assert_allclose(a.valence, b.valence, atol=1e-4)
+    np.testing.assert_allclose(a.arousal, b.arousal, atol=1e-4)
+
+
+def test_python_api(good_files):
+    trajectory = rt_mer.analyze_file(good_files[0])
+    assert len(trajectory.valence) == len(trajectory.t_end) == len(trajectory.quadrants) == 9
+    assert trajectory.explanation.shape[1:3] == (2, 12)
+    valence, arousal, quadrant, mood = trajectory.summary()
+    assert valence == pytest.approx(float(np.mean(trajectory.valence)))
+
+
+def bad_files(folder):
+    rate = 22050
+    nan = chord_music(10, rate, 1)
+    nan[rate * 3:rate * 3 + 5] = np.nan
+    truncated = write(folder / "truncated.wav", chord_music(20, rate, 1), rate)
+    truncated.write_bytes(truncated.read_bytes()[: len(truncated.read_bytes()) // 2])
+    (folder / "empty.wav").write_bytes(b"")
+    (folder / "text.mp3").write_text("this is not audio\n" * 100)
+    return {
+        "missing.wav": "no such file",
+        "empty.wav": "not a readable audio file",
+        "text.mp3": "not a readable audio file",
+        truncated.name: "truncated",
+        write(folder / "short.wav", chord_music(5, rate, 1), rate).name: "shorter than one 8 s",
+        write(folder / "nan.wav", nan, rate, subtype="FLOAT").name: "NaN or infinite samples at 3.0 s",
+        write(folder / "inf.wav", np.full(rate * 9, np.inf, np.float32), rate, subtype="FLOAT").name: "NaN",
+    }
+
+
+def test_bad_inputs_fail_alone_with_one_line_each(good_files, tmp_path):
+    expected = bad_files(tmp_path)
+    out, summary = tmp_path / "va.csv", tmp_path / "songs.csv"
+    result = run_analyze(good_files[0], *(tmp_path / name for name in expected), good_files[1],
+                         "--out", out, "--summary", summary)
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("rt-mer: error:")]
+    assert len(errors) == len(expected), result.stderr
+    for name, reason in expected.items():
+        assert any(name in line and reason in line for line in errors), (name, result.stderr)
+    assert "Traceback" not in result.stderr
+    assert f"{len(expected)} of {len(expected) + 2} files failed" in result.stderr
+    # the good files on either side were still analysed and written
+    assert {r["file"] for r in read_csv(summary)} == {str(good_files[0]), str(good_files[1])}
+    assert {r["file"] for r in read_csv(out)} == {str(good_files[0]), str(good_files[1])}
+
+
+def test_corrupt_and_mismatched_models(good_files, tmp_path):
+    corrupt = tmp_path / "corrupt.onnx"
+    corrupt.write_bytes(np.random.default_rng(0).bytes(5000))
+    result = run_analyze(good_files[0], "--model", corrupt)
+    assert result.returncode == 2 and "not a usable ONNX model" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+    graph = helper.make_graph([helper.make_node("Identity", ["spectrogram"], ["valence"])], "other",
+                              [helper.make_tensor_value_info("spectrogram", TensorProto.FLOAT, ["batch", 10])],
+                              [helper.make_tensor_value_info("valence", TensorProto.FLOAT, ["batch", 10])])
+    mismatched = tmp_path / "mismatched.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), mismatched)
+    result = run_analyze(good_files[0], "--model", mismatched)
+    assert result.returncode == 2 and "but the front-end makes spectrogram[batch, 6, 252, 128]" in result.stderr
+
+    result = run_analyze(good_files[0], "--model", tmp_path / "absent.onnx")
+    assert result.returncode == 2 and "no such model file" in result.stderr
+
+
+def test_bad_options():
+    result = run_analyze("x.wav", "--hop", "0.01")
+    assert result.returncode == 2 and "hop must be at least" in result.stderr
+    assert "Traceback" not in result.stderr

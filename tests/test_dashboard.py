@@ -1,0 +1,272 @@
+"""The Rich dashboard: state bookkeeping, what a render shows at 80x24 and
+with several streams, the remote loop, and a real terminal under tmux."""
+import io
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from rich.console import Console
+
+from rt_mer.publish import Publisher, Subscriber
+from rt_mer.stream.post import mood, quadrant
+from rt_mer.ui import DashboardState, dash, render
+from rt_mer.ui.dashboard import plane
+
+
+def status(stream, seq, **fields):
+    """A status message as schema.py describes it (also used by the tmux script)."""
+    message = dict(v=1, type="status", stream=stream, seq=seq, t=10.0, wall=1.7e9, source="mic", rate=48000,
+                   channels=1, engine="onnxruntime", engine_reason="no CUDA device", window_s=3.0, hop_s=0.5,
+                   level_dbfs=-18.2, peak_dbfs=-3.1, clipped=0, overflows=3, dropped_blocks=2, nonfinite=0,
+                   late_windows=1, state="running",
+                   latency_ms={"p50": {"frontend": 2.0, "total": 12.3}, "p99": {"frontend": 4.0, "total": 25.7}})
+    message.update(fields)
+    return message
+
+
+def emotion(stream, seq, t, valence, arousal, **fields):
+    """An emotion message whose quadrant and mood come from the real post stage."""
+    message = dict(v=1, type="emotion", stream=stream, seq=seq, t=t, wall=1.7e9 + t, valence=valence,
+                   arousal=arousal, valence_raw=valence, arousal_raw=arousal, quadrant=quadrant(valence, arousal),
+                   mood=mood(valence, arousal), level_dbfs=-20.0, peak_dbfs=-4.0,
+                   latency_ms={"frontend": 2.0, "inference": 6.0, "post": 0.1, "publish": 0.1, "total": 8.2},
+                   engine="onnxruntime")
+    message.update(fields)
+    return message
+
+
+def screen(state, width=80, height=24):
+    console = Console(record=True, width=width, height=height, force_terminal=True, color_system=None,
+                      file=io.StringIO())
+    console.print(render(state, width, height))
+    return console.export_text()
+
+
+def scripted(stream="mic", last=(0.42, 0.31), seq_gap=0):
+    """A status, then 30 s of emotion messages circling to `last`."""
+    state = DashboardState()
+    state.update(status(stream, 0))
+    for i in range(60):
+        v, a = (0.6 - 0.02 * i, -0.5 + 0.015 * i) if i < 59 else last
+        state.update(emotion(stream, i + (seq_gap if i >= 30 else 0), 3.0 + 0.5 * i, v, a))
+    return state
+
+
+def marker(text):
+    """(row, column) of the current point, the only '●' on screen."""
+    [(row, col)] = [(r, line.index("●")) for r, line in enumerate(text.splitlines()) if "●" in line]
+    return row, col
+
+
+def test_one_stream_shows_its_values_at_80x24():
+    text = screen(scripted(seq_gap=3))
+    lines = text.splitlines()
+    assert len(lines) == 24 and all(len(line) == 80 for line in lines)
+    assert lines[0].startswith("╭─ mic · running · t 32.5 s")
+    assert lines[-1].startswith("╰") and lines[-1].endswith("╯")         # the bottom border is not cut
+    assert mood(0.42, 0.31) == "happy" and "H A P P Y" in text and "Q1  +valence +arousal" in text
+    assert "valence +0.42" in text and "arousal +0.31" in text
+    for name in ("tense", "happy", "sad", "calm", "arousal ↑", "valence →", "last 60 s", "input"):
+        assert name in text, name
+    assert "engine onnxruntime (no CUDA device)" in text
+    assert "window 3 s / hop 0.5 s · latency p50 12.3 ms · p99 25.7 ms" in text
+    assert "overflows 3 · dropped 2 · nonfinite 0 · late 1 · missed 3" in text
+    assert "RMS   -20.0 dBFS" in text and "peak   -4.0 dBFS" in text and "CLIP" not in text
+    # the plane's quadrant names sit in their corners: Q2 top-left, Q1 top-right, Q3/Q4 below
+    top = next(line for line in lines if "tense" in line)
+    bottom = next(line for line in lines if "sad" in line)
+    assert top.index("tense") < top.index("happy") and bottom.index("sad") < bottom.index("calm")
+    assert lines.index(top) < lines.index(bottom)
+
+
+def test_marker_moves_with_valence_and_arousal():
+    state = DashboardState()
+    state.update(emotion("mic", 0, 3.0, 0.5, 0.5))
+    row1, col1 = marker(screen(state))
+    state.update(emotion("mic", 1, 3.5, -0.6, -0.5))
+    text = screen(state)
+    row2, col2 = marker(text)
+    assert row2 > row1 and col2 < col1                 # down and left: towards "sad"
+    assert " ".join(mood(-0.6, -0.5).upper()) in text
+
+
+def test_trail_fades_with_age():
+    state = DashboardState()
+    points = [(-0.9 + 0.15 * i, -0.8 + 0.13 * i) for i in range(12)]
+    for i, (v, a) in enumerate(points):
+        state.update(emotion("mic", i, 3.0 + i, v, a))
+    text = plane(state.snapshot()[0], 35, 17)
+    trail = []                                            # (row, grey) of each trail glyph
+    for span in text.spans:
+        match = re.fullmatch(r"rgb\((\d+),\d+,\d+\)", str(span.style))
+        if text.plain[span.start:span.end] in "•·" and match:
+            trail.append((text.plain[:span.start].count("\n"), int(match.group(1))))
+    greys = [grey for _, grey in sorted(trail, reverse=True)]   # points climb: the oldest is lowest
+    assert len(greys) == 11 and greys == sorted(greys) and greys[0] < greys[-1]   # oldest dimmest
+    assert text.plain.count("●") == 1
+
+
+def test_two_streams_get_a_panel_each():
+    state = scripted("mic")
+    state.update(status("line-in", 0, clipped=4, engine="tensorrt", engine_reason=None))
+    state.update(emotion("line-in", 0, 3.0, -0.55, -0.45))
+    text = screen(state)
+    lines = text.splitlines()
+    assert len(lines) == 24
+    titles = [line for line in lines if line.startswith("╭─ ")]
+    assert [t.split()[1] for t in titles] == ["mic", "line-in"]
+    mic, line_in = text.split(titles[1])
+    assert "HAPPY" in mic and "valence +0.42" in mic and "arousal +0.31" in mic and "engine onnxruntime" in mic
+    assert "GLOOMY" in line_in and "valence -0.55" in line_in and "arousal -0.45" in line_in
+    assert "engine tensorrt" in line_in and "CLIP" in line_in and "CLIP" not in mic
+    for panel in (mic, line_in):
+        for name in ("tense", "happy", "sad", "calm", "p50 12.3 ms", "p99 25.7 ms", "missed 0"):
+            assert name in panel, name
+
+
+def test_wide_terminal_puts_full_panels_side_by_side():
+    state = scripted("a")
+    state.update(emotion("b", 0, 3.0, -0.3, 0.7))
+    lines = screen(state, 160, 24).splitlines()
+    assert lines[0].startswith("╭─ a ") and "╭─ b " in lines[0][80:]
+    assert lines[1].count("arousal ↑") == 2 and len(lines) == 24 and all(len(line) == 160 for line in lines)
+
+
+def test_waiting_warming_and_clip():
+    state = DashboardState(source="tcp://127.0.0.1:5556")
+    assert "waiting for messages from tcp://127.0.0.1:5556" in screen(state)
+    state.update(status("mic", 0, state="warming", peak_dbfs=-0.05))
+    text = screen(state)
+    assert "warming up" in text and "CLIP" in text and "valence --" in text
+    state.update(status("mic", 1, peak_dbfs=-6.0))
+    assert "warming up" in screen(state)              # no emotion yet
+    state.update(emotion("mic", 0, 3.0, -0.5, 0.6, peak_dbfs=-6.0))
+    text = screen(state)
+    assert "warming up" not in text and "CLIP" not in text and "Q2  -valence +arousal" in text
+
+
+def test_history_window_trail_and_missed_messages():
+    state = DashboardState()
+    for i in range(300):                                  # 150 s at a 0.5 s hop
+        state.update(emotion("mic", i + (5 if i >= 100 else 0), 0.5 * i, 0.0, 0.0))
+    [view] = state.snapshot()
+    assert view.history[-1][0] - view.history[0][0] == 60.0 and len(view.history) == 121
+    assert len(view.trail) == 12 and view.missed == 5
+    state.update(emotion("mic", 0, 1.0, 0.1, 0.1))        # publisher restarted: not a loss, fresh history
+    [view] = state.snapshot()
+    assert view.missed == 5 and len(view.history) == 1
+    state.update({"type": "emotion"})                      # no stream: ignored, not raised
+    state.update(dict(status("mic", 1), latency_ms="junk", window_s=None, overflows="x"))
+    assert "p50 --" in screen(state)
+
+
+def test_dash_draws_what_a_real_subscriber_receives():
+    endpoint, stop = "inproc://rt-mer-dash-test", threading.Event()
+    console = Console(record=True, width=80, height=24, force_terminal=True, color_system=None, file=io.StringIO())
+
+    def shown(text, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while text not in console.export_text(clear=False) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return text in console.export_text(clear=False)
+
+    with Publisher(endpoint) as publisher, Subscriber(endpoint) as subscriber:
+        thread = threading.Thread(target=dash, args=(subscriber, stop, 15.0), kwargs={"console": console})
+        thread.start()
+        try:
+            assert shown(f"waiting for messages from {endpoint}")
+            for seq in range(5):                          # a few, in case the subscription is still on its way
+                publisher.publish("status", "mic", status("mic", seq))
+                publisher.publish("emotion", "mic", dict(emotion("mic", seq, 3.0 + seq, 0.9, 0.9), v=99))
+                publisher.publish("emotion", "mic", emotion("mic", seq, 3.0 + seq, 0.42, 0.31))
+                time.sleep(0.05)
+            assert shown("H A P P Y") and shown("valence +0.42") and shown("p99 25.7 ms")
+            time.sleep(0.2)                               # everything sent has arrived by now
+            assert subscriber.rejected >= 1 and shown(f"{endpoint} · {subscriber.rejected} rejected")
+            frames = console.export_text(clear=False)
+            assert "valence +0.90" not in frames          # the bad-version message never reached the state
+        finally:
+            stop.set()
+            thread.join(5)
+    assert not thread.is_alive()
+
+
+class BrokenSubscriber:
+    """A subscriber whose socket fails, which a live one cannot be made to do safely."""
+
+    def receive(self, timeout_ms):
+        raise ConnectionError("socket closed")
+
+
+def test_dash_raises_a_broken_subscriber():
+    stop = threading.Event()
+    console = Console(width=80, height=24, file=io.StringIO())
+    with pytest.raises(ConnectionError):
+        dash(BrokenSubscriber(), stop, console=console)
+    assert stop.is_set()
+
+
+TMUX_SCRIPT = '''
+import math, sys, threading, time
+sys.path.insert(0, sys.argv[2])
+from rt_mer.ui import DashboardState, run_dashboard
+from test_dashboard import emotion, status
+
+state, stop = DashboardState(), threading.Event()
+
+
+def feed():
+    state.update(status("mic", 0))
+    i = 0
+    while not stop.is_set():
+        state.update(emotion("mic", i, 3.0 + 0.1 * i, 0.8 * math.cos(i / 8), 0.8 * math.sin(i / 8)))
+        i += 1
+        time.sleep(0.1)
+
+
+threading.Thread(target=feed, daemon=True).start()
+threading.Timer(float(sys.argv[1]), stop.set).start()
+run_dashboard(state, stop, refresh_hz=10.0)
+'''
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed: no real terminal to draw in")
+def test_live_dashboard_in_a_real_terminal(tmp_path):
+    script = tmp_path / "live.py"
+    script.write_text(TMUX_SCRIPT)
+    tmux = ["tmux", "-S", str(tmp_path / "tmux.sock")]      # a private server: the user's tmux is untouched
+    command = shlex.join([sys.executable, str(script), "20", os.path.dirname(os.path.abspath(__file__))])
+    command += f" 2>{shlex.quote(str(tmp_path / 'stderr.txt'))}; sleep 30"   # the pane outlives a crash
+
+    def capture():
+        return subprocess.run([*tmux, "capture-pane", "-p", "-t", "dash"], capture_output=True, text=True,
+                              check=True).stdout
+
+    def valence(text):
+        found = re.search(r"valence ([+-]\d\.\d\d)", text)
+        return found and found.group(1)
+
+    try:
+        subprocess.run([*tmux, "new-session", "-d", "-s", "dash", "-x", "80", "-y", "24", command], check=True)
+        deadline = time.monotonic() + 20
+        first = capture()
+        while not valence(first) and time.monotonic() < deadline:
+            time.sleep(0.2)
+            first = capture()
+        assert valence(first), f"no dashboard on screen:\n{first}\n{(tmp_path / 'stderr.txt').read_text()}"
+        for name in ("tense", "happy", "sad", "calm", "┼", "●", "engine onnxruntime", "p50 12.3 ms"):
+            assert name in first, name
+        second = first
+        while valence(second) == valence(first) and time.monotonic() < deadline:
+            time.sleep(0.3)
+            second = capture()
+        assert valence(second) != valence(first), second
+        assert len(second.rstrip("\n").splitlines()) <= 24
+    finally:
+        subprocess.run([*tmux, "kill-server"], capture_output=True)

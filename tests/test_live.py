@@ -1,0 +1,244 @@
+"""The real-time loop end to end through `rt-mer run`: file, stdin and demo
+sources, several streams in one batch, recording, a stuck subscriber,
+shutdown, and the dashboard in a real terminal."""
+import json
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import zmq
+
+from music import chord_music, write
+from rt_mer.stream.offline import analyze_file
+
+PARITY_TOLERANCE = 2e-3     # live vs offline valence/arousal: the same stages, only the block sizes differ
+RUN = [sys.executable, "-m", "rt_mer.cli", "run", "--no-dash"]
+
+
+def free_endpoint() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
+
+
+def read_jsonl(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def emotions(messages, stream=None):
+    return [m for m in messages if m["type"] == "emotion" and (stream is None or m["stream"] == stream)]
+
+
+def assert_matches_offline(live, trajectory):
+    """Every offline window is in the live run, in order, with equal values."""
+    assert [m["seq"] for m in live] == list(range(len(live)))
+    assert [m["t"] for m in live] == pytest.approx(list(trajectory.t_end))
+    np.testing.assert_allclose([m["valence_raw"] for m in live], trajectory.valence, atol=PARITY_TOLERANCE)
+    np.testing.assert_allclose([m["arousal_raw"] for m in live], trajectory.arousal, atol=PARITY_TOLERANCE)
+
+
+@pytest.fixture(scope="module")
+def music_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("live")
+    return (write(folder / "first.wav", chord_music(11, 44100, 2, seed=11), 44100, subtype="FLOAT"),
+            write(folder / "second.flac", chord_music(10, 22050, 1, seed=12)[:, 0], 22050))
+
+
+def test_files_batched_and_recorded_equal_offline_analysis(music_files, tmp_path):
+    record = tmp_path / "run.jsonl"
+    result = subprocess.run([*RUN, "--file", str(music_files[0]), "--file", str(music_files[1]),
+                             "--pub", free_endpoint(), "--record", str(record)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    messages = read_jsonl(record)
+    for path, stream in zip(music_files, ("first", "second")):
+        assert_matches_offline(emotions(messages, stream), analyze_file(path))
+        statuses = [m for m in messages if m["type"] == "status" and m["stream"] == stream]
+        assert statuses[-1]["state"] == "ended" and statuses[-1]["overflows"] == 0
+    # windows of both streams due at the same moment went through one inference call
+    batched = [m for m in emotions(messages) if m["batch"] == 2]
+    assert {m["stream"] for m in batched} == {"first", "second"}
+    assert all(m["batch"] in (1, 2) for m in emotions(messages))
+
+
+def test_stdin_source_and_early_close(tmp_path):
+    rate = 22050
+    audio = chord_music(10.3, rate, 2, seed=13)
+    pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2")
+    reference = write(tmp_path / "same.wav", pcm, rate, subtype="PCM_16")
+    record = tmp_path / "stdin.jsonl"
+    raw = pcm.tobytes() + b"\x01"                # a trailing partial frame: the stream closed mid-sample
+    result = subprocess.run([*RUN, "--stdin", "--rate", str(rate), "--channels", "2", "--format", "s16le",
+                             "--pub", free_endpoint(), "--record", str(record)],
+                            input=raw, capture_output=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    messages = read_jsonl(record)
+    assert_matches_offline(emotions(messages), analyze_file(reference))
+    assert [m for m in messages if m["type"] == "status"][-1]["truncated_bytes"] == 1
+
+
+def test_stuck_subscriber_does_not_delay_the_loop(music_files, tmp_path):
+    endpoint = free_endpoint()
+    context = zmq.Context.instance()
+    stuck = context.socket(zmq.SUB)
+    stuck.setsockopt(zmq.RCVHWM, 1)
+    stuck.setsockopt(zmq.RCVBUF, 1024)
+    stuck.setsockopt(zmq.SUBSCRIBE, b"")
+    reader = context.socket(zmq.SUB)
+    reader.setsockopt(zmq.SUBSCRIBE, b"emotion.")
+    process = subprocess.Popen([*RUN, "--file", str(music_files[0]), "--pub", endpoint, "--hop", "0.125",
+                                "--explain"], stderr=subprocess.PIPE, text=True)
+    try:
+        stuck.connect(endpoint)
+        reader.connect(endpoint)
+        received = []
+        while len(received) < 20 and process.poll() is None:
+            if reader.poll(5000):
+                topic, payload = reader.recv_multipart()
+                received.append((time.monotonic(), json.loads(payload)))
+        assert len(received) >= 20, process.stderr.read() if process.poll() is not None else "too few messages"
+        seqs = [m["seq"] for _, m in received]
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))            # nothing missed by the reader
+        assert np.diff([m["t"] for _, m in received]) == pytest.approx(0.125)
+        # cadence: messages arrive as fast as the audio plays, never bunched behind the stuck socket
+        assert max(m["latency_ms"]["total"] for _, m in received) < 125
+        arrival = np.array([t for t, _ in received])
+        assert (arrival[-1] - arrival[0]) / (len(arrival) - 1) == pytest.approx(0.125, rel=0.3)
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        stuck.close(0)
+        reader.close(0)
+
+
+def test_ctrl_c_leaves_a_complete_recording(tmp_path):
+    record = tmp_path / "demo.jsonl"
+    process = subprocess.Popen([sys.executable, "-m", "rt_mer.cli", "demo", "--no-dash", "--hop", "0.25",
+                                "--pub", free_endpoint(), "--record", str(record)],
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (record.exists() and '"emotion"' in record.read_text()):
+        time.sleep(0.2)
+    time.sleep(1.0)
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=20) == 0, process.stderr.read()
+    messages = read_jsonl(record)                    # every line parses: nothing cut off
+    live = emotions(messages)
+    assert len(live) >= 2 and [m["seq"] for m in live] == list(range(len(live)))
+    assert messages[-1]["type"] == "status" and messages[-1]["state"] == "ended"
+    assert "stopped" in process.stderr.read()
+
+
+def test_bad_live_inputs_fail_with_one_line(music_files, tmp_path):
+    music = str(music_files[0])
+    cases = [
+        (["--file", music, "--pub", "tcp://nowhere"], "does not parse"),
+        (["--stdin", "--channels", "2"], "--stdin needs --rate"),
+        (["--file", str(tmp_path / "absent.wav")], "no such file"),
+        (["--stdin", "--rate", "0", "--channels", "1"], "rate"),
+        (["--file", music, "--hop", "0.001"], "hop must be at least"),
+        (["--device", "no-such-device-anywhere"], "no input device matches"),
+    ]
+    for arguments, message in cases:
+        result = subprocess.run([*RUN, *arguments], capture_output=True, text=True, timeout=60, input="")
+        assert result.returncode == 2, (arguments, result.stderr)
+        assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, (arguments, result.stderr)
+
+
+def test_port_in_use(music_files):
+    endpoint = free_endpoint()
+    holder = zmq.Context.instance().socket(zmq.PUB)
+    holder.bind(endpoint)
+    try:
+        result = subprocess.run([*RUN, "--file", str(music_files[0]), "--pub", endpoint],
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 2 and "in use" in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    finally:
+        holder.close(0)
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed")
+def test_demo_dashboard_in_a_real_terminal(tmp_path):
+    session = f"rtmer-{time.monotonic_ns()}"
+    tmux = ["tmux", "-S", str(tmp_path / "tmux.sock")]
+    subprocess.run([*tmux, "new-session", "-d", "-s", session, "-x", "80", "-y", "24",
+                    f"{sys.executable} -m rt_mer.cli demo --hop 0.25 --pub {free_endpoint()}"], check=True)
+
+    def screen() -> str:
+        return subprocess.run([*tmux, "capture-pane", "-p", "-t", session], capture_output=True, text=True).stdout
+
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and "valence +" not in screen() and "valence -" not in screen():
+            time.sleep(0.5)
+        first = screen()
+        for name in ("tense", "happy", "sad", "calm", "valence", "arousal", "dBFS"):
+            assert name in first, first
+        time.sleep(3)
+        second = screen()
+        valence_line = [line for line in first.splitlines() if "valence " in line]
+        assert valence_line and second != first, second
+    finally:
+        subprocess.run([*tmux, "kill-server"], capture_output=True)
+
+
+LIVE_TOLERANCE_MEAN = 0.03   # through PulseAudio (resampled to 48 kHz) and PortAudio, aligned to 1/16 s
+LIVE_TOLERANCE_MAX = 0.10
+
+
+def test_capture_through_portaudio_matches_offline_analysis(virtual_audio, tmp_path):
+    """Known music played into a virtual device, captured by `rt-mer run`
+    through sounddevice/PortAudio, received on a real SUB socket."""
+    import soundfile
+    import soxr
+    from rt_mer.bench import demo_path
+    audio, rate = soundfile.read(demo_path(), dtype="float32")
+    music = tmp_path / "music.wav"
+    # the demo's first 20 s at the sink's own rate, so PulseAudio passes it through unchanged
+    soundfile.write(music, soxr.resample(audio[:rate * 20], rate, 48000), 48000, subtype="FLOAT")
+    offline = analyze_file(music, hop=1 / 16)
+    endpoint = free_endpoint()
+    subscriber = zmq.Context.instance().socket(zmq.SUB)
+    subscriber.setsockopt(zmq.SUBSCRIBE, b"")
+    subscriber.connect(endpoint)
+    process = subprocess.Popen([*RUN, "--device", "pulse", "--rate", "48000", "--hop", "0.25", "--smooth", "off",
+                                "--pub", endpoint], stderr=subprocess.PIPE, text=True)
+    received = []
+    try:
+        def collect(seconds):
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                if subscriber.poll(200):
+                    received.append(json.loads(subscriber.recv_multipart()[1]))
+        collect(3)                                  # the stream is up and capturing silence
+        assert any(m["type"] == "status" for m in received), "no status from rt-mer run"
+        player = virtual_audio.play(music)
+        collect(21)
+        assert player.wait(timeout=10) == 0
+        collect(1)
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=20) == 0, process.stderr.read()
+        subscriber.close(0)
+    live = emotions(received)
+    seqs = [m["seq"] for m in live]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))          # no gaps
+    statuses = [m for m in received if m["type"] == "status"]
+    assert statuses[-1]["overflows"] == 0 and statuses[-1]["dropped_blocks"] == 0
+    # where in the live stream did the music start? the offset that best aligns the two trajectories
+    offline_at = {round(t * 16): (v, a) for t, v, a in zip(offline.t_end, offline.valence, offline.arousal)}
+    best = None
+    for shift in range(0, round(live[-1]["t"] * 16)):
+        pairs = [(m, offline_at[round(m["t"] * 16) - shift]) for m in live if round(m["t"] * 16) - shift in offline_at]
+        if len(pairs) >= 30:
+            errors = np.array([[m["valence_raw"] - v, m["arousal_raw"] - a] for m, (v, a) in pairs])
+            if best is None or np.abs(errors).mean() < np.abs(best).mean():
+                best = errors
+    assert best is not None, "live windows did not cover the music"
+    assert np.abs(best).mean() < LIVE_TOLERANCE_MEAN and np.abs(best).max() < LIVE_TOLERANCE_MAX, best

@@ -1,0 +1,82 @@
+"""The shipped model: ONNX Runtime equals the PyTorch network, and it
+behaves as the music-psychology literature says on audio rendered here."""
+import numpy as np
+import pytest
+
+from music import render_passage
+from rt_mer.engines import default_model, open_engine
+from rt_mer.stream.offline import analyze_file
+
+PARITY_TOLERANCE = 1e-4          # valence/arousal in [-1, 1], float32 both sides
+GAIN_TOLERANCE = 0.02            # |change| of a file's mean valence or arousal under +-12 dB
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return open_engine()
+
+
+@pytest.fixture(scope="module")
+def passages(tmp_path_factory):
+    """The same notes played four ways (tools/procedural.py renders)."""
+    folder = tmp_path_factory.mktemp("passages")
+    return {
+        "energetic": render_passage(folder, "energetic", tempo_bpm=170, velocity=118, staccato=1.0, density=4,
+                                    drums=True),
+        "quiet": render_passage(folder, "quiet", tempo_bpm=60, velocity=35, staccato=0.0, density=4),
+        "major": render_passage(folder, "major", major=True),
+        "minor": render_passage(folder, "minor", major=False),
+    }
+
+
+def means(engine, path):
+    trajectory = analyze_file(path, engine)
+    return float(trajectory.valence.mean()), float(trajectory.arousal.mean())
+
+
+def test_onnx_runtime_equals_pytorch(engine, passages):
+    torch = pytest.importorskip("torch")
+    from rt_mer.model.network import HarmonicCNN
+    network = HarmonicCNN().eval()
+    network.load_state_dict(torch.load(default_model().with_suffix(".pt"), weights_only=True))
+    from rt_mer.audio.io import read_audio
+    from rt_mer.dsp.frontend import WINDOW_FRAMES, harmonic_stack, spectrogram
+    stacked = harmonic_stack(spectrogram(read_audio(passages["energetic"])[0]))
+    windows = np.stack([stacked[..., end - WINDOW_FRAMES:end] for end in range(WINDOW_FRAMES, stacked.shape[-1], 16)])
+    ours = engine.infer(windows)
+    with torch.no_grad():
+        valence, arousal, explanation, _ = network(torch.from_numpy(windows))
+    np.testing.assert_allclose(ours.valence, valence.numpy(), atol=PARITY_TOLERANCE)
+    np.testing.assert_allclose(ours.arousal, arousal.numpy(), atol=PARITY_TOLERANCE)
+    np.testing.assert_allclose(ours.explanation, explanation.numpy(), atol=1e-3)
+
+
+def test_explanation_is_exact(engine, passages):
+    """The class activation map's mean is the logit: valence = 2 sigmoid - 1."""
+    trajectory = analyze_file(passages["major"], engine)
+    logits = trajectory.explanation.mean(axis=(2, 3))
+    np.testing.assert_allclose(2 / (1 + np.exp(-logits[:, 0])) - 1, trajectory.valence, atol=1e-4)
+    np.testing.assert_allclose(2 / (1 + np.exp(-logits[:, 1])) - 1, trajectory.arousal, atol=1e-4)
+
+
+def test_fast_loud_staccato_is_more_aroused_than_slow_soft_legato(engine, passages):
+    _, energetic = means(engine, passages["energetic"])
+    _, quiet = means(engine, passages["quiet"])
+    assert energetic > quiet + 0.2, (energetic, quiet)
+
+
+def test_major_is_more_positive_than_minor(engine, passages):
+    major, _ = means(engine, passages["major"])
+    minor, _ = means(engine, passages["minor"])
+    assert major > minor + 0.1, (major, minor)
+
+
+@pytest.mark.parametrize("gain_db", [-12, 12])
+def test_gain_changes_little(engine, passages, tmp_path, gain_db):
+    import soundfile
+    audio, rate = soundfile.read(passages["major"], dtype="float32")
+    scaled = tmp_path / "scaled.wav"
+    soundfile.write(scaled, audio * 10 ** (gain_db / 20), rate, subtype="FLOAT")
+    reference = np.array(means(engine, passages["major"]))
+    changed = np.array(means(engine, scaled))
+    assert np.abs(changed - reference).max() < GAIN_TOLERANCE, (gain_db, reference, changed)

@@ -1,0 +1,287 @@
+"""The ZeroMQ layer over real sockets on 127.0.0.1: delivery and order, both
+codecs, a stuck subscriber never blocking the publisher, untrusted input,
+seq gaps, and user errors. Every receive has a timeout, so nothing hangs."""
+import io
+import json
+import socket
+import threading
+import time
+
+import msgpack
+import pytest
+import zmq
+
+from rt_mer.publish import MAX_PAYLOAD_BYTES, PublishError, Publisher, Subscriber, listen, parse_endpoint
+from rt_mer.publish.sockets import MAX_FRAME_BYTES
+
+
+def free_endpoint():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
+
+
+def emotion(stream, seq, **extra):
+    return {"v": 1, "type": "emotion", "stream": stream, "seq": seq, "t": 0.5 * seq, "wall": 1.7e9 + seq / 3,
+            "valence": round(-1 + seq / 997, 6), "arousal": 0.1234567 * (seq % 7), "valence_raw": 0.2,
+            "arousal_raw": -0.3, "quadrant": seq % 4, "mood": "calm", "level_dbfs": -23.5, "peak_dbfs": -3.0,
+            "latency_ms": {"frontend": 1.2, "inference": 3.4, "post": 0.1, "publish": 0.05, "total": 4.8},
+            "engine": "onnxruntime-cpu", **extra}
+
+
+def status(stream, seq, **extra):
+    return {"v": 1, "type": "status", "stream": stream, "seq": seq, "wall": 1.7e9, "state": "running", **extra}
+
+
+def handshake(send, subscriber, stream="probe"):
+    """Publish status probes until one arrives (the subscription has reached
+    the publisher), then drain the rest. `send(frames)` publishes raw frames."""
+    deadline = time.monotonic() + 5
+    seq = 0
+    while subscriber.receive(20) is None:
+        assert time.monotonic() < deadline, "subscriber never connected"
+        send([f"status.{stream}".encode(), json.dumps(status(stream, seq)).encode()])
+        seq += 1
+    while subscriber.receive(100) is not None:
+        pass
+
+
+def publisher_sender(publisher):
+    return lambda frames: publisher._socket.send_multipart(frames)
+
+
+@pytest.fixture
+def endpoint():
+    return free_endpoint()
+
+
+@pytest.mark.parametrize("codec", ["json", "msgpack"])
+def test_messages_arrive_in_order_and_equal(endpoint, codec):
+    with Publisher(endpoint, codec=codec) as pub, Subscriber(endpoint) as sub, \
+            Subscriber(endpoint, codec="json") as json_only:
+        handshake(publisher_sender(pub), sub)
+        handshake(publisher_sender(pub), json_only)
+        sent = [emotion("deck1", seq, explanation={"valence": [[0.25] * 4] * 12}) for seq in range(200)]
+        for message in sent:
+            assert pub.publish("emotion", "deck1", message)
+        assert pub.sent == 200 and pub.dropped == 0
+        got = [sub.receive(2000) for _ in sent]
+        assert got == sent                                 # "auto" told the codec
+        assert [m["seq"] for m in got] == list(range(200))
+        assert (sub.missed, sub.rejected) == (0, 0)
+        # Proof of what went over the wire: a JSON-only subscriber refuses msgpack.
+        if codec == "json":
+            assert [json_only.receive(2000) for _ in sent] == sent
+        else:
+            assert json_only.receive(1000) is None
+        assert json_only.rejected == (0 if codec == "json" else 200)
+
+
+def test_stream_filter_is_exact_and_iteration_blocks_until_a_message(endpoint):
+    with Publisher(endpoint) as pub, Subscriber(endpoint, topics=("emotion", "status"),
+                                                streams=["a", "probe"]) as sub:
+        handshake(publisher_sender(pub), sub)
+        for stream in ("ab", "b", "a"):                    # "ab" matches the "emotion.a" prefix
+            pub.publish("emotion", stream, emotion(stream, 0))
+        # pub is idle here until the timer has run: a socket may move between
+        # threads, never be used by two at once.
+        threading.Timer(0.3, pub.publish, ("emotion", "a", emotion("a", 1))).start()
+        messages = iter(sub)
+        assert [next(messages)["seq"], next(messages)["seq"]] == [0, 1]
+        assert sub.receive(200) is None and sub.rejected == 0
+
+
+@pytest.mark.parametrize("nodrop", [False, True])
+def test_stuck_subscriber_never_blocks_the_publisher(endpoint, nodrop):
+    attempts = 50_000
+    pad = "x" * 2000            # 100 MB in all: far beyond every queue and kernel buffer
+    with Publisher(endpoint, hwm=100, nodrop=nodrop) as pub, \
+            Subscriber(endpoint, hwm=100) as stuck, Subscriber(endpoint, hwm=100) as live:
+        handshake(publisher_sender(pub), stuck)
+        handshake(publisher_sender(pub), live)
+        base_sent = pub.sent
+        results = [pub.publish("status", "s", status("s", seq, pad=pad)) for seq in range(attempts)]
+        assert pub.sent - base_sent == results.count(True)
+        assert pub.dropped == results.count(False)
+        assert pub.sent - base_sent + pub.dropped == attempts
+        # The live subscriber did not read during the burst either: it lost
+        # messages, and its accounting adds up.
+        got = []
+        while (message := live.receive(1000)) is not None:
+            got.append(message["seq"])
+        assert got == sorted(got) and 0 < len(got) < attempts
+        if nodrop:
+            # Honest counting: a message is refused for everyone or queued
+            # for everyone, so the live subscriber got exactly the accepted ones.
+            assert pub.dropped > 0
+            assert got == [seq for seq, ok in enumerate(results) if ok]
+        else:
+            # Per-subscriber drops: the publisher cannot see them, the live
+            # subscriber sees them as seq gaps, and the stuck one does not
+            # silence it.
+            assert pub.dropped == 0 and pub.publish("status", "s", status("s", attempts))
+            assert live.missed > 0 and len(got) + live.missed == got[-1] - got[0] + 1
+            missed = live.missed
+            assert live.receive(2000)["seq"] == attempts
+            assert live.missed == missed + attempts - got[-1] - 1
+
+
+def test_malformed_input_is_counted_and_skipped(endpoint):
+    good = emotion("x", 0)
+    nan = json.dumps(good).replace('"valence": ' + json.dumps(good["valence"]), '"valence": NaN').encode()
+    assert b"NaN" in nan
+    bad = [
+        [b"emotion.x", b"not json"],
+        [b"emotion.x", json.dumps({**good, "v": 2}).encode()],
+        [b"emotion.x", json.dumps({k: v for k, v in good.items() if k != "mood"}).encode()],
+        [b"emotion.x", nan],
+        [b"emotion.x", json.dumps({**good, "level_dbfs": 1e999}).encode().replace(b"Infinity", b"1e999")],
+        [b"emotion.x", json.dumps({**good, "pad": "y" * MAX_PAYLOAD_BYTES}).encode()],   # oversize
+        [b"emotion.x", msgpack.packb({**good, "blob": b"\x00\x01"})],                     # bytes value
+        [b"emotion.x", b"\x81\xc1"],                                                        # broken msgpack
+        [b"emotion.x", b"[1, 2]"],
+        [b"emotion.x"],                                                                      # one frame
+        [b"emotion.x", json.dumps(good).encode(), b"extra"],                               # three frames
+        [b"emotion.y", json.dumps(good).encode()],                                         # stream mismatch
+        [b"status.x", json.dumps(good).encode()],                                          # type mismatch
+        [b"emotion.x", json.dumps({**good, "seq": -1}).encode()],
+        [b"emotion.x", json.dumps({**good, "t": 10 ** 400}).encode()],
+    ]
+    assert len(bad[5][1]) < MAX_FRAME_BYTES     # received, then refused by the schema
+    pub = zmq.Context.instance().socket(zmq.PUB)
+    pub.setsockopt(zmq.LINGER, 0)
+    pub.bind(endpoint)
+    try:
+        with Subscriber(endpoint) as sub:
+            handshake(pub.send_multipart, sub)
+            for frames in bad:
+                pub.send_multipart(frames)
+            pub.send_multipart([b"emotion.x", json.dumps(good).encode()])
+            assert sub.receive(3000) == good
+            assert sub.rejected == len(bad) and sub.last_rejection
+            assert sub.receive(100) is None
+    finally:
+        pub.close()
+
+
+def test_frame_beyond_maxmsgsize_costs_a_reconnect_not_memory(endpoint):
+    pub = zmq.Context.instance().socket(zmq.PUB)
+    pub.setsockopt(zmq.LINGER, 0)
+    pub.bind(endpoint)
+    try:
+        with Subscriber(endpoint) as sub:
+            handshake(pub.send_multipart, sub)
+            pub.send_multipart([b"emotion.x", b"{" + b" " * (4 * MAX_FRAME_BYTES)])
+            # libzmq drops the connection rather than buffering it, then reconnects.
+            handshake(pub.send_multipart, sub, stream="again")
+            pub.send_multipart([b"emotion.x", json.dumps(emotion("x", 0)).encode()])
+            assert sub.receive(3000) == emotion("x", 0)
+            assert sub.rejected == 0 and sub.reconnects >= 1
+    finally:
+        pub.close()
+
+
+def test_seq_gaps_count_missed_messages_per_topic(endpoint):
+    with Publisher(endpoint) as pub, Subscriber(endpoint) as sub:
+        handshake(publisher_sender(pub), sub)
+        plan = [("emotion", "a", s) for s in (0, 1, 2, 5, 6, 10)] + \
+               [("status", "a", s) for s in (0, 1, 3)] + [("emotion", "b", s) for s in (7, 8, 9)]
+        for kind, stream, seq in plan:
+            pub.publish(kind, stream, (emotion if kind == "emotion" else status)(stream, seq))
+        got = [sub.receive(2000) for _ in plan]
+        assert all(got)
+        assert sub.missed == (2 + 3) + 1                # a late join (b starts at 7) is no gap
+        pub.publish("emotion", "a", emotion("a", 0))    # the publisher restarted
+        pub.publish("emotion", "a", emotion("a", 1))
+        assert sub.receive(2000)["seq"] == 0 and sub.receive(2000)["seq"] == 1
+        assert sub.missed == 6
+
+
+def test_listen_writes_json_lines_and_stops(endpoint):
+    stop = threading.Event()
+
+    def publish_until_stopped():
+        with Publisher(endpoint, codec="msgpack") as pub:
+            seq = 0
+            while not stop.is_set():
+                pub.publish("emotion", "deck", emotion("deck", seq))
+                pub.publish("status", "deck", status("deck", seq))
+                seq += 1
+                time.sleep(0.005)
+
+    thread = threading.Thread(target=publish_until_stopped)
+    thread.start()
+    try:
+        out = io.StringIO()
+        assert listen(endpoint, out=out, topics=("emotion",), count=5, timeout_s=5) == 5
+    finally:
+        stop.set()
+        thread.join(5)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 5
+    messages = [json.loads(line) for line in lines]
+    assert all(m["type"] == "emotion" and m["stream"] == "deck" for m in messages)
+    assert [m["seq"] for m in messages] == sorted(m["seq"] for m in messages)
+    # nobody publishing: the timeout ends it
+    assert listen(free_endpoint(), out=out, timeout_s=0.2) == 0
+
+
+@pytest.mark.parametrize("text", [
+    "", "127.0.0.1:5556", "tcp://127.0.0.1", "tcp://127.0.0.1:0", "tcp://127.0.0.1:65536", "tcp://host:port",
+    "udp://127.0.0.1:5556", "tcp://999.1.1.1:5556", "tcp://[zz::1]:5556", "tcp://a b:5556", "ipc://",
+    "inproc://", "tcp://127.0.0.1:5556\nrm -rf /",
+])
+def test_bad_endpoints_raise_one_line(text):
+    with pytest.raises(PublishError) as error:
+        Publisher(text)
+    message = str(error.value)
+    assert "\n" not in message and message.startswith(f"endpoint {text!r} does not parse: expected tcp://")
+    with pytest.raises(PublishError):
+        Subscriber(text)
+
+
+@pytest.mark.parametrize("text", ["tcp://127.0.0.1:5556", "tcp://*:1", "tcp://localhost:65535",
+                                  "tcp://[::1]:5556", "tcp://eth0:5556", "ipc:///tmp/rt-mer.sock",
+                                  "inproc://rt-mer"])
+def test_good_endpoints_parse(text):
+    assert parse_endpoint(text) == text
+
+
+def test_port_in_use_and_unbindable_address(endpoint):
+    with Publisher(endpoint):
+        with pytest.raises(PublishError) as error:
+            Publisher(endpoint)
+    assert str(error.value) == f"cannot bind {endpoint}: address already in use"
+    with pytest.raises(PublishError) as error:
+        Publisher("tcp://192.0.2.1:5556")                 # TEST-NET: not an address of this machine
+    assert str(error.value).startswith("cannot bind tcp://192.0.2.1:5556: ") and "\n" not in str(error.value)
+
+
+def test_ipv6_and_inproc_endpoints_deliver():
+    for endpoint in ("tcp://[::1]:%d" % int(free_endpoint().rsplit(":", 1)[1]), "inproc://rt-mer-test"):
+        try:
+            pub = Publisher(endpoint)
+        except PublishError:
+            assert endpoint.startswith("tcp://[")          # a machine without IPv6 loopback
+            continue
+        with pub, Subscriber(endpoint) as sub:
+            handshake(publisher_sender(pub), sub)
+            pub.publish("emotion", "a", emotion("a", 0))
+            assert sub.receive(2000) == emotion("a", 0)
+
+
+def test_publisher_refuses_inconsistent_or_nonfinite_messages(endpoint):
+    with Publisher(endpoint) as pub:
+        with pytest.raises(ValueError):
+            pub.publish("status", "a", emotion("a", 0))
+        with pytest.raises(ValueError):
+            pub.publish("emotion", "b", emotion("a", 0))
+        with pytest.raises(ValueError):
+            pub.publish("emotion", "a", emotion("a", 0, level_dbfs=float("-inf")))
+        with pytest.raises(ValueError):
+            pub.publish("emotion", "a", emotion("a", 0, explanation={"valence": [[0.125] * 3000] * 12}))
+        assert (pub.sent, pub.dropped) == (0, 0)
+    with pytest.raises(PublishError):
+        Publisher(free_endpoint(), codec="pickle")
+    with pytest.raises(PublishError):
+        Subscriber(endpoint, topics=("emotions",))
