@@ -9,5 +9,12 @@ $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends \
     libportaudio2 libsndfile1 pulseaudio pulseaudio-utils libasound2-plugins \
     fluidsynth fluid-soundfont-gm tmux >/dev/null
-python3 -m pip install -q --disable-pip-version-check -e '.[test]'
-python3 -m pytest "$@"
+python=python3
+# A distribution's own Python refuses pip installs (PEP 668): use a venv there.
+if [ -z "${VIRTUAL_ENV:-}" ] && python3 -c 'import sys, sysconfig, pathlib; sys.exit(not pathlib.Path(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED").exists())'; then
+    $sudo apt-get install -y -qq python3-venv >/dev/null
+    [ -x .venv/bin/python ] || python3 -m venv .venv
+    python=.venv/bin/python
+fi
+$python -m pip install -q --disable-pip-version-check -e '.[test]'
+$python -m pytest "$@"

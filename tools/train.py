@@ -184,13 +184,15 @@ def export(network: torch.nn.Module, path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--procedural", type=int, default=400, help="procedural clips (0: none)")
     parser.add_argument("--procedural-fraction", type=float, default=0.25, help="share of each batch")
     parser.add_argument("--limit", type=int, default=None, help="EMOPIA clips per split (smoke tests)")
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--out", type=Path, default=ROOT / "engines" / "rt-mer.onnx")
+    parser.add_argument("--evaluate", type=Path, default=None,
+                        help="only score these trained weights (.pt) on the validation split and re-export")
     args = parser.parse_args()
     random.seed(args.seed)
     torch.manual_seed(args.seed)
@@ -206,7 +208,13 @@ def main() -> None:
         report["baseline"] = descriptor_baseline(train_clips, val_clips)
         print("baseline", json.dumps(report["baseline"]), flush=True)
 
-    network = train(train_clips, extra_clips, args.steps, args.batch, args.seed, args.procedural_fraction)
+    if args.evaluate:
+        network = HarmonicCNN().eval()
+        network.load_state_dict(torch.load(args.evaluate, weights_only=True))
+        report = json.loads(args.out.with_suffix(".json").read_text()) if args.out.with_suffix(".json").exists() \
+            else report
+    else:
+        network = train(train_clips, extra_clips, args.steps, args.batch, args.seed, args.procedural_fraction)
     quadrants = np.array([clip.quadrant + 1 for clip in val_clips])
     positive = np.stack([clip_logits(network, clip) for clip in val_clips]) > 0
     report["model"] = scores(positive, quadrants)
@@ -215,7 +223,8 @@ def main() -> None:
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     export(network, args.out)
-    torch.save(network.state_dict(), args.out.with_suffix(".pt"))
+    if not args.evaluate:
+        torch.save(network.state_dict(), args.out.with_suffix(".pt"))
     args.out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}", flush=True)
 

@@ -2,14 +2,20 @@
 from __future__ import annotations
 
 import os
+import re
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import soundfile
 import soxr
 
 from ..dsp.frontend import SAMPLE_RATE
+
+
+# libsndfile notes a RIFF/AIFF chunk cut short as "data : 441000 (should be 220478)"
+TRUNCATED_CHUNK = re.compile(r"^data\s*:\s*\d+ \(should be \d+\)", re.MULTILINE)
 
 
 class AudioError(Exception):
@@ -52,36 +58,52 @@ def quiet_native_stderr():
 
 
 def open_audio(path: str | Path) -> soundfile.SoundFile:
-    """An open SoundFile, checked to exist, be readable and hold audio.
-
-    Raises AudioError for a missing, unreadable or empty file.
-    """
+    """An open SoundFile, checked to exist, be readable, be whole and hold
+    audio. Raises AudioError with a one-line reason."""
     path = Path(path)
     if not path.is_file():
         raise AudioError(f"{path}: no such file")
-    try:
-        f = soundfile.SoundFile(path)
-    except (soundfile.LibsndfileError, RuntimeError, ValueError) as error:
-        raise AudioError(f"{path}: not a readable audio file ({error})") from None
-    if f.frames == 0:
-        f.close()
+    with quiet_native_stderr():
+        try:
+            source = soundfile.SoundFile(path)
+        except (soundfile.LibsndfileError, RuntimeError, ValueError) as error:
+            reason = str(error).split(": ", 1)[-1].rstrip(".")
+            if "not a regular file" in reason:        # libsndfile's words for an unknown MP3-like file
+                reason = "format not recognised"
+            raise AudioError(f"{path}: not a readable audio file ({reason})") from None
+    if TRUNCATED_CHUNK.search(source.extra_info):
+        source.close()
+        raise AudioError(f"{path}: truncated: its data is shorter than its header says")
+    if source.frames == 0:
+        source.close()
         raise AudioError(f"{path}: no audio in file")
-    return f
+    return source
+
+
+def read_blocks(path: str | Path, seconds: float = 10.0) -> Iterator[np.ndarray]:
+    """A file as mono float32 blocks at SAMPLE_RATE, whatever its format,
+    rate and channels. Raises AudioError on any defect, where it is found."""
+    with open_audio(path) as source:
+        rate, read = source.samplerate, 0
+        resample, block_frames = Resampler(rate), int(seconds * rate)
+        while True:
+            try:
+                with quiet_native_stderr():
+                    block = source.read(block_frames, dtype="float32", always_2d=True)
+            except (soundfile.LibsndfileError, RuntimeError) as error:
+                raise AudioError(f"{path}: truncated or corrupt after {read / rate:.1f} s ({error})") from None
+            finite = np.isfinite(block).all(axis=1)
+            if not finite.all():
+                raise AudioError(f"{path}: NaN or infinite samples at {(read + int(np.argmin(finite))) / rate:.1f} s")
+            read += len(block)
+            last = len(block) < block_frames
+            yield resample(to_mono(block), last=last)
+            if last:
+                return
 
 
 def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
-    """Whole file as mono float32 at SAMPLE_RATE, and its original rate.
-
-    Raises AudioError for a missing, unreadable, empty or non-finite file.
-    """
-    with open_audio(path) as f:
-        try:
-            data, rate = f.read(dtype="float32", always_2d=True), f.samplerate
-        except (soundfile.LibsndfileError, RuntimeError, ValueError) as error:
-            raise AudioError(f"{path}: not a readable audio file ({error})") from None
-    if len(data) == 0:
-        raise AudioError(f"{path}: no audio in file")
-    if not np.isfinite(data).all():
-        bad = int((~np.isfinite(data)).sum())
-        raise AudioError(f"{path}: {bad} NaN or infinite samples")
-    return Resampler(rate)(to_mono(data), last=True), rate
+    """Whole file as mono float32 at SAMPLE_RATE, and its original rate."""
+    audio = np.concatenate(list(read_blocks(path)))
+    with open_audio(path) as source:
+        return audio, source.samplerate

@@ -79,7 +79,8 @@ class HarmonicCNN(nn.Module):
         # Key invariance: each interval template counts at the root where it
         # matches best. Keeping only that root's value (times 12) in the map
         # makes its mean over pitch classes equal the max: the map stays exact.
-        strongest = pitch_map * (pitch_map == pitch_map.amax(dim=2, keepdim=True)) * 12.0
+        best_root = torch.arange(12, device=x.device).view(1, 1, 12, 1) == pitch_map.argmax(dim=2, keepdim=True)
+        strongest = pitch_map * best_root * 12.0
         pooled = torch.cat([strongest.mean(dim=(2, 3)), time_map.mean(dim=2)], dim=1)
         quadrant_logits = self.quadrant(self.dropout(pooled))
         # Exact class activation map: the linear heads applied at every

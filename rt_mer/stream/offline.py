@@ -6,12 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import re
-
 import numpy as np
-import soundfile
 
-from ..audio.io import AudioError, Resampler, quiet_native_stderr, to_mono
+from ..audio.io import AudioError, read_blocks
 from ..dsp.frontend import FRAMES_PER_SECOND, SAMPLE_RATE, StreamingSpectrogram, WINDOW_FRAMES
 from ..engines import Engine, open_engine
 from ..engines.base import WINDOW_SHAPE
@@ -22,8 +19,6 @@ AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".
 READ_SECONDS = 10.0
 DEFAULT_HOP = 0.5
 DEFAULT_BATCH = 32
-# libsndfile notes a RIFF/AIFF chunk cut short as "data : 441000 (should be 220478)"
-TRUNCATED_CHUNK = re.compile(r"^data\s*:\s*\d+ \(should be \d+\)", re.MULTILINE)
 
 
 @dataclass
@@ -50,42 +45,6 @@ class Trajectory:
         return v, a, quadrant(v, a), mood(v, a)
 
 
-def _blocks(path: Path):
-    """Mono float32 blocks at SAMPLE_RATE; AudioError on any defect."""
-    if not path.is_file():
-        raise AudioError(f"{path}: no such file")
-    with quiet_native_stderr():
-        try:
-            source = soundfile.SoundFile(path)
-        except (soundfile.LibsndfileError, RuntimeError) as error:
-            reason = str(error).split(": ", 1)[-1].rstrip(".")
-            if "not a regular file" in reason:        # libsndfile's words for an unknown MP3-like file
-                reason = "format not recognised"
-            raise AudioError(f"{path}: not a readable audio file ({reason})") from None
-    with source:
-        rate, read = source.samplerate, 0
-        if TRUNCATED_CHUNK.search(source.extra_info):
-            raise AudioError(f"{path}: truncated: its data is shorter than its header says")
-        resample, block_frames = Resampler(rate), int(READ_SECONDS * rate)
-        while True:
-            try:
-                with quiet_native_stderr():
-                    block = source.read(block_frames, dtype="float32", always_2d=True)
-            except (soundfile.LibsndfileError, RuntimeError) as error:
-                raise AudioError(f"{path}: truncated or corrupt after {read / rate:.1f} s ({error})") from None
-            finite = np.isfinite(block).all(axis=1)
-            if not finite.all():
-                at = (read + int(np.argmin(finite))) / rate
-                raise AudioError(f"{path}: NaN or infinite samples at {at:.1f} s")
-            read += len(block)
-            last = len(block) < block_frames
-            yield resample(to_mono(block), last=last)
-            if last:
-                break
-    if read == 0:
-        raise AudioError(f"{path}: no audio in file")
-
-
 def analyze_file(path: str | Path, engine: Engine | None = None, hop: float = DEFAULT_HOP,
                  batch: int = DEFAULT_BATCH, progress: Callable[[float], None] | None = None) -> Trajectory:
     """Analyse one audio file: a window of WINDOW_SECONDS every `hop` seconds.
@@ -107,7 +66,7 @@ def analyze_file(path: str | Path, engine: Engine | None = None, hop: float = DE
             history.window(end, windows[i])
         results.append((pending, engine.infer(windows[:len(pending)])))
 
-    for block in _blocks(path):
+    for block in read_blocks(path, READ_SECONDS):
         history.push(spectrogram.push(block))
         while next_end <= history.count:
             ends.append(next_end)
