@@ -393,6 +393,13 @@ def build_parser() -> argparse.ArgumentParser:
     dash_parser.add_argument("endpoint", nargs="?", default=DEFAULT_ENDPOINT)
     dash_parser.add_argument("--refresh", type=positive_float, default=10.0, help="redraws per second (max 15)")
     dash_parser.set_defaults(handler=dash)
+
+    bench_parser = commands.add_parser("bench", help="speed figures against in-process baselines")
+    bench_parser.add_argument("sections", nargs="*", metavar="SECTION",
+                              help=f"which of {', '.join(BENCH_SECTIONS)} (default: all)")
+    bench_parser.add_argument("--hop", type=positive_float, default=0.5)
+    add_engine_options(bench_parser)
+    bench_parser.set_defaults(handler=bench)
     return parser
 
 

@@ -21,12 +21,12 @@ import torch.nn.functional as F
 
 from ..dsp.frontend import BINS_PER_SEMITONE, HARMONICS, N_OCTAVES
 
-DYNAMIC_RANGE_DB = 80.0
+DYNAMIC_RANGE_DB = 60.0           # below the peak; keeps the -100 dB floor out of sight for peaks above -40 dB
 TIME_POOL = 4                  # frames per step of the explanation map
 
 
 def normalise_level(x: torch.Tensor) -> torch.Tensor:
-    """dB relative to the window's loudest bin, mapped [-80, 0] dB -> [0, 1]:
+    """dB relative to the window's loudest bin, mapped [-60, 0] dB -> [0, 1]:
     a gain change leaves it unchanged, so the network learns from dynamics
     within the window, not from the input's arbitrary absolute level."""
     reference = x[:, :1].amax(dim=(1, 2, 3), keepdim=True)
