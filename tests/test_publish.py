@@ -6,6 +6,7 @@ import json
 import socket
 import threading
 import time
+from contextlib import contextmanager
 
 import msgpack
 import pytest
@@ -13,6 +14,18 @@ import zmq
 
 from rt_mer.publish import MAX_PAYLOAD_BYTES, PublishError, Publisher, Subscriber, listen, parse_endpoint
 from rt_mer.publish.sockets import MAX_FRAME_BYTES
+
+
+@contextmanager
+def raw_publisher(endpoint):
+    """A bare PUB socket, to send frames rt-mer's Publisher never would."""
+    pub = zmq.Context.instance().socket(zmq.PUB)
+    pub.setsockopt(zmq.LINGER, 0)
+    pub.bind(endpoint)
+    try:
+        yield pub
+    finally:
+        pub.close()
 
 
 def free_endpoint():
@@ -148,10 +161,7 @@ def test_malformed_input_is_counted_and_skipped(endpoint):
         [b"emotion.x", json.dumps({**good, "t": 10 ** 400}).encode()],
     ]
     assert len(bad[5][1]) < MAX_FRAME_BYTES     # received, then refused by the schema
-    pub = zmq.Context.instance().socket(zmq.PUB)
-    pub.setsockopt(zmq.LINGER, 0)
-    pub.bind(endpoint)
-    try:
+    with raw_publisher(endpoint) as pub:
         with Subscriber(endpoint) as sub:
             handshake(pub.send_multipart, sub)
             for frames in bad:
@@ -160,15 +170,10 @@ def test_malformed_input_is_counted_and_skipped(endpoint):
             assert sub.receive(3000) == good
             assert sub.rejected == len(bad) and sub.last_rejection
             assert sub.receive(100) is None
-    finally:
-        pub.close()
 
 
 def test_frame_beyond_maxmsgsize_costs_a_reconnect_not_memory(endpoint):
-    pub = zmq.Context.instance().socket(zmq.PUB)
-    pub.setsockopt(zmq.LINGER, 0)
-    pub.bind(endpoint)
-    try:
+    with raw_publisher(endpoint) as pub:
         with Subscriber(endpoint) as sub:
             handshake(pub.send_multipart, sub)
             pub.send_multipart([b"emotion.x", b"{" + b" " * (4 * MAX_FRAME_BYTES)])
@@ -177,8 +182,6 @@ def test_frame_beyond_maxmsgsize_costs_a_reconnect_not_memory(endpoint):
             pub.send_multipart([b"emotion.x", json.dumps(emotion("x", 0)).encode()])
             assert sub.receive(3000) == emotion("x", 0)
             assert sub.rejected == 0 and sub.reconnects >= 1
-    finally:
-        pub.close()
 
 
 def test_seq_gaps_count_missed_messages_per_topic(endpoint):

@@ -38,7 +38,7 @@ VALIDATION_HOP_FRAMES = int(frontend.FRAMES_PER_SECOND)
 
 def features(path: Path) -> np.ndarray:
     """The serving front-end's log spectrogram of a file, cached as float16."""
-    cached = corpus.CACHE / "features" / f"{frontend.N_FFT}-{frontend.FRAME_HOP}-{frontend.N_BINS}" / (
+    cached = corpus.CACHE / "features" / f"{frontend.N_FFT}-{frontend.FRAME_HOP}-{frontend.N_BINS}-{frontend.FLOOR_DB:g}" / (
         path.parent.name + "-" + path.stem + ".npy")
     if cached.exists():
         return np.load(cached)
@@ -191,8 +191,6 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="EMOPIA clips per split (smoke tests)")
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--out", type=Path, default=ROOT / "engines" / "rt-mer.onnx")
-    parser.add_argument("--evaluate", type=Path, default=None,
-                        help="only score these trained weights (.pt) on the validation split and re-export")
     args = parser.parse_args()
     random.seed(args.seed)
     torch.manual_seed(args.seed)
@@ -208,13 +206,7 @@ def main() -> None:
         report["baseline"] = descriptor_baseline(train_clips, val_clips)
         print("baseline", json.dumps(report["baseline"]), flush=True)
 
-    if args.evaluate:
-        network = HarmonicCNN().eval()
-        network.load_state_dict(torch.load(args.evaluate, weights_only=True))
-        report = json.loads(args.out.with_suffix(".json").read_text()) if args.out.with_suffix(".json").exists() \
-            else report
-    else:
-        network = train(train_clips, extra_clips, args.steps, args.batch, args.seed, args.procedural_fraction)
+    network = train(train_clips, extra_clips, args.steps, args.batch, args.seed, args.procedural_fraction)
     quadrants = np.array([clip.quadrant + 1 for clip in val_clips])
     positive = np.stack([clip_logits(network, clip) for clip in val_clips]) > 0
     report["model"] = scores(positive, quadrants)
@@ -223,8 +215,7 @@ def main() -> None:
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     export(network, args.out)
-    if not args.evaluate:
-        torch.save(network.state_dict(), args.out.with_suffix(".pt"))
+    torch.save(network.state_dict(), args.out.with_suffix(".pt"))
     args.out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}", flush=True)
 
