@@ -6,6 +6,8 @@ process, on the shipped demo music.
 - latency: processing latency per hop for one stream, per stage.
 - streams: how many streams one process keeps up with at the given hop.
 - cpu: CPU use of `rt-mer run` with its dashboard in a pseudo-terminal.
+- gpu (TensorRT engines only): per-stage latency at batch sizes 1 to 1024,
+  beside ONNX Runtime on the CPU and PyTorch eager on the same GPU.
 """
 from __future__ import annotations
 
@@ -21,10 +23,12 @@ import numpy as np
 
 from .audio.io import read_audio
 from .dsp import frontend
-from .engines.base import WINDOW_SHAPE
+from .engines.base import WINDOW_SHAPE, Prediction
 from .stream.offline import analyze_file
 from .stream.post import mood, quadrant
 from .stream.windows import FrameHistory, hop_frames
+
+GPU_BATCHES = (1, 8, 64, 256, 1024)
 
 
 def demo_path() -> Path:
@@ -51,15 +55,10 @@ def _obvious_way(audio: np.ndarray, seconds: float) -> float | None:
     try:
         import librosa
         import torch
-
-        from .model.network import HarmonicCNN
     except ImportError:
         return None
     torch.set_num_threads(1)
-    network = HarmonicCNN().eval()
-    model = Path(str(frontend.__file__)).resolve().parents[2] / "engines" / "rt-mer.pt"
-    if model.exists():
-        network.load_state_dict(torch.load(model, weights_only=True))
+    network = _trained_network()
     window_samples = frontend.WINDOW_FRAMES * frontend.FRAME_HOP
     step = hop_frames(0.5) * frontend.FRAME_HOP
     ends = range(window_samples, min(len(audio), window_samples + int(seconds * frontend.SAMPLE_RATE)), step)
@@ -74,6 +73,62 @@ def _obvious_way(audio: np.ndarray, seconds: float) -> float | None:
             window = frontend.harmonic_stack(spec[:, -frontend.WINDOW_FRAMES:].astype(np.float32))
             network(torch.from_numpy(window[None]))
     return len(ends) * 0.5 / (time.perf_counter() - started)
+
+
+def _trained_network():
+    """The PyTorch network with the shipped weights (engines/rt-mer.pt in a
+    checkout), for the PyTorch baselines; needs the [train] extra."""
+    import torch
+
+    from .model.network import HarmonicCNN
+    network = HarmonicCNN().eval()
+    model = Path(str(frontend.__file__)).resolve().parents[2] / "engines" / "rt-mer.pt"
+    if model.exists():
+        network.load_state_dict(torch.load(model, weights_only=True, map_location="cpu"))
+    return network
+
+
+class TorchEagerEngine:
+    """The model in PyTorch eager mode on the GPU, copies in and out
+    included as for TensorRT: the baseline a GPU engine must beat."""
+
+    def __init__(self) -> None:
+        import torch
+
+        from .model.network import ExportWrapper
+        self._torch = torch
+        self._network = ExportWrapper(_trained_network()).cuda().eval()
+        self.name = f"pytorch {torch.__version__} eager {torch.cuda.get_device_name()}"
+
+    def infer(self, windows: np.ndarray) -> Prediction:
+        with self._torch.inference_mode():
+            outputs = self._network(self._torch.from_numpy(windows).cuda())
+            return Prediction(*(output.cpu().numpy() for output in outputs))     # .cpu() waits for the GPU
+
+
+def torch_eager_engine() -> tuple[TorchEagerEngine | None, str]:
+    """(PyTorch eager on the GPU, "") or (None, why it cannot run here)."""
+    try:
+        import torch
+    except ImportError:
+        return None, "PyTorch is not installed (the [train] extra)"
+    if not torch.cuda.is_available():
+        return None, f"torch {torch.__version__} has no CUDA device (a CPU build, or no GPU)"
+    return TorchEagerEngine(), ""
+
+
+def demo_windows(count: int, hop: float = 0.5) -> np.ndarray:
+    """`count` real windows of the demo music, a hop apart, starting over
+    when the music has fewer: float32 [count, *WINDOW_SHAPE]."""
+    audio, _ = read_audio(demo_path())
+    frames = frontend.StreamingSpectrogram().push(audio)
+    history = FrameHistory(frames.shape[1])
+    history.push(frames)
+    ends = range(frontend.WINDOW_FRAMES, history.count + 1, hop_frames(hop))
+    windows = np.empty((min(count, len(ends)), *WINDOW_SHAPE), np.float32)
+    for i, end in zip(range(len(windows)), ends):
+        history.window(end, windows[i])
+    return windows[np.arange(count) % len(windows)]
 
 
 def _hop_work(engine, streams: int, hop: float, audio: np.ndarray, publish=None) -> tuple[dict, float]:
@@ -132,7 +187,8 @@ def bench_streams(engine, hop: float = 0.5, counts=(1, 4, 8, 16, 32, 64, 128), h
         for _ in range(hops):
             one_hop()
         p99 = float(np.percentile(stages["total"], 99))
-        result[count] = {"hop_ms_p99": p99, "real_time": p99 < 0.8 * hop * 1000}
+        result[count] = {"hop_ms_p99": p99, "real_time": p99 < 0.8 * hop * 1000,
+                         "frontend_share": sum(stages["frontend"]) / sum(stages["total"])}
         if p99 > hop * 1000:
             break
     return result
@@ -170,10 +226,67 @@ def bench_cpu(seconds: float = 20.0, warmup: float = 10.0) -> dict:
         os.close(controller)
 
 
-def run_benchmarks(engine, threads_engine, sections: list[str], hop: float, print_line) -> None:
+def is_gpu_engine(engine) -> bool:
+    from .engines.tensorrt import TensorRTEngine
+    return isinstance(engine, TensorRTEngine)
+
+
+def _p50(values) -> float:
+    return float(np.percentile(values, 50))
+
+
+def _time_infer(engine, windows: np.ndarray, repeats: int) -> float:
+    """p50 ms of one inference call on `windows`, after a warm-up call."""
+    engine.infer(windows)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        engine.infer(windows)
+        times.append((time.perf_counter() - started) * 1000)
+    return _p50(times)
+
+
+def bench_gpu(engine, cpu_engine, torch_engine, hop: float = 0.5, batches=GPU_BATCHES, hops: int = 10) -> dict:
+    """Per batch size (a batch = one hop of that many streams): p50 ms of
+    the CPU front-end and of the GPU engine's stages (`last_timings`),
+    beside one inference call of ONNX Runtime on the CPU and of PyTorch
+    eager on the GPU (copies included) over the same number of windows."""
+    audio, _ = read_audio(demo_path())
+    result = {}
+    for batch in (b for b in batches if b <= engine.max_batch):
+        stages, one_hop = _hop_work(engine, batch, hop, audio)
+        timings = []
+        for _ in range(hops):
+            one_hop()
+            timings.append(dict(engine.last_timings))
+        row = {"frontend": _p50(stages["frontend"]), **{k: _p50([t[k] for t in timings]) for k in timings[0]}}
+        windows, repeats = demo_windows(batch, hop), max(3, min(30, 256 // batch))
+        row["onnxruntime_cpu"] = _time_infer(cpu_engine, windows, repeats)
+        if torch_engine:
+            row["pytorch_eager_gpu"] = _time_infer(torch_engine, windows, repeats)
+        result[batch] = row
+    return result
+
+
+def _streams_line(label: str, r: dict, hop: float) -> str:
+    sustained = max((n for n, v in r.items() if v["real_time"]), default=0)
+    return f"streams at hop {hop:g} s, {label}: " + ", ".join(
+        f"{n}: {v['hop_ms_p99']:.0f} ms (front-end {v['frontend_share']:.0%})" for n, v in r.items()
+    ) + f"; sustained in real time: {sustained}"
+
+
+def run_benchmarks(engine, threads_engine, sections: list[str], hop: float, print_line, streams=None,
+                   cpu_engine=None) -> None:
+    """`threads_engine` is the engine on one CPU thread (a GPU engine is
+    its own); `cpu_engine`, ONNX Runtime on every core, is the baseline
+    printed beside a GPU engine's figures; `streams`, the stream counts."""
+    gpu = is_gpu_engine(engine)
+    where = "front-end on 1 core, inference on the GPU" if gpu else "1 core"
+    counts = dict(counts=tuple(streams)) if streams else {}
+    torch_engine, torch_skipped = torch_eager_engine() if gpu and {"streams", "gpu"} & set(sections) else (None, "")
     if "analyze" in sections:
         r = bench_analyze(threads_engine)
-        line = f"analyze (1 core): {r['ours_x_realtime']:.0f}x real time over {r['audio_s']:.0f} s of audio"
+        line = f"analyze ({where}): {r['ours_x_realtime']:.0f}x real time over {r['audio_s']:.0f} s of audio"
         if "speedup" in r:
             line += (f"; obvious way (librosa STFT per window + PyTorch eager): {r['obvious_x_realtime']:.1f}x; "
                      f"ratio {r['speedup']:.1f}")
@@ -182,13 +295,30 @@ def run_benchmarks(engine, threads_engine, sections: list[str], hop: float, prin
         print_line(line)
     if "latency" in sections:
         r = bench_latency(threads_engine, hop)
-        print_line("latency per hop, 1 stream, 1 core (ms): " + ", ".join(
+        print_line(f"latency per hop, 1 stream, {where} (ms): " + ", ".join(
             f"{stage} p50 {v['p50']:.2f} / p99 {v['p99']:.2f}" for stage, v in r.items()))
     if "streams" in sections:
-        r = bench_streams(engine, hop)
-        sustained = max((n for n, v in r.items() if v["real_time"]), default=0)
-        print_line(f"streams at hop {hop:g} s ({os.cpu_count()} cores): " + ", ".join(
-            f"{n}: {v['hop_ms_p99']:.0f} ms" for n, v in r.items()) + f"; sustained in real time: {sustained}")
+        print_line(_streams_line(f"{engine.name}, {os.cpu_count()} cores", bench_streams(
+            engine, hop, **counts), hop))
+        if gpu:
+            print_line(_streams_line(f"{cpu_engine.name}, {os.cpu_count()} cores", bench_streams(
+                cpu_engine, hop, **counts), hop))
+            print_line(_streams_line(torch_engine.name, bench_streams(torch_engine, hop, **counts), hop)
+                       if torch_engine else f"streams, PyTorch eager on the GPU: skipped: {torch_skipped}")
+    if "gpu" in sections:
+        if not gpu:
+            print_line(f"gpu: skipped: the engine is {engine.name} ({getattr(engine, 'reason', '')})")
+        else:
+            print_line(f"gpu stages per batch (p50 ms; a batch is one hop of that many streams; {engine.name}"
+                       f" vs {cpu_engine.name} on {os.cpu_count()} cores"
+                       + (f" and {torch_engine.name}" if torch_engine else "") + "):")
+            for batch, v in bench_gpu(engine, cpu_engine, torch_engine, hop).items():
+                print_line(f"  batch {batch:4}: front-end {v['frontend']:.2f}, pin {v['pin']:.2f}, copy in "
+                           f"{v['copy_in']:.2f}, inference {v['inference']:.2f}, copy out {v['copy_out']:.2f}, "
+                           f"total {v['total']:.2f} | onnxruntime CPU {v['onnxruntime_cpu']:.2f}"
+                           + (f" | pytorch eager GPU {v['pytorch_eager_gpu']:.2f}" if torch_engine else ""))
+            if not torch_engine:
+                print_line(f"  pytorch eager on the GPU: skipped: {torch_skipped}")
     if "cpu" in sections:
         r = bench_cpu()
         print_line(f"rt-mer demo with dashboard: {r['cpu_percent_of_one_core']:.1f}% of one core")

@@ -32,19 +32,42 @@ def positive_float(text: str) -> float:
     return value
 
 
-def add_engine_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--engine", default="onnxruntime", choices=["onnxruntime"],
-                        help="inference back-end (default: %(default)s)")
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
+def add_engine_options(parser: argparse.ArgumentParser, engine: bool = True) -> None:
+    from .engines import DEFAULT_MAX_BATCH, ENGINES, PRECISIONS
+    if engine:
+        parser.add_argument("--engine", default="auto", choices=ENGINES,
+                            help="inference back-end; auto: TensorRT where a CUDA GPU and TensorRT are there, "
+                                 "else ONNX Runtime on the CPU (default: %(default)s)")
     parser.add_argument("--model", type=Path, default=None, help="ONNX model (default: the shipped one)")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for inference (default: all)")
+    if engine:
+        parser.add_argument("--threads", type=int, default=None, help="CPU threads for inference (default: all)")
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS,
+                        help="TensorRT precision; auto: fp16 where the GPU and TensorRT do it fast (default: auto)")
+    parser.add_argument("--max-batch", type=positive_int, default=DEFAULT_MAX_BATCH,
+                        help="TensorRT: the largest batch the plan and its GPU buffers are sized for; larger "
+                             "batches run in chunks (default: %(default)s)")
 
 
 def open_engine_or_fail(args: argparse.Namespace):
+    """The engine asked for; its `reason` says why it is the one."""
     from .engines import EngineError, open_engine
     try:
-        return open_engine(args.engine, args.model, args.threads)
+        return open_engine(args.engine, args.model, args.threads, args.precision, args.max_batch)
     except EngineError as error:
         fail(str(error))
+
+
+def close_engine(engine) -> None:
+    """GPU engines hand their memory back; ONNX Runtime needs nothing."""
+    if hasattr(engine, "close"):
+        engine.close()
 
 
 # --------------------------------------------------------------- analyze
@@ -65,8 +88,10 @@ def analyze(args: argparse.Namespace) -> int:
     if not files:
         fail("no audio files found in " + ", ".join(map(str, args.inputs)))
     engine = open_engine_or_fail(args)
+    print(f"rt-mer: engine {engine.name} ({engine.reason})", file=sys.stderr)
     failed = 0
     with ExitStack() as stack:
+        stack.callback(close_engine, engine)
         out = _open_csv(stack, args.out, ["file", "t_start", "t_end", "valence", "arousal", "quadrant", "mood"])
         songs = _open_csv(stack, args.summary, ["file", "valence", "arousal", "quadrant", "mood"]) \
             if args.summary else None
@@ -192,10 +217,10 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         parse_endpoint(args.pub)
-        options = LoopOptions(hop=args.hop, smoothing=args.smooth, smoothing_time=args.smooth_time,
-                              explain=args.explain, engine_reason=f"{args.engine} (as asked)")
         sources = build_sources(args)
         engine = open_engine_or_fail(args)
+        options = LoopOptions(hop=args.hop, smoothing=args.smooth, smoothing_time=args.smooth_time,
+                              explain=args.explain, engine_reason=engine.reason)
         publisher = Publisher(args.pub, codec=args.codec)
         loop = AnalysisLoop(sources, engine, [publisher.publish], options)
     except (AudioError, PublishError, ValueError) as error:
@@ -210,7 +235,7 @@ def run(args: argparse.Namespace) -> int:
         loop.sinks.append(recorder)
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: loop.stop.set())
-    print(f"rt-mer: {', '.join(s.description for s in sources)} -> {engine.name}, "
+    print(f"rt-mer: {', '.join(s.description for s in sources)} -> {engine.name} ({engine.reason}), "
           f"window {WINDOW_SECONDS:g} s, hop {loop.hop_seconds:g} s; publishing on {args.pub}",
           file=sys.stderr)
     dashboard = None
@@ -234,6 +259,7 @@ def run(args: argparse.Namespace) -> int:
         if recorder:
             recorder.close()
         publisher.close()
+        close_engine(engine)
     summary = ", ".join(f"{s.source.name}: {s.seq['emotion']} windows, " + ", ".join(
         f"{k} {v}" for k, v in {**s.source.counters, "late_windows": s.late_windows}.items()) for s in loop.streams)
     print(f"rt-mer: stopped; {summary}", file=sys.stderr)
@@ -288,23 +314,56 @@ def dash(args: argparse.Namespace) -> int:
     return 0
 
 
-BENCH_SECTIONS = ["analyze", "latency", "streams", "cpu"]
+BENCH_SECTIONS = ["analyze", "latency", "streams", "gpu", "cpu"]
+
+
+def stream_counts(text: str) -> list[int]:
+    """"1,64,1024" -> [1, 64, 1024]."""
+    try:
+        counts = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected stream counts like 1,64,1024, got {text!r}") from None
+    if any(n < 1 for n in counts):
+        raise argparse.ArgumentTypeError("stream counts must be at least 1")
+    return counts
 
 
 def bench(args: argparse.Namespace) -> int:
-    from .bench import run_benchmarks
+    from .bench import is_gpu_engine, run_benchmarks
     from .engines import EngineError, open_engine
-    engine = open_engine_or_fail(args)
-    try:
-        one_core = open_engine(args.engine, args.model, threads=1)
-    except EngineError as error:
-        fail(str(error))
-    print(f"engine: {engine.name}")
     unknown = set(args.sections) - set(BENCH_SECTIONS)
     if unknown:
         fail(f"unknown benchmark {', '.join(sorted(unknown))}; choose from {', '.join(BENCH_SECTIONS)}")
-    run_benchmarks(engine, one_core, args.sections or BENCH_SECTIONS, args.hop,
-                   lambda line: print(line, flush=True))
+    engine = open_engine_or_fail(args)
+    try:
+        if is_gpu_engine(engine):       # threads mean nothing to it; ONNX Runtime on the CPU is the baseline
+            one_core, cpu = engine, open_engine("onnxruntime", args.model, args.threads)
+        else:
+            one_core, cpu = open_engine("onnxruntime", args.model, threads=1), None
+    except EngineError as error:
+        fail(str(error))
+    print(f"engine: {engine.name} ({engine.reason})")
+    try:
+        run_benchmarks(engine, one_core, args.sections or BENCH_SECTIONS, args.hop,
+                       lambda line: print(line, flush=True), streams=args.streams, cpu_engine=cpu)
+    finally:
+        close_engine(engine)
+    return 0
+
+
+def build_engine(args: argparse.Namespace) -> int:
+    from .engines import EngineError, default_model
+    from .engines.tensorrt import TensorRTEngine
+    model = args.model or default_model()
+    if not model.is_file():
+        fail(f"{model}: no such model file")
+    try:
+        engine = TensorRTEngine(model, args.precision, args.max_batch, force_build=args.force)
+    except EngineError as error:
+        fail(str(error))
+    how = "built" if engine.built else "found in the cache"
+    print(f"{engine.plan_path}: {how}; {engine.key.describe()}")
+    close_engine(engine)
     return 0
 
 
@@ -398,8 +457,22 @@ def build_parser() -> argparse.ArgumentParser:
     bench_parser.add_argument("sections", nargs="*", metavar="SECTION",
                               help=f"which of {', '.join(BENCH_SECTIONS)} (default: all)")
     bench_parser.add_argument("--hop", type=positive_float, default=0.5)
+    bench_parser.add_argument("--streams", type=stream_counts, default=None,
+                              help="stream counts for the streams benchmark, e.g. 1,64,1024 "
+                                   "(default: 1,4,8,...,128, stopping at the first that does not keep up)")
     add_engine_options(bench_parser)
     bench_parser.set_defaults(handler=bench)
+
+    build_engine_parser = commands.add_parser(
+        "build-engine", help="build the TensorRT plan for this GPU (or find it in the cache)",
+        description="Builds the shipped ONNX model (or --model) into a TensorRT plan for this GPU, TensorRT "
+                    "version, precision and batch profile, and caches it (under $RT_MER_CACHE/plans, else "
+                    "$XDG_CACHE_HOME/rt-mer/plans, else ~/.cache/rt-mer/plans); prints the plan's path and "
+                    "whether it was built or found. `run`, `analyze` and `bench` with --engine tensorrt or "
+                    "auto use the same cache. Needs the [gpu] extra and an NVIDIA GPU.")
+    add_engine_options(build_engine_parser, engine=False)
+    build_engine_parser.add_argument("--force", action="store_true", help="build again even if a sound plan is cached")
+    build_engine_parser.set_defaults(handler=build_engine)
     return parser
 
 

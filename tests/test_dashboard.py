@@ -197,6 +197,30 @@ def test_dash_draws_what_a_real_subscriber_receives():
     assert not thread.is_alive()
 
 
+def test_redraws_only_when_something_changed(monkeypatch):
+    """Frames cost CPU: an idle screen is redrawn once a second (its
+    staleness note), a busy one on each new message, up to the refresh rate."""
+    from rt_mer.ui import dashboard
+    renders = []
+    monkeypatch.setattr(dashboard, "render", lambda *args: renders.append(1) or render(*args))
+    state, stop = scripted(), threading.Event()
+    console = Console(width=80, height=24, force_terminal=True, file=io.StringIO())
+    thread = threading.Thread(target=dashboard.run_dashboard, args=(state, stop, 15.0), kwargs={"console": console})
+    thread.start()
+    try:
+        time.sleep(1.5)
+        idle = len(renders)
+        for seq in range(100, 115):
+            state.update(emotion("mic", seq, 0.5 * seq, 0.2, 0.2))
+            time.sleep(0.1)
+        busy = len(renders) - idle
+    finally:
+        stop.set()
+        thread.join(5)
+    assert idle <= 4, idle                          # at 15 Hz it would have been 22
+    assert busy >= 10, busy                         # one per message (15 of them)
+
+
 class BrokenSubscriber:
     """A subscriber whose socket fails, which a live one cannot be made to do safely."""
 

@@ -242,3 +242,26 @@ def test_capture_through_portaudio_matches_offline_analysis(virtual_audio, tmp_p
                 best = errors
     assert best is not None, "live windows did not cover the music"
     assert np.abs(best).mean() < LIVE_TOLERANCE_MEAN and np.abs(best).max() < LIVE_TOLERANCE_MAX, best
+
+
+def test_device_that_goes_away_ends_the_run_cleanly(virtual_audio, tmp_path):
+    """The sound server dying mid-capture (as an unplugged interface does)
+    ends `rt-mer run` with one line, a non-zero exit and a complete recording."""
+    from audio_device import VirtualAudioDevice
+    record = tmp_path / "run.jsonl"
+    virtual_audio.stop()                            # a server of our own to kill; the shared one comes back below
+    try:
+        with VirtualAudioDevice() as doomed:
+            process = subprocess.Popen([*RUN, "--device", "pulse", "--pub", free_endpoint(), "--record", str(record)],
+                                       stderr=subprocess.PIPE, text=True)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not (record.exists() and '"status"' in record.read_text()):
+                time.sleep(0.2)
+            doomed.process.kill()
+            code = process.wait(timeout=20)
+    finally:
+        virtual_audio.start()
+    errors = [line for line in process.stderr.read().splitlines() if line.startswith("rt-mer: error")]
+    assert code == 1 and errors == [errors[0]] and "stopped delivering audio" in errors[0], errors
+    messages = read_jsonl(record)
+    assert messages[-1]["type"] == "status" and messages[-1]["state"] == "ended"

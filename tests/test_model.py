@@ -72,9 +72,7 @@ def test_major_is_more_positive_than_minor(engine, passages):
     assert major > minor + 0.1, (major, minor)
 
 
-@pytest.mark.parametrize("gain_db", [pytest.param(-12, marks=pytest.mark.xfail(
-    strict=True, reason="known defect: the front-end's -100 dB floor shows through the 60 dB normalisation when a "
-                        "quiet passage is turned down; fix: lower FLOOR_DB, recompute features, retrain")), 12])
+@pytest.mark.parametrize("gain_db", [-12, 12])
 def test_gain_changes_little(engine, passages, tmp_path, gain_db):
     import soundfile
     audio, rate = soundfile.read(passages["major"], dtype="float32")

@@ -223,8 +223,8 @@ def test_file_source_loops(tmp_path):
     source.start()
     chunks = []
     wait_until(lambda: chunks.append(source.read()[0]) or sum(map(len, chunks)) >= 1000)
+    assert not source.finished                      # ten times through and still going
     source.stop()
-    assert not source.finished
     np.testing.assert_allclose(np.concatenate(chunks)[:1000], np.tile(np.arange(100) / 100, 10), atol=1e-6)
 
 

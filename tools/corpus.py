@@ -1,8 +1,8 @@
 """Training corpora: EMOPIA rendered to audio, and a procedurally generated,
 rule-labelled corpus that widens the timbre beyond piano.
 
-Renders are build artefacts, cached under $RT_MER_CACHE (default
-~/.cache/rt-mer), never in git.
+Renders are build artefacts, cached under rt_mer.cache.cache_dir() ($RT_MER_CACHE,
+else $XDG_CACHE_HOME/rt-mer, else ~/.cache/rt-mer), never in git.
 
     python tools/corpus.py emopia          # render the EMOPIA train/val MIDI
     python tools/corpus.py procedural      # write and render the rule corpus
@@ -18,9 +18,11 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from rt_mer.cache import cache_dir
+
 ROOT = Path(__file__).resolve().parents[1]
 EMOPIA = Path(os.environ.get("RT_MER_EMOPIA", ROOT.parent / "shared" / "data" / "emopia"))
-CACHE = Path(os.environ.get("RT_MER_CACHE", Path.home() / ".cache" / "rt-mer"))
+CACHE = cache_dir()
 SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 RENDER_RATE = 22050
 

@@ -184,7 +184,7 @@ def export(network: torch.nn.Module, path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--steps", type=int, default=4000)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--procedural", type=int, default=400, help="procedural clips (0: none)")
     parser.add_argument("--procedural-fraction", type=float, default=0.25, help="share of each batch")

@@ -298,12 +298,20 @@ class MicSource(_RingSource):
         stamp = (adc + (frames - 1) / self.rate if adc > 0 else when.currentTime) + self._offset
         self.ring.write(indata, stamp, self._columns)
 
+    def _finished(self) -> None:
+        # PortAudio ended the stream though stop() was not called: the device
+        # went away (unplugged, its server died). End cleanly with the reason.
+        if self._stream is not None:
+            self._error = AudioError(f"{self.description}: the device stopped delivering audio (unplugged?)")
+            self._ended = True
+
     def start(self) -> None:
         if self._stream is not None:
             return
         try:
             stream = self._sd.InputStream(device=self.device, channels=self._opened, samplerate=self.rate,
-                                          blocksize=self.blocksize, dtype="float32", callback=self._callback)
+                                          blocksize=self.blocksize, dtype="float32", callback=self._callback,
+                                          finished_callback=self._finished)
         except Exception as error:
             raise AudioError(f"{self.description}: cannot open ({error})") from None
         best = None

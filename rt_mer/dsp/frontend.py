@@ -23,7 +23,7 @@ BINS_PER_SEMITONE = 3
 N_OCTAVES = 7
 N_BINS = 12 * BINS_PER_SEMITONE * N_OCTAVES      # 252, A1 .. G#8 (~7 kHz)
 HARMONICS = (1, 2, 3, 4, 5, 6)
-FLOOR_DB = -100.0
+FLOOR_DB = -160.0               # far below any window's 60 dB range: gain changes never reach it
 WINDOW_SECONDS = 8.0
 WINDOW_FRAMES = int(WINDOW_SECONDS * FRAMES_PER_SECOND)   # 128
 

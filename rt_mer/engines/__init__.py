@@ -5,8 +5,10 @@ from importlib import resources
 from pathlib import Path
 
 from .base import Engine, EngineError, Prediction
+from .tensorrt import DEFAULT_MAX_BATCH, PRECISIONS   # light: TensorRT itself is imported by the engine
 
-__all__ = ["Engine", "EngineError", "Prediction", "default_model", "open_engine"]
+__all__ = ["DEFAULT_MAX_BATCH", "ENGINES", "PRECISIONS", "Engine", "EngineError", "Prediction", "default_model",
+           "open_engine"]
 
 
 MODEL_FILE = "rt-mer.onnx"
@@ -19,12 +21,41 @@ def default_model() -> Path:
     return installed if installed.is_file() else Path(__file__).resolve().parents[2] / "engines" / MODEL_FILE
 
 
-def open_engine(kind: str = "onnxruntime", model: Path | None = None, threads: int | None = None) -> Engine:
-    """Open a back-end by name; raises EngineError with a one-line reason."""
+ENGINES = ("auto", "onnxruntime", "tensorrt")
+
+
+def open_engine(kind: str = "auto", model: Path | None = None, threads: int | None = None, precision: str = "auto",
+                max_batch: int = DEFAULT_MAX_BATCH, force_build: bool = False) -> Engine:
+    """Open a back-end by name; raises EngineError with a one-line reason.
+
+    "auto" is TensorRT where a CUDA device, TensorRT and pycuda are there
+    and the engine opens, else ONNX Runtime on the CPU. The engine's
+    `reason` says why it was chosen ("as asked", "auto: no CUDA device"...).
+    `threads` is for ONNX Runtime; `precision`, `max_batch` and
+    `force_build` (ignore the cached plan) for TensorRT.
+    """
     model = Path(model) if model else default_model()
     if not model.is_file():
         raise EngineError(f"{model}: no such model file")
+    if kind not in ENGINES:
+        raise EngineError(f"unknown engine {kind!r}; choose from {', '.join(ENGINES)}")
     if kind == "onnxruntime":
-        from .onnxruntime import OnnxRuntimeEngine
-        return OnnxRuntimeEngine(model, threads)
-    raise EngineError(f"unknown engine {kind!r}")
+        return _with_reason(_onnxruntime(model, threads), "as asked")
+    try:
+        from .tensorrt import TensorRTEngine
+        engine = TensorRTEngine(model, precision, max_batch, force_build)
+    except EngineError as error:
+        if kind == "tensorrt":
+            raise
+        return _with_reason(_onnxruntime(model, threads), f"auto: {error}")
+    return _with_reason(engine, "as asked" if kind == "tensorrt" else f"auto: CUDA device {engine.gpu} and TensorRT")
+
+
+def _onnxruntime(model: Path, threads: int | None) -> Engine:
+    from .onnxruntime import OnnxRuntimeEngine
+    return OnnxRuntimeEngine(model, threads)
+
+
+def _with_reason(engine: Engine, reason: str) -> Engine:
+    engine.reason = reason
+    return engine

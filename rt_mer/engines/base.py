@@ -27,6 +27,7 @@ class Prediction:
 
 class Engine(Protocol):
     name: str                    # shown to the user, e.g. "onnxruntime CPU"
+    reason: str                  # why this back-end serves, set by open_engine: "as asked", "auto: no CUDA device"
 
     def infer(self, windows: np.ndarray) -> Prediction:
         """windows: float32 [batch, *WINDOW_SHAPE] -> Prediction."""

@@ -24,6 +24,9 @@ class OnnxRuntimeEngine:
     def __init__(self, model: Path, threads: int | None = None) -> None:
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
+        # Idle worker threads would spin for each hop's tiny batch: a live
+        # stream then costs several times the CPU its inference needs.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1

@@ -19,17 +19,19 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from ..dsp.frontend import BINS_PER_SEMITONE, HARMONICS, N_OCTAVES
+from ..dsp.frontend import BINS_PER_SEMITONE, FLOOR_DB, HARMONICS, N_OCTAVES
 
-DYNAMIC_RANGE_DB = 60.0           # below the peak; keeps the -100 dB floor out of sight for peaks above -40 dB
+DYNAMIC_RANGE_DB = 60.0        # below the window's peak; the -160 dB floor stays out of sight
 TIME_POOL = 4                  # frames per step of the explanation map
 
 
 def normalise_level(x: torch.Tensor) -> torch.Tensor:
     """dB relative to the window's loudest bin, mapped [-60, 0] dB -> [0, 1]:
     a gain change leaves it unchanged, so the network learns from dynamics
-    within the window, not from the input's arbitrary absolute level."""
-    reference = x[:, :1].amax(dim=(1, 2, 3), keepdim=True)
+    within the window, not from the input's arbitrary absolute level. The
+    reference never drops below the floor plus the range, so silence maps to
+    0 rather than to a full-scale flat spectrum."""
+    reference = x[:, :1].amax(dim=(1, 2, 3), keepdim=True).clamp(min=FLOOR_DB + DYNAMIC_RANGE_DB)
     return torch.clamp((x - reference) / DYNAMIC_RANGE_DB + 1.0, 0.0, 1.0)
 
 

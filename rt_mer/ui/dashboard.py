@@ -90,6 +90,7 @@ class DashboardState:
         self._lock = threading.Lock()
         self._streams: dict[str, _Stream] = {}
         self.rejected = 0                          # malformed messages the source skipped: shown, never silent
+        self.version = 0                           # bumped by every update: the drawing skips unchanged frames
 
     def update(self, message: dict) -> None:
         kind, name = message.get("type"), message.get("stream")
@@ -98,6 +99,7 @@ class DashboardState:
         message = dict(message)                    # the caller may reuse its dict
         now = time.monotonic()
         with self._lock:
+            self.version += 1
             stream = self._streams.get(name)
             if stream is None:
                 stream = self._streams[name] = _Stream(self._trail)
@@ -376,14 +378,21 @@ def run_dashboard(state: DashboardState, stop: threading.Event, refresh_hz: floa
     Run it in its own thread; it only reads snapshots, so the analysis thread
     never waits on drawing. Full screen on a terminal. stdout and stderr are
     left alone: redirecting them is process-wide and would reach other sinks.
+    A frame is drawn only when a message arrived, the terminal was resized
+    or a second passed (the staleness note counts seconds): messages come
+    every hop, so redrawing in between would only spend CPU.
     """
     console = console or Console()
     period = 1.0 / min(max(refresh_hz, 0.1), MAX_REFRESH_HZ)
+    drawn = None
     with Live(render(state, console.width, console.height), console=console, screen=console.is_terminal,
               auto_refresh=False, redirect_stdout=False, redirect_stderr=False,
               vertical_overflow="crop") as live:
         while not stop.wait(period):
-            live.update(render(state, console.width, console.height), refresh=True)
+            frame = (state.version, state.rejected, console.size, int(time.monotonic()))
+            if frame != drawn:
+                live.update(render(state, console.width, console.height), refresh=True)
+                drawn = frame
 
 
 class MessageSource(Protocol):
