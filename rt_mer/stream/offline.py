@@ -2,6 +2,7 @@
 incremental front-end, windows, engine, post), as fast as the machine allows."""
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -45,6 +46,13 @@ class Trajectory:
         return v, a, quadrant(v, a), mood(v, a)
 
 
+@functools.cache
+def default_engine() -> Engine:
+    """The engine `analyze_file` uses when given none: opened once per
+    process (a GPU engine holds its plan and buffers between files)."""
+    return open_engine()
+
+
 def analyze_file(path: str | Path, engine: Engine | None = None, hop: float = DEFAULT_HOP,
                  batch: int = DEFAULT_BATCH, progress: Callable[[float], None] | None = None) -> Trajectory:
     """Analyse one audio file: a window of WINDOW_SECONDS every `hop` seconds.
@@ -53,7 +61,7 @@ def analyze_file(path: str | Path, engine: Engine | None = None, hop: float = DE
     `progress` is called with seconds of audio consumed.
     """
     path = Path(path)
-    engine = engine or open_engine()
+    engine = engine or default_engine()
     step = hop_frames(hop)
     spectrogram, history = StreamingSpectrogram(), FrameHistory(WINDOW_FRAMES + batch * step)
     windows = np.empty((batch, *WINDOW_SHAPE), np.float32)
