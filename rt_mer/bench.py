@@ -246,7 +246,7 @@ def _time_infer(engine, windows: np.ndarray, repeats: int) -> float:
     return _p50(times)
 
 
-def bench_gpu(engine, cpu_engine, torch_engine, hop: float = 0.5, batches=GPU_BATCHES, hops: int = 10) -> dict:
+def bench_gpu(engine, cpu_engine, torch_engine, hop: float = 0.5, batches=GPU_BATCHES, hops: int = 100) -> dict:
     """Per batch size (a batch = one hop of that many streams): p50 ms of
     the CPU front-end and of the GPU engine's stages (`last_timings`),
     beside one inference call of ONNX Runtime on the CPU and of PyTorch
@@ -259,7 +259,8 @@ def bench_gpu(engine, cpu_engine, torch_engine, hop: float = 0.5, batches=GPU_BA
         for _ in range(hops):
             one_hop()
             timings.append(dict(engine.last_timings))
-        row = {"frontend": _p50(stages["frontend"]), **{k: _p50([t[k] for t in timings]) for k in timings[0]}}
+        row = {"frontend": _p50(stages["frontend"]), **{k: _p50([t[k] for t in timings]) for k in timings[0]},
+               "inference_p99": float(np.percentile([t["inference"] for t in timings], 99))}
         windows, repeats = demo_windows(batch, hop), max(3, min(30, 256 // batch))
         row["onnxruntime_cpu"] = _time_infer(cpu_engine, windows, repeats)
         if torch_engine:
@@ -314,7 +315,8 @@ def run_benchmarks(engine, threads_engine, sections: list[str], hop: float, prin
                        + (f" and {torch_engine.name}" if torch_engine else "") + "):")
             for batch, v in bench_gpu(engine, cpu_engine, torch_engine, hop).items():
                 print_line(f"  batch {batch:4}: front-end {v['frontend']:.2f}, pin {v['pin']:.2f}, copy in "
-                           f"{v['copy_in']:.2f}, inference {v['inference']:.2f}, copy out {v['copy_out']:.2f}, "
+                           f"{v['copy_in']:.2f}, inference {v['inference']:.2f} (p99 {v['inference_p99']:.2f}), copy out "
+                           f"{v['copy_out']:.2f}, "
                            f"total {v['total']:.2f} | onnxruntime CPU {v['onnxruntime_cpu']:.2f}"
                            + (f" | pytorch eager GPU {v['pytorch_eager_gpu']:.2f}" if torch_engine else ""))
             if not torch_engine:

@@ -10,10 +10,12 @@
 # first; the platform flags are in the device tool's README):
 #   wheels, cp312 manylinux: soundfile cffi pycparser soxr pyzmq mido pytools platformdirs siphash24 mako
 #   sdist: python3 -m pip download --no-deps --no-binary :all: -d .whl pycuda
-#   TensorRT: the tensorrt-cu12/-cu13 wheels (and their -libs) come from NVIDIA's package index
-#   only (PyPI holds stubs that fetch them at install), and -libs is far over the device
-#   tool's 64 MiB carry limit: stage it in /tmp/trt-wheels/ over several calls, or use
-#   an image that has TensorRT.
+#   TensorRT: the full tensorrt-cu12/-cu13 wheels come from NVIDIA's package index only (PyPI
+#   holds stubs that fetch them at install), which the GPU machine cannot reach. TensorRT for
+#   RTX has real wheels on PyPI: `pip download --no-deps tensorrt-rtx-cu13` (and its -libs,
+#   about 95 MB: `split -b 40M` it into parts under .whl/parts/, carried, and
+#   `cat .whl/parts/* > /tmp/trt-wheels/<its wheel name>` before this script runs).
+#   Whether TensorRT for RTX runs on an H100/H200 is not known yet: try that first.
 # Usage (device tool, carry [".whl"]): bash tools/gpu_check.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
