@@ -11,17 +11,18 @@ process, on the shipped demo music.
 """
 from __future__ import annotations
 
+import functools
 import os
 import pty
 import subprocess
 import sys
 import time
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from .audio.io import read_audio
+from .audio.sources import demo_path
 from .dsp import frontend
 from .engines.base import WINDOW_SHAPE, Prediction
 from .stream.offline import analyze_file
@@ -31,13 +32,14 @@ from .stream.windows import FrameHistory, hop_frames
 GPU_BATCHES = (1, 8, 64, 256, 1024)
 
 
-def demo_path() -> Path:
-    return Path(str(resources.files("rt_mer.audio").joinpath("demo.ogg")))
+@functools.cache
+def demo_audio() -> np.ndarray:
+    """The demo music at the model rate, decoded once for every benchmark."""
+    return read_audio(demo_path())
 
 
 def bench_analyze(engine, baseline_seconds: float = 20.0) -> dict:
-    path = demo_path()
-    audio, _ = read_audio(path)
+    path, audio = demo_path(), demo_audio()
     duration = len(audio) / frontend.SAMPLE_RATE
     started = time.perf_counter()
     trajectory = analyze_file(path, engine)
@@ -120,7 +122,7 @@ def torch_eager_engine() -> tuple[TorchEagerEngine | None, str]:
 def demo_windows(count: int, hop: float = 0.5) -> np.ndarray:
     """`count` real windows of the demo music, a hop apart, starting over
     when the music has fewer: float32 [count, *WINDOW_SHAPE]."""
-    audio, _ = read_audio(demo_path())
+    audio = demo_audio()
     frames = frontend.StreamingSpectrogram().push(audio)
     history = FrameHistory(frames.shape[1])
     history.push(frames)
@@ -166,7 +168,7 @@ def _hop_work(engine, streams: int, hop: float, audio: np.ndarray, publish=None)
 
 def bench_latency(engine, hop: float = 0.5, hops: int = 300) -> dict:
     from .publish import Publisher
-    audio, _ = read_audio(demo_path())
+    audio = demo_audio()
     with Publisher("inproc://bench") as publisher:
         stages, one_hop = _hop_work(engine, 1, hop, audio,
                                     lambda kind, stream, message: publisher.publish(kind, stream, {
@@ -180,7 +182,7 @@ def bench_latency(engine, hop: float = 0.5, hops: int = 300) -> dict:
 def bench_streams(engine, hop: float = 0.5, counts=(1, 4, 8, 16, 32, 64, 128), hops: int = 8) -> dict:
     """Per stream count: p99 of the time one hop's work takes, and whether it
     fits in the hop with a 20 % margin (the rest is for capture and sinks)."""
-    audio, _ = read_audio(demo_path())
+    audio = demo_audio()
     result = {}
     for count in counts:
         stages, one_hop = _hop_work(engine, count, hop, audio)
@@ -251,7 +253,7 @@ def bench_gpu(engine, cpu_engine, torch_engine, hop: float = 0.5, batches=GPU_BA
     the CPU front-end and of the GPU engine's stages (`last_timings`),
     beside one inference call of ONNX Runtime on the CPU and of PyTorch
     eager on the GPU (copies included) over the same number of windows."""
-    audio, _ = read_audio(demo_path())
+    audio = demo_audio()
     result = {}
     for batch in (b for b in batches if b <= engine.max_batch):
         stages, one_hop = _hop_work(engine, batch, hop, audio)

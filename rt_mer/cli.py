@@ -9,11 +9,11 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from .dsp.frontend import FRAMES_PER_SECOND, SAMPLE_RATE
+from .publish import DEFAULT_ENDPOINT
 from .stream.windows import WINDOW_SECONDS
 
 EXIT_USER_ERROR = 2
 EXIT_SOME_FAILED = 1
-DEFAULT_ENDPOINT = "tcp://127.0.0.1:5556"
 
 
 class UserError(Exception):

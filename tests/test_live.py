@@ -197,7 +197,7 @@ def test_capture_through_portaudio_matches_offline_analysis(virtual_audio, tmp_p
     through sounddevice/PortAudio, received on a real SUB socket."""
     import soundfile
     import soxr
-    from rt_mer.bench import demo_path
+    from rt_mer.audio import demo_path
     audio, rate = soundfile.read(demo_path(), dtype="float32")
     music = tmp_path / "music.wav"
     # the demo's first 20 s at the sink's own rate, so PulseAudio passes it through unchanged

@@ -41,7 +41,7 @@ def test_onnx_runtime_equals_pytorch(engine, passages):
     network.load_state_dict(torch.load(default_model().with_suffix(".pt"), weights_only=True))
     from rt_mer.audio.io import read_audio
     from rt_mer.dsp.frontend import WINDOW_FRAMES, harmonic_stack, spectrogram
-    stacked = harmonic_stack(spectrogram(read_audio(passages["energetic"])[0]))
+    stacked = harmonic_stack(spectrogram(read_audio(passages["energetic"])))
     windows = np.stack([stacked[..., end - WINDOW_FRAMES:end] for end in range(WINDOW_FRAMES, stacked.shape[-1], 16)])
     ours = engine.infer(windows)
     with torch.no_grad():

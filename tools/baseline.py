@@ -27,7 +27,7 @@ def key_correlation(chroma: np.ndarray, profile: np.ndarray) -> float:
 
 
 def descriptors(path: Path) -> np.ndarray:
-    audio, _ = read_audio(path)
+    audio = read_audio(path)
     rms_db = librosa.amplitude_to_db(librosa.feature.rms(y=audio)[0] + 1e-6)
     onset_envelope = librosa.onset.onset_strength(y=audio, sr=SAMPLE_RATE)
     onsets = librosa.onset.onset_detect(onset_envelope=onset_envelope, sr=SAMPLE_RATE)

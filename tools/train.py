@@ -42,7 +42,7 @@ def features(path: Path) -> np.ndarray:
         path.parent.name + "-" + path.stem + ".npy")
     if cached.exists():
         return np.load(cached)
-    audio, _ = read_audio(path)
+    audio = read_audio(path)
     spec = frontend.spectrogram(audio).astype(np.float16)
     cached.parent.mkdir(parents=True, exist_ok=True)
     np.save(cached, spec)

@@ -102,8 +102,6 @@ def read_blocks(path: str | Path, seconds: float = 10.0) -> Iterator[np.ndarray]
                 return
 
 
-def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
-    """Whole file as mono float32 at SAMPLE_RATE, and its original rate."""
-    audio = np.concatenate(list(read_blocks(path)))
-    with open_audio(path) as source:
-        return audio, source.samplerate
+def read_audio(path: str | Path) -> np.ndarray:
+    """Whole file as mono float32 at SAMPLE_RATE."""
+    return np.concatenate(list(read_blocks(path)))

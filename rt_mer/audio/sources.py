@@ -447,10 +447,13 @@ class StdinSource(_ThreadSource):
                 held -= whole
 
 
+def demo_path() -> Path:
+    """The packaged demo music (four moods, about two minutes)."""
+    return Path(str(resources.files("rt_mer.audio") / "demo.ogg"))
+
+
 class DemoSource(FileSource):
-    """The packaged demo music (four moods, about two minutes), looping in
-    real time."""
+    """The packaged demo music, looping in real time."""
 
     def __init__(self, name: str = "demo") -> None:
-        path = resources.files("rt_mer.audio") / "demo.ogg"
-        super().__init__(Path(str(path)), name=name, realtime=True, loop=True)
+        super().__init__(demo_path(), name=name, realtime=True, loop=True)

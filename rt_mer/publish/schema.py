@@ -30,6 +30,7 @@ from typing import Any
 
 VERSION = 1
 MAX_PAYLOAD_BYTES = 64 * 1024
+CLIP_DBFS = -0.1               # a peak at or above this counts as clipped (status "clipped")
 TOPICS = ("emotion", "status")
 REQUIRED = {
     "emotion": {"stream": str, "seq": int, "t": float, "wall": float, "valence": float, "arousal": float,
@@ -44,6 +45,12 @@ class MessageError(ValueError):
 
 def topic(kind: str, stream: str) -> bytes:
     return f"{kind}.{stream}".encode()
+
+
+def seq_gap(last: int | None, seq: int) -> int:
+    """Messages missed between the last `seq` seen on a topic and this one.
+    A seq at or below the last is a restarted publisher, not a loss."""
+    return seq - last - 1 if last is not None and seq > last + 1 else 0
 
 
 def encode(message: dict, codec: str = "json") -> bytes:

@@ -17,7 +17,6 @@ Reading the live trajectory from a script::
 from __future__ import annotations
 
 import ipaddress
-import json
 import re
 import sys
 import time
@@ -267,10 +266,7 @@ class Subscriber:
             return None
         if self.streams is not None and message["stream"] not in self.streams:
             return None                          # a prefix match for a stream we did not ask for
-        last = self._last_seq.get(topic)
-        if last is not None and message["seq"] > last + 1:
-            self.missed += message["seq"] - last - 1
-        # seq at or below the last one: the publisher restarted; start counting afresh
+        self.missed += schema.seq_gap(self._last_seq.get(topic), message["seq"])
         self._last_seq[topic] = message["seq"]
         self.received += 1
         return message
@@ -313,7 +309,7 @@ def listen(endpoint: str, out: IO[str] | None = None, topics: Iterable[str] = sc
             message = subscriber.receive(timeout_ms)
             if message is None:
                 break
-            out.write(json.dumps(message, separators=(",", ":")) + "\n")   # decode guarantees strict JSON
+            out.write(schema.encode(message).decode() + "\n")   # decode guarantees strict JSON
             out.flush()
             written += 1
     return written

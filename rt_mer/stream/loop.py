@@ -20,7 +20,7 @@ from ..audio.io import Resampler
 from ..dsp.frontend import FRAME_HOP, FRAMES_PER_SECOND, SAMPLE_RATE, StreamingSpectrogram, WINDOW_FRAMES
 from ..engines import Engine
 from ..engines.base import WINDOW_SHAPE
-from ..publish.schema import VERSION
+from ..publish.schema import CLIP_DBFS, VERSION
 from .post import mood, quadrant
 from .smoothing import make_smoother
 from .windows import WINDOW_SECONDS, FrameHistory, hop_frames
@@ -31,7 +31,6 @@ POLL_SECONDS = 0.004
 STATUS_SECONDS = 1.0
 MAX_BACKLOG_WINDOWS = 8        # more windows due than this and the oldest are skipped, and counted
 LATENCY_HISTORY = 512
-CLIP_DBFS = -0.1
 
 
 def dbfs(amplitude: float) -> float:

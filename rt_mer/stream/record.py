@@ -2,10 +2,11 @@
 a thread of its own so that a slow disk never delays the analysis."""
 from __future__ import annotations
 
-import json
 import queue
 import threading
 from pathlib import Path
+
+from ..publish.schema import encode
 
 
 class Recorder:
@@ -21,7 +22,7 @@ class Recorder:
 
     def _write(self) -> None:
         while (message := self._queue.get()) is not None:
-            self._file.write(json.dumps(message, separators=(",", ":")) + "\n")
+            self._file.write(encode(message).decode() + "\n")    # the JSON the publisher sends
             self.written += 1
             if self._queue.empty():
                 self._file.flush()

@@ -30,12 +30,13 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from ..publish.schema import CLIP_DBFS, seq_gap
+
 HISTORY_S = 60.0
 HISTORY_MAX = 4096          # hard bound whatever the hop (60 s at 15 ms hops)
 TRAIL_POINTS = 12
 MAX_REFRESH_HZ = 15.0
 STALE_S = 3.0               # a stream silent this long is flagged in its title
-CLIP_DBFS = -0.1
 METER_FLOOR_DBFS = -60.0
 # Below these a stream panel drops nested frames (compact); below MIN_* the
 # grid shows fewer streams rather than unreadable ones.
@@ -104,10 +105,9 @@ class DashboardState:
             if stream is None:
                 stream = self._streams[name] = _Stream(self._trail)
             stream.arrived = now
-            seq, last = message.get("seq"), stream.seq.get(kind)
+            seq = message.get("seq")
             if isinstance(seq, int):
-                if last is not None and seq > last + 1:
-                    stream.missed += seq - last - 1    # a smaller seq is a restarted publisher, not a loss
+                stream.missed += seq_gap(stream.seq.get(kind), seq)
                 stream.seq[kind] = seq
             if "level_dbfs" in message or "peak_dbfs" in message:
                 stream.level = (message.get("level_dbfs"), message.get("peak_dbfs"))
