@@ -3,9 +3,11 @@
 After Fong, Kumar and Sudhir (2024): filters whose support follows the
 harmonic series see a note and its overtones together, octave folding gives
 pitch classes, and a circular convolution over pitch classes detects
-intervals whatever the key. Pooling by the mean over time of each interval
-template's best root, before linear heads, keeps the class activation map
-exact: its mean over (pitch class, time) is the output logit.
+intervals whatever the key. A key branch applies the same idea to the
+window's mean pitch-class profile, as key finding does (Krumhansl), since
+mode is heard over seconds, not in one chord. Pooling each interval
+template at its best root, before linear heads, keeps the class activation
+map exact: its mean over (pitch class, time) is the output logit.
 
 Input: [batch, harmonics, pitch bins, frames] in dB, as
 `rt_mer.dsp.frontend.harmonic_stack` makes it.
@@ -35,13 +37,27 @@ def normalise_level(x: torch.Tensor) -> torch.Tensor:
     return torch.clamp((x - reference) / DYNAMIC_RANGE_DB + 1.0, 0.0, 1.0)
 
 
+def wrap(chroma: torch.Tensor) -> torch.Tensor:
+    """Append the first 11 pitch classes, so a kernel of 12 over the result
+    is a circular convolution: every interval above each root."""
+    return torch.cat([chroma, chroma[:, :, :11]], dim=2)
+
+
+def at_best_root(pitch_map: torch.Tensor) -> torch.Tensor:
+    """Key invariance: each interval template counts at the root where it
+    matches best. Keeping only that root's value (times 12) makes the mean
+    over pitch classes equal the max, so a map built on it stays exact."""
+    roots = torch.arange(12, device=pitch_map.device).view(1, 1, 12, 1)
+    return pitch_map * (roots == pitch_map.argmax(dim=2, keepdim=True)) * 12.0
+
+
 def conv_block(conv: nn.Module, channels: int, norm: type = nn.BatchNorm2d) -> nn.Sequential:
     return nn.Sequential(conv, norm(channels), nn.ReLU())
 
 
 class HarmonicCNN(nn.Module):
     def __init__(self, harmonic_channels: int = 24, interval_channels: int = 48,
-                 temporal_channels: int = 48, dropout: float = 0.3) -> None:
+                 temporal_channels: int = 48, key_channels: int = 32, dropout: float = 0.3) -> None:
         super().__init__()
         c = harmonic_channels
         # Non-contiguous harmonic filters: harmonics are the input channels,
@@ -53,6 +69,8 @@ class HarmonicCNN(nn.Module):
         self.interval = nn.Sequential(
             conv_block(nn.Conv2d(c, interval_channels, (12, 1)), interval_channels),
             conv_block(nn.Conv2d(interval_channels, interval_channels, (1, 5), padding=(0, 2)), interval_channels))
+        # Key: interval templates over the whole window's pitch-class profile.
+        self.key = conv_block(nn.Conv2d(c, key_channels, (12, 1)), key_channels)
         # Register, density and articulation: per-octave energies over time.
         self.temporal = nn.Sequential(
             conv_block(nn.Conv1d(c * N_OCTAVES, temporal_channels, 5, padding=2), temporal_channels, nn.BatchNorm1d),
@@ -62,32 +80,32 @@ class HarmonicCNN(nn.Module):
             nn.MaxPool1d(2))
         self.dropout = nn.Dropout(dropout)
         self.emotion_interval = nn.Linear(interval_channels, 2, bias=False)
+        self.emotion_key = nn.Linear(key_channels, 2, bias=False)
         self.emotion_temporal = nn.Linear(temporal_channels, 2)
-        self.quadrant = nn.Linear(interval_channels + temporal_channels, 4)
+        self.quadrant = nn.Linear(interval_channels + key_channels + temporal_channels, 4)
 
-    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """-> pitch-class map [B, C, 12, T/4] and time map [B, C, T/4]."""
+    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """-> pitch-class map [B, C, 12, T/4], key map [B, K, 12, 1] and
+        time map [B, C, T/4]."""
         h = self.harmonic(normalise_level(x))                         # [B, c, 84, T]
         batch, c, _, frames = h.shape
         octaves = h.reshape(batch, c, N_OCTAVES, 12, frames)
         chroma = F.max_pool2d(octaves.sum(dim=2), (1, TIME_POOL))       # [B, c, 12, T/4]
-        circular = torch.cat([chroma, chroma[:, :, :11]], dim=2)        # wrap the pitch-class axis
-        pitch_map = self.interval(circular)                             # [B, C, 12, T/4]
+        pitch_map = self.interval(wrap(chroma))                         # [B, C, 12, T/4]
+        key_map = self.key(wrap(chroma.mean(dim=3, keepdim=True)))       # [B, K, 12, 1]
         energies = octaves.sum(dim=3).reshape(batch, c * N_OCTAVES, frames)
-        return pitch_map, self.temporal(energies)
+        return pitch_map, key_map, self.temporal(energies)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        pitch_map, time_map = self.features(x)
-        # Key invariance: each interval template counts at the root where it
-        # matches best. Keeping only that root's value (times 12) in the map
-        # makes its mean over pitch classes equal the max: the map stays exact.
-        best_root = torch.arange(12, device=x.device).view(1, 1, 12, 1) == pitch_map.argmax(dim=2, keepdim=True)
-        strongest = pitch_map * best_root * 12.0
-        pooled = torch.cat([strongest.mean(dim=(2, 3)), time_map.mean(dim=2)], dim=1)
+        pitch_map, key_map, time_map = self.features(x)
+        strongest, key = at_best_root(pitch_map), at_best_root(key_map)
+        pooled = torch.cat([strongest.mean(dim=(2, 3)), key.mean(dim=(2, 3)), time_map.mean(dim=2)], dim=1)
         quadrant_logits = self.quadrant(self.dropout(pooled))
         # Exact class activation map: the linear heads applied at every
-        # (pitch class, time) before pooling; its mean is the logit.
+        # (pitch class, time) before pooling; its mean is the logit. The key
+        # term holds for the whole window, so it is spread evenly over time.
         explanation = (torch.einsum("oc,bckt->bokt", self.emotion_interval.weight, self.dropout(strongest))
+                       + torch.einsum("oc,bckt->bokt", self.emotion_key.weight, self.dropout(key))
                        + (self.emotion_temporal(self.dropout(time_map).transpose(1, 2))
                           .transpose(1, 2)[:, :, None, :]))
         logits = explanation.mean(dim=(2, 3))
