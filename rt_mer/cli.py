@@ -33,10 +33,18 @@ def positive_float(text: str) -> float:
 
 
 def positive_int(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
     return value
+
+
+def positive_ints(text: str) -> list[int]:
+    """"1,64,1024" -> [1, 64, 1024], each at least 1."""
+    return [positive_int(part) for part in text.split(",")]
 
 
 def add_engine_options(parser: argparse.ArgumentParser, engine: bool = True) -> None:
@@ -160,12 +168,7 @@ def _advance(progress, task, seconds: float) -> None:
 
 def parse_channels(text: str) -> int | list[int]:
     """"2" -> a count; "1,2" -> a selection of 1-based channel numbers."""
-    try:
-        values = [int(part) for part in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"channels: expected a count or a list like 1,2, got {text!r}") from None
-    if any(v < 1 for v in values):
-        raise argparse.ArgumentTypeError("channels are counted from 1")
+    values = positive_ints(text)
     return values if "," in text else values[0]
 
 
@@ -317,17 +320,6 @@ def dash(args: argparse.Namespace) -> int:
 BENCH_SECTIONS = ["analyze", "latency", "streams", "gpu", "cpu"]
 
 
-def stream_counts(text: str) -> list[int]:
-    """"1,64,1024" -> [1, 64, 1024]."""
-    try:
-        counts = [int(part) for part in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected stream counts like 1,64,1024, got {text!r}") from None
-    if any(n < 1 for n in counts):
-        raise argparse.ArgumentTypeError("stream counts must be at least 1")
-    return counts
-
-
 def bench(args: argparse.Namespace) -> int:
     from .bench import is_gpu_engine, run_benchmarks
     from .engines import EngineError, open_engine
@@ -457,7 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench_parser.add_argument("sections", nargs="*", metavar="SECTION",
                               help=f"which of {', '.join(BENCH_SECTIONS)} (default: all)")
     bench_parser.add_argument("--hop", type=positive_float, default=0.5)
-    bench_parser.add_argument("--streams", type=stream_counts, default=None,
+    bench_parser.add_argument("--streams", type=positive_ints, default=None,
                               help="stream counts for the streams benchmark, e.g. 1,64,1024 "
                                    "(default: 1,4,8,...,128, stopping at the first that does not keep up)")
     add_engine_options(bench_parser)
