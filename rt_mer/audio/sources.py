@@ -209,12 +209,13 @@ def _sounddevice():
 
 
 def list_devices() -> list[dict]:
-    """Input devices for `rt-mer devices`."""
+    """Input devices for `rt-mer devices`: index, name, channels (inputs),
+    default_rate, hostapi, default (the default input)."""
     sd = _sounddevice()
     apis = sd.query_hostapis()
     default = sd.default.device[0]
-    return [{"index": d["index"], "name": d["name"], "max_input_channels": d["max_input_channels"],
-             "default_samplerate": d["default_samplerate"], "hostapi": apis[d["hostapi"]]["name"],
+    return [{"index": d["index"], "name": d["name"], "channels": d["max_input_channels"],
+             "default_rate": d["default_samplerate"], "hostapi": apis[d["hostapi"]]["name"],
              "default": d["index"] == default}
             for d in sd.query_devices() if d["max_input_channels"] > 0]
 
