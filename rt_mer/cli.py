@@ -8,16 +8,10 @@ import sys
 from contextlib import ExitStack
 from pathlib import Path
 
-from .dsp.frontend import FRAMES_PER_SECOND, SAMPLE_RATE
+from . import app
+from .app import EXIT_SOME_FAILED, EXIT_USER_ERROR, UserError, close_engine, open_engine_from
+from .dsp.frontend import FRAMES_PER_SECOND, SAMPLE_RATE, WINDOW_SECONDS
 from .publish import DEFAULT_ENDPOINT
-from .stream.windows import WINDOW_SECONDS
-
-EXIT_USER_ERROR = 2
-EXIT_SOME_FAILED = 1
-
-
-class UserError(Exception):
-    """Ends the command with its message on one line."""
 
 
 def fail(message: str, code: int = EXIT_USER_ERROR) -> None:
@@ -65,17 +59,10 @@ def add_engine_options(parser: argparse.ArgumentParser, engine: bool = True) -> 
 
 def open_engine_or_fail(args: argparse.Namespace):
     """The engine asked for; its `reason` says why it is the one."""
-    from .engines import EngineError, open_engine
     try:
-        return open_engine(args.engine, args.model, args.threads, args.precision, args.max_batch)
-    except EngineError as error:
+        return open_engine_from(args)
+    except UserError as error:
         fail(str(error))
-
-
-def close_engine(engine) -> None:
-    """GPU engines hand their memory back; ONNX Runtime needs nothing."""
-    if hasattr(engine, "close"):
-        engine.close()
 
 
 # --------------------------------------------------------------- analyze
@@ -170,103 +157,6 @@ def parse_channels(text: str) -> int | list[int]:
     """"2" -> a count; "1,2" -> a selection of 1-based channel numbers."""
     values = positive_ints(text)
     return values if "," in text else values[0]
-
-
-def stream_name(text: str) -> str:
-    """A name fit for a ZeroMQ topic: letters, digits, - and _."""
-    return "".join(c if c.isalnum() or c in "-_" else "_" for c in text)[:40] or "stream"
-
-
-def default_input(args: argparse.Namespace):
-    """The default microphone, or the built-in demo music where there is none."""
-    from .audio import AudioError, DemoSource, MicSource
-    try:
-        return MicSource(None, rate=args.rate, channels=args.channels, blocksize=args.blocksize)
-    except AudioError as error:
-        print(f"rt-mer: no microphone ({error}); playing the built-in demo music instead", file=sys.stderr)
-        return DemoSource()
-
-
-def build_sources(args: argparse.Namespace) -> list:
-    from .audio import DemoSource, FileSource, MicSource, StdinSource
-    sources = [FileSource(path, name=stream_name(path.stem)) for path in args.file or []]
-    if args.stdin:
-        if not args.rate or not isinstance(args.channels, int):
-            raise UserError("--stdin needs --rate HZ and --channels COUNT (raw PCM has no header)")
-        sources.append(StdinSource(args.rate, args.channels, args.format))
-    if args.demo:
-        sources.append(DemoSource())
-    if not sources and not args.device:
-        sources.append(default_input(args))
-    for i, device in enumerate(args.device or []):
-        name = "mic" if len(args.device) == 1 else f"mic{i + 1}"
-        sources.append(MicSource(device, rate=args.rate, channels=args.channels, blocksize=args.blocksize,
-                                 name=name))
-    names = [source.name for source in sources]
-    for i, source in enumerate(sources):          # two files with one stem still get two topics
-        if names.count(source.name) > 1:
-            source.name = f"{source.name}-{names[:i].count(source.name) + 1}"
-    return sources
-
-
-def run(args: argparse.Namespace) -> int:
-    import signal
-    import threading
-
-    from .audio import AudioError
-    from .publish import PublishError, Publisher, parse_endpoint
-    from .stream.loop import AnalysisLoop, LoopOptions
-    from .stream.record import Recorder
-
-    try:
-        parse_endpoint(args.pub)
-        sources = build_sources(args)
-        engine = open_engine_or_fail(args)
-        options = LoopOptions(hop=args.hop, smoothing=args.smooth, smoothing_time=args.smooth_time,
-                              explain=args.explain, engine_reason=engine.reason)
-        publisher = Publisher(args.pub, codec=args.codec)
-        loop = AnalysisLoop(sources, engine, [publisher.publish], options)
-    except (AudioError, PublishError, ValueError) as error:
-        fail(str(error))
-    recorder = None
-    if args.record:
-        try:
-            recorder = Recorder(args.record)
-        except OSError as error:
-            publisher.close()
-            fail(f"{args.record}: cannot write ({error.strerror})")
-        loop.sinks.append(recorder)
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: loop.stop.set())
-    print(f"rt-mer: {', '.join(s.description for s in sources)} -> {engine.name} ({engine.reason}), "
-          f"window {WINDOW_SECONDS:g} s, hop {loop.hop_seconds:g} s; publishing on {args.pub}",
-          file=sys.stderr)
-    dashboard = None
-    if not args.no_dash:
-        from .ui import DashboardState, run_dashboard
-        state = DashboardState()
-        loop.sinks.append(lambda kind, stream, message: state.update(message))
-        stop_dashboard = threading.Event()
-        dashboard = threading.Thread(target=run_dashboard, args=(state, stop_dashboard, args.refresh),
-                                     name="dashboard", daemon=True)
-        dashboard.start()
-    try:
-        loop.run()
-    except AudioError as error:
-        print(f"rt-mer: error: {error}", file=sys.stderr)
-        return EXIT_SOME_FAILED
-    finally:
-        if dashboard:
-            stop_dashboard.set()
-            dashboard.join()
-        if recorder:
-            recorder.close()
-        publisher.close()
-        close_engine(engine)
-    summary = ", ".join(f"{s.source.name}: {s.seq['emotion']} windows, " + ", ".join(
-        f"{k} {v}" for k, v in {**s.source.counters, "late_windows": s.late_windows}.items()) for s in loop.streams)
-    print(f"rt-mer: stopped; {summary}", file=sys.stderr)
-    return 0
 
 
 def devices(args: argparse.Namespace) -> int:
@@ -420,12 +310,12 @@ def build_parser() -> argparse.ArgumentParser:
                     f"{WINDOW_SECONDS / 2:g} s) every --hop seconds, published over ZeroMQ and drawn on a "
                     f"dashboard. Input: the default microphone unless --device, --file, --stdin or --demo.")
     add_live_options(run_parser)
-    run_parser.set_defaults(handler=run, demo=False)
+    run_parser.set_defaults(handler=app.run, demo=False)
 
     demo_parser = commands.add_parser("demo", help="run on built-in music: no microphone needed",
                                       description="`rt-mer run` on the built-in demo music, looping.")
     add_live_options(demo_parser, inputs=False)
-    demo_parser.set_defaults(handler=run, demo=True, device=None, file=None, stdin=False, rate=None,
+    demo_parser.set_defaults(handler=app.run, demo=True, device=None, file=None, stdin=False, rate=None,
                              channels=None, blocksize=0, format="f32le")
 
     commands.add_parser("devices", help="list audio inputs").set_defaults(handler=devices)
