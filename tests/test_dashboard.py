@@ -166,6 +166,18 @@ def test_history_window_trail_and_missed_messages():
     assert "p50 --" in screen(state)
 
 
+def test_a_seq_far_ahead_is_a_restart_not_missed_messages():
+    state = DashboardState()
+    state.update(status("mic", 0))
+    for i in range(10):
+        state.update(emotion("mic", i, 3.0 + 0.5 * i, 0.1, 0.1))
+    state.update(emotion("mic", 10 ** 6, 8.0, 0.1, 0.1))           # valid, but no publisher sent that many
+    state.update(emotion("mic", 10 ** 6 + 3, 9.5, 0.1, 0.1))       # then two lost on the way
+    [view] = state.snapshot()
+    assert view.missed == 2
+    assert "missed 2" in screen(state) and "999" not in screen(state)
+
+
 def test_dash_draws_what_a_real_subscriber_receives():
     endpoint, stop = "inproc://rt-mer-dash-test", threading.Event()
     console = Console(record=True, width=80, height=24, force_terminal=True, color_system=None, file=io.StringIO())

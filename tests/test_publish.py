@@ -4,6 +4,8 @@ seq gaps, and user errors. Every receive has a timeout, so nothing hangs."""
 import io
 import json
 import socket
+import subprocess
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -37,13 +39,14 @@ def free_endpoint():
 def emotion(stream, seq, **extra):
     return {"v": 1, "type": "emotion", "stream": stream, "seq": seq, "t": 0.5 * seq, "wall": 1.7e9 + seq / 3,
             "valence": round(-1 + seq / 997, 6), "arousal": 0.1234567 * (seq % 7), "valence_raw": 0.2,
-            "arousal_raw": -0.3, "quadrant": seq % 4, "mood": "calm", "level_dbfs": -23.5, "peak_dbfs": -3.0,
+            "arousal_raw": -0.3, "quadrant": seq % 4 + 1, "mood": "calm", "level_dbfs": -23.5, "peak_dbfs": -3.0,
             "latency_ms": {"frontend": 1.2, "inference": 3.4, "post": 0.1, "publish": 0.05, "total": 4.8},
             "engine": "onnxruntime-cpu", **extra}
 
 
 def status(stream, seq, **extra):
-    return {"v": 1, "type": "status", "stream": stream, "seq": seq, "wall": 1.7e9, "state": "running", **extra}
+    return {"v": 1, "type": "status", "stream": stream, "seq": seq, "wall": 1.7e9 + seq, "state": "running",
+            **extra}                            # one a second, as the loop sends them
 
 
 def handshake(send, subscriber, stream="probe"):
@@ -198,6 +201,66 @@ def test_seq_gaps_count_missed_messages_per_topic(endpoint):
         pub.publish("emotion", "a", emotion("a", 1))
         assert sub.receive(2000)["seq"] == 0 and sub.receive(2000)["seq"] == 1
         assert sub.missed == 6
+
+
+def test_values_out_of_range_are_rejected(endpoint):
+    good = emotion("x", 0)
+    bad = [{**good, "valence": 1.5}, {**good, "arousal": -1.01}, {**good, "valence_raw": 2},
+           {**good, "arousal_raw": -7.0}, {**good, "quadrant": 0}, {**good, "quadrant": 5}]
+    with raw_publisher(endpoint) as pub, Subscriber(endpoint) as sub:
+        handshake(pub.send_multipart, sub)
+        for message in bad:
+            pub.send_multipart([b"emotion.x", json.dumps(message).encode()])
+        pub.send_multipart([b"emotion.x", json.dumps(good).encode()])
+        assert sub.receive(3000) == good
+        assert sub.rejected == len(bad) and "outside [1, 4]" in sub.last_rejection
+
+
+def test_seq_far_ahead_is_a_restart_not_a_loss(endpoint):
+    """A seq further ahead than the stream or wall time since the previous
+    message allows (a new publisher, a bogus message) is not a loss."""
+    with Publisher(endpoint) as pub, Subscriber(endpoint) as sub:
+        handshake(publisher_sender(pub), sub)
+        for seq in (0, 1):
+            pub.publish("emotion", "a", emotion("a", seq))
+        far = 10 ** 6
+        for seq in (far, far + 1, far + 3):             # stream time goes on by one hop per seq
+            pub.publish("emotion", "a", emotion("a", seq, t=0.5 * (seq - far + 2), wall=1.7e9 + seq - far + 2,
+                                                valence=0.1))
+        assert [sub.receive(2000)["seq"] for _ in range(5)] == [0, 1, far, far + 1, far + 3]
+        assert sub.missed == 1
+        # a real loss of many messages is still one: stream time shows they were sent
+        pub.publish("emotion", "a", emotion("a", far + 1003, t=0.5 * 1005, valence=0.1))
+        assert sub.receive(2000)["seq"] == far + 1003 and sub.missed == 1 + 999
+
+
+def listen_command(*args):
+    return subprocess.Popen([sys.executable, "-m", "rt_mer.cli", "listen", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_listen_reports_malformed_messages(endpoint):
+    good = emotion("x", 0)
+    with raw_publisher(endpoint) as pub:
+        process = listen_command(endpoint, "--count", "3", "--timeout", "10")
+        try:
+            seq = 0
+            while process.poll() is None:               # until the subscription is there and 3 arrived
+                pub.send_multipart([b"emotion.x", json.dumps({**good, "v": 2}).encode()])
+                pub.send_multipart([b"emotion.x", json.dumps(emotion("x", seq)).encode()])
+                seq += 1
+                time.sleep(0.05)
+            out, err = process.communicate(timeout=10)
+        finally:
+            process.kill()
+    assert process.returncode == 0, err
+    seqs = [json.loads(line)["seq"] for line in out.splitlines()]
+    assert len(seqs) == 3 and seqs == sorted(seqs)
+    reports = err.strip().splitlines()
+    assert reports and all(line.startswith("rt-mer: ") for line in reports), err
+    # a bad message came before each of the last two good ones at least
+    rejected = int(reports[-1].split()[1])
+    assert 2 <= rejected <= 3 and "unsupported schema version 2" in reports[-1], err
 
 
 def test_listen_writes_json_lines_and_stops(endpoint):

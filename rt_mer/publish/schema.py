@@ -19,19 +19,27 @@ status:  v, type="status", stream, seq, t, wall, source, rate, channels,
 `seq` counts each topic's messages per stream from 0: a gap means the
 subscriber missed messages. `t` is stream time (s) at the window's end;
 `wall` the Unix time its last sample was captured.
-Subscribers treat payloads as untrusted: `decode` checks size, type and
-fields and never unpickles.
+Subscribers treat payloads as untrusted: `decode` checks size, type,
+fields and ranges (valence and arousal in [-1, 1], quadrant 1 to 4) and
+never unpickles.
 """
 from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import Any, Mapping
 
 VERSION = 1
 MAX_PAYLOAD_BYTES = 64 * 1024
 CLIP_DBFS = -0.1               # a peak at or above this counts as clipped (status "clipped")
 TOPICS = ("emotion", "status")
+# One topic carries at most one message a frame (1/16 s, the shortest hop) of
+# stream or wall time, plus a backlog sent at once; a seq further ahead than
+# that is a restart, not a loss (see seq_gap).
+MAX_MESSAGES_PER_SECOND = 16
+SEQ_SLACK = 64
+RANGES = {"valence": (-1, 1), "arousal": (-1, 1), "valence_raw": (-1, 1), "arousal_raw": (-1, 1),
+          "quadrant": (1, 4), "seq": (0, math.inf)}
 REQUIRED = {
     "emotion": {"stream": str, "seq": int, "t": float, "wall": float, "valence": float, "arousal": float,
                 "quadrant": int, "mood": str},
@@ -47,10 +55,30 @@ def topic(kind: str, stream: str) -> bytes:
     return f"{kind}.{stream}".encode()
 
 
-def seq_gap(last: int | None, seq: int) -> int:
-    """Messages missed between the last `seq` seen on a topic and this one.
-    A seq at or below the last is a restarted publisher, not a loss."""
-    return seq - last - 1 if last is not None and seq > last + 1 else 0
+def _seconds(message: Mapping[str, Any], name: str) -> float:
+    value = message.get(name)
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else 0.0
+
+
+def seq_gap(last: Mapping[str, Any] | None, message: Mapping[str, Any]) -> int:
+    """Messages missed between `last`, the previous message on a topic, and
+    `message`. A seq at or below the last is a restarted publisher, not a
+    loss; so is one further ahead than a publisher could have sent in the
+    stream time (`t`) or wall time between the two: a new publisher, or a
+    bogus seq, which would otherwise count as missed for good."""
+    if last is None:
+        return 0
+    gap = message["seq"] - last["seq"] - 1
+    elapsed = max(_seconds(message, "t") - _seconds(last, "t"), _seconds(message, "wall") - _seconds(last, "wall"))
+    return gap if 0 < gap <= SEQ_SLACK + MAX_MESSAGES_PER_SECOND * elapsed else 0
+
+
+def check_ranges(message: Mapping[str, Any]) -> None:
+    """Raise MessageError if a field present is outside its range (RANGES)."""
+    for name, (low, high) in RANGES.items():
+        value = message.get(name)
+        if isinstance(value, (int, float)) and not low <= value <= high:
+            raise MessageError(f"{message.get('type')} field {name!r} is {value!r}, outside [{low}, {high}]")
 
 
 def encode(message: dict, codec: str = "json") -> bytes:
@@ -127,6 +155,5 @@ def decode(payload: bytes, codec: str = "json") -> dict[str, Any]:
         if not isinstance(value, expected) or isinstance(value, bool) or (
                 expected is float and not math.isfinite(value)):
             raise MessageError(f"{kind} field {name!r} missing or not {expected.__name__}")
-    if message["seq"] < 0:
-        raise MessageError(f"{kind} field 'seq' is negative")
+    check_ranges(message)
     return message

@@ -28,6 +28,7 @@ import zmq
 from . import schema
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5556"
+REPORT_SECONDS = 1.0             # listen reports rejected messages at most this often
 LINGER_MS = 200                  # close() flushes queued messages briefly, never hangs
 TOPIC_ROOM = 4096                # MAXMSGSIZE headroom over the payload limit, for topic frames
 # A slightly oversize frame is received and rejected by the schema (counted);
@@ -193,7 +194,7 @@ class Subscriber:
         self.codec = codec
         self.received = self.rejected = self.missed = self.reconnects = 0
         self.last_rejection: str | None = None
-        self._last_seq: dict[bytes, int] = {}
+        self._last: dict[bytes, dict] = {}      # the latest message on each topic, for seq gaps
         self._socket = _socket(context, zmq.SUB, endpoint)
         self._socket.setsockopt(zmq.RCVHWM, hwm)
         self._socket.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
@@ -266,8 +267,8 @@ class Subscriber:
             return None
         if self.streams is not None and message["stream"] not in self.streams:
             return None                          # a prefix match for a stream we did not ask for
-        self.missed += schema.seq_gap(self._last_seq.get(topic), message["seq"])
-        self._last_seq[topic] = message["seq"]
+        self.missed += schema.seq_gap(self._last.get(topic), message)
+        self._last[topic] = message
         self.received += 1
         return message
 
@@ -291,10 +292,13 @@ class Subscriber:
 
 def listen(endpoint: str, out: IO[str] | None = None, topics: Iterable[str] = schema.TOPICS,
            streams: Iterable[str] | None = None, codec: str = "auto", count: int | None = None,
-           timeout_s: float | None = None) -> int:
+           timeout_s: float | None = None, errors: IO[str] | None = None) -> int:
     """Write each received message as one compact JSON line to `out`
     (default sys.stdout), flushed per line; the engine of ``rt-mer listen``.
 
+    Malformed messages are skipped and reported on `errors` (default
+    sys.stderr): one line with the count and the last reason, at most every
+    REPORT_SECONDS and once more at the end, as the dashboard shows them.
     Stops after `count` messages, or when none arrives for `timeout_s`
     seconds (None: run for ever); returns the number of lines written.
     KeyboardInterrupt and BrokenPipeError propagate after the socket is
@@ -302,14 +306,36 @@ def listen(endpoint: str, out: IO[str] | None = None, topics: Iterable[str] = sc
     for a bad endpoint or codec.
     """
     out = sys.stdout if out is None else out
-    timeout_ms = None if timeout_s is None else max(0, int(timeout_s * 1000))
-    written = 0
+    errors = sys.stderr if errors is None else errors
+    written = reported = 0
+    idle_since = next_report = time.monotonic()
     with Subscriber(endpoint, topics=topics, streams=streams, codec=codec) as subscriber:
-        while count is None or written < count:
-            message = subscriber.receive(timeout_ms)
-            if message is None:
-                break
-            out.write(schema.encode(message).decode() + "\n")   # decode guarantees strict JSON
-            out.flush()
-            written += 1
+        try:
+            while count is None or written < count:
+                wait = REPORT_SECONDS if timeout_s is None else \
+                    min(REPORT_SECONDS, max(0.0, idle_since + timeout_s - time.monotonic()))
+                message = subscriber.receive(int(wait * 1000))
+                if time.monotonic() >= next_report:
+                    reported, next_report = _report_rejected(subscriber, errors, reported), \
+                        time.monotonic() + REPORT_SECONDS
+                if message is None:
+                    if timeout_s is not None and time.monotonic() - idle_since >= timeout_s:
+                        break
+                    continue
+                idle_since = time.monotonic()
+                out.write(schema.encode(message).decode() + "\n")   # decode guarantees strict JSON
+                out.flush()
+                written += 1
+        finally:
+            _report_rejected(subscriber, errors, reported)
     return written
+
+
+def _report_rejected(subscriber: Subscriber, errors: IO[str], reported: int) -> int:
+    """One line on `errors` if more messages were rejected than `reported`;
+    returns the count now reported."""
+    if subscriber.rejected > reported:
+        errors.write(f"rt-mer: {subscriber.rejected} malformed message(s) rejected so far "
+                     f"(last: {subscriber.last_rejection})\n")
+        errors.flush()
+    return subscriber.rejected

@@ -59,7 +59,7 @@ class _Stream:
         self.level: tuple[Any, Any] = (None, None)
         self.history: deque[tuple[float, float, float]] = deque(maxlen=HISTORY_MAX)
         self.trail: deque[tuple[float, float]] = deque(maxlen=trail)
-        self.seq: dict[str, int] = {}
+        self.last: dict[str, dict] = {}            # the latest message of each kind with a seq, for gaps
         self.missed = 0
         self.arrived = 0.0
 
@@ -105,10 +105,9 @@ class DashboardState:
             if stream is None:
                 stream = self._streams[name] = _Stream(self._trail)
             stream.arrived = now
-            seq = message.get("seq")
-            if isinstance(seq, int):
-                stream.missed += seq_gap(stream.seq.get(kind), seq)
-                stream.seq[kind] = seq
+            if isinstance(message.get("seq"), int):
+                stream.missed += seq_gap(stream.last.get(kind), message)
+                stream.last[kind] = message
             if "level_dbfs" in message or "peak_dbfs" in message:
                 stream.level = (message.get("level_dbfs"), message.get("peak_dbfs"))
             if kind == "status":
