@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 import sys
 from contextlib import ExitStack
 from pathlib import Path
@@ -12,6 +13,7 @@ from . import app
 from .app import EXIT_SOME_FAILED, EXIT_USER_ERROR, UserError, close_engine, open_engine_from
 from .dsp.frontend import FRAMES_PER_SECOND, SAMPLE_RATE, WINDOW_SECONDS
 from .publish import DEFAULT_ENDPOINT
+from .stream.windows import DEFAULT_HOP
 
 
 def fail(message: str, code: int = EXIT_USER_ERROR) -> None:
@@ -19,11 +21,48 @@ def fail(message: str, code: int = EXIT_USER_ERROR) -> None:
     raise SystemExit(code)
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with its errors in one line like every other user error."""
+
+    def error(self, message: str):
+        fail(f"{message} (see {self.prog} --help)")
+
+
 def positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
     return value
+
+
+def hop_seconds(text: str) -> float:
+    """--hop: from one spectrogram frame to one window (a longer hop would
+    leave audio unanalysed); `rounded_hop` later makes it whole frames."""
+    from .stream.windows import hop_frames
+    value = positive_float(text)
+    if value > WINDOW_SECONDS:
+        raise argparse.ArgumentTypeError(f"hop must be at most the {WINDOW_SECONDS:g} s window, got {text}")
+    try:
+        hop_frames(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return value
+
+
+def rounded_hop(args: argparse.Namespace) -> None:
+    """The hop as whole frames, as the analysis will use it; says so on
+    stderr where that changed what was asked for."""
+    from .stream.windows import hop_frames
+    if getattr(args, "hop", None) is None:
+        return
+    rounded = hop_frames(args.hop) / FRAMES_PER_SECOND
+    if rounded != args.hop:
+        print(f"rt-mer: hop {args.hop:g} s rounded to {rounded:g} s, a whole number of "
+              f"{1 / FRAMES_PER_SECOND:g} s frames", file=sys.stderr)
+    args.hop = rounded
 
 
 def positive_int(text: str) -> int:
@@ -49,7 +88,7 @@ def add_engine_options(parser: argparse.ArgumentParser, engine: bool = True) -> 
                                  "else ONNX Runtime on the CPU (default: %(default)s)")
     parser.add_argument("--model", type=Path, default=None, help="ONNX model (default: the shipped one)")
     if engine:
-        parser.add_argument("--threads", type=int, default=None, help="CPU threads for inference (default: all)")
+        parser.add_argument("--threads", type=positive_int, default=None, help="CPU threads for inference (default: all)")
     parser.add_argument("--precision", default="auto", choices=PRECISIONS,
                         help="TensorRT precision; auto: fp16 where the GPU and TensorRT do it fast (default: auto)")
     parser.add_argument("--max-batch", type=positive_int, default=DEFAULT_MAX_BATCH,
@@ -258,14 +297,15 @@ def add_live_options(parser: argparse.ArgumentParser, inputs: bool = True) -> No
                            help="input device, by index or name substring (repeat for several streams)")
         group.add_argument("--channels", type=parse_channels, default=None,
                            help="channel count, or a selection like 1,2 (downmixed to mono)")
-        group.add_argument("--rate", type=int, default=None, help="sample rate (default: the device's)")
+        group.add_argument("--rate", type=positive_int, default=None, help="sample rate (default: the device's)")
         group.add_argument("--blocksize", type=int, default=0, help="frames per audio callback (default: auto)")
         group.add_argument("--file", type=Path, action="append", help="a file, paced at real time (repeatable)")
         group.add_argument("--stdin", action="store_true", help="raw PCM on standard input")
         group.add_argument("--format", default="f32le", choices=["f32le", "s16le", "s24le"],
                            help="--stdin sample format (default: %(default)s)")
     group = parser.add_argument_group("analysis")
-    group.add_argument("--hop", type=positive_float, default=0.5, help="seconds between windows (default: 0.5)")
+    group.add_argument("--hop", type=hop_seconds, default=DEFAULT_HOP,
+                       help=f"seconds between windows, a multiple of {1 / FRAMES_PER_SECOND:g} (default: 0.5)")
     group.add_argument("--smooth", default="ema", choices=["off", "ema", "one-euro"],
                        help="smoothing of published valence/arousal (raw values are published too)")
     group.add_argument("--smooth-time", type=positive_float, default=2.0, help="smoothing time constant, s")
@@ -280,9 +320,10 @@ def add_live_options(parser: argparse.ArgumentParser, inputs: bool = True) -> No
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rt-mer", description="Real-time music emotion analyser.")
+    parser = Parser(prog="rt-mer", description="Real-time music emotion analyser.")
     parser.add_argument("--config", type=Path, default=None,
-                        help="TOML file of option defaults: the long option names as keys, e.g. hop = 0.25")
+                        help="TOML file of option defaults: the long option names as keys, e.g. hop = 0.25; "
+                             "keys of other sub-commands are ignored")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     analyze_parser = commands.add_parser(
@@ -297,7 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "(default: stdout)")
     analyze_parser.add_argument("--summary", type=Path, default=None,
                                 help="per-file CSV: file,valence,arousal,quadrant,mood")
-    analyze_parser.add_argument("--hop", type=positive_float, default=0.5,
+    analyze_parser.add_argument("--hop", type=hop_seconds, default=DEFAULT_HOP,
                                 help=f"seconds between windows, a multiple of {1 / FRAMES_PER_SECOND:g} "
                                      f"(default: %(default)s)")
     analyze_parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -325,7 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     listen_parser.add_argument("--topic", action="append", choices=["emotion", "status"],
                                help="message kinds (default: both)")
     listen_parser.add_argument("--stream", action="append", help="only these streams")
-    listen_parser.add_argument("--count", type=int, default=None, help="stop after N messages")
+    listen_parser.add_argument("--count", type=positive_int, default=None, help="stop after N messages")
     listen_parser.add_argument("--timeout", type=positive_float, default=None,
                                help="stop after this many seconds without a message")
     listen_parser.set_defaults(handler=listen)
@@ -338,7 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench_parser = commands.add_parser("bench", help="speed figures against in-process baselines")
     bench_parser.add_argument("sections", nargs="*", metavar="SECTION",
                               help=f"which of {', '.join(BENCH_SECTIONS)} (default: all)")
-    bench_parser.add_argument("--hop", type=positive_float, default=0.5)
+    bench_parser.add_argument("--hop", type=hop_seconds, default=DEFAULT_HOP)
     bench_parser.add_argument("--streams", type=positive_ints, default=None,
                               help="stream counts for the streams benchmark, e.g. 1,64,1024 "
                                    "(default: 1,4,8,...,128, stopping at the first that does not keep up)")
@@ -359,25 +400,65 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def apply_config(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str] | None):
-    """Re-parse with the TOML file's values as defaults: the command line wins."""
+    """Re-parse with the TOML file's values as defaults: the command line
+    wins. Keys of other sub-commands are ignored; keys of none are an error."""
+    values = read_config(args.config)
+    commands = next(a for a in parser._subparsers._group_actions if a.dest == "command").choices
+    command = commands[args.command]
+    known = {action.dest for sub in commands.values() for action in config_actions(sub)}
+    unknown = sorted(key for key in values if key not in known)
+    if unknown:
+        fail(f"{args.config}: unknown option(s): {', '.join(unknown)}")
+    defaults, repeated = {}, {}
+    for action in config_actions(command):
+        if action.dest in values:
+            value = config_value(command, action, values[action.dest], args.config)
+            (repeated if isinstance(action, argparse._AppendAction) else defaults)[action.dest] = value
+    command.set_defaults(**defaults)
+    args = parser.parse_args(argv)
+    for dest, value in repeated.items():       # a default list would be extended; the command line replaces it
+        if getattr(args, dest) is None:
+            setattr(args, dest, value)
+    return args
+
+
+def read_config(path: Path) -> dict:
+    """The TOML file's keys as option destinations (hop, smooth_time, ...)."""
     import tomllib
     try:
-        values = tomllib.loads(args.config.read_text())
+        values = tomllib.loads(path.read_text())
     except OSError as error:
-        fail(f"{args.config}: cannot read ({error.strerror})")
-    except tomllib.TOMLDecodeError as error:
-        fail(f"{args.config}: not valid TOML ({error})")
-    command = next(a for a in parser._subparsers._group_actions if a.dest == "command").choices[args.command]
-    known = {action.dest for action in command._actions}
-    values = {key.replace("-", "_"): value for key, value in values.items()}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        fail(f"{args.config}: unknown option(s) for {args.command}: {', '.join(unknown)}")
-    for action in command._actions:
-        if action.dest in values and action.type and isinstance(values[action.dest], str):
-            values[action.dest] = action.type(values[action.dest])
-    command.set_defaults(**values)
-    return parser.parse_args(argv)
+        fail(f"{path}: cannot read ({error.strerror})")
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        fail(f"{path}: not valid TOML ({error})")
+    return {key.replace("-", "_"): value for key, value in values.items()}
+
+
+def config_actions(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    """The options a config file may set: every long option but --help."""
+    return [a for a in parser._actions if a.option_strings and not isinstance(a, argparse._HelpAction)]
+
+
+def config_value(parser: argparse.ArgumentParser, action: argparse.Action, value, path: Path):
+    """A TOML value through its option's own type and choices, as if typed
+    on the command line; a repeatable option takes a string or a list."""
+    name = action.option_strings[-1]
+    if action.nargs == 0:                       # a flag
+        if not isinstance(value, bool):
+            fail(f"{path}: {name} must be true or false, got {value!r}")
+        return value
+    repeatable = isinstance(action, argparse._AppendAction)
+    items = value if repeatable and isinstance(value, list) else [value]
+    converted = []
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, (str, int, float)):
+            wanted = "a value or a list of values" if repeatable else "one value"
+            fail(f"{path}: {name} takes {wanted}, got {item!r}")
+        try:
+            converted.append(parser._get_values(action, [str(item)]))
+        except argparse.ArgumentError as error:
+            fail(f"{path}: {name}: {error.message}")
+    return converted if repeatable else converted[0]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -385,6 +466,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.config:
         args = apply_config(parser, args, argv)
+    rounded_hop(args)
     try:
         return args.handler(args)
     except UserError as error:

@@ -118,6 +118,45 @@ def test_ring_zeroes_and_counts_nonfinite_blocks():
     assert ring.nonfinite == 1
 
 
+def test_ring_zeroes_and_counts_blocks_too_large_to_be_audio():
+    ring = RingBuffer(16, 1)
+    block = np.full((4, 1), 0.5, np.float32)
+    huge = block.copy()
+    huge[2] = 1e30                              # finite, but its square overflows float32
+    for written in (block, huge, block):
+        ring.write(written)
+    data, _ = ring.read()
+    np.testing.assert_array_equal(data[:, 0], [0.5] * 4 + [0] * 4 + [0.5] * 4)
+    assert ring.out_of_range == 1 and ring.nonfinite == 0
+
+
+def test_ring_holds_back_a_producer_that_can_wait_and_wakes_the_consumer():
+    ring = RingBuffer(100, 1)
+    stop = threading.Event()
+    total = 1000
+
+    def produce():
+        for start in range(0, total, 30):
+            assert ring.wait_for_room(30, stop)
+            ring.write(ramp(min(30, total - start), 1, start))
+
+    writer = threading.Thread(target=produce)
+    writer.start()
+    taken = []
+    while sum(map(len, taken)) < total:
+        ring.wakeup.clear()                     # clear, then look: a write after this sets it again
+        if not ring.available:
+            assert ring.wakeup.wait(10), "the producer never signalled"
+        taken.append(ring.read(max_frames=40)[0])
+        assert len(taken[-1]) <= 40
+    writer.join()
+    np.testing.assert_array_equal(np.concatenate(taken)[:, 0], np.arange(total))
+    assert ring.overflows == 0
+    stop.set()
+    ring.write(ramp(100, 1))
+    assert not ring.wait_for_room(1, stop)     # a full ring and a stop: the producer gives up at once
+
+
 def test_ring_capture_times_of_any_recent_frame():
     ring = RingBuffer(1000, 1, marks=4)
     rate = 100.0
@@ -214,7 +253,8 @@ def test_file_source_is_paced_at_real_time_and_finishes(tmp_path):
     source.stop()
     np.testing.assert_allclose(np.concatenate([early, rest]), audio.mean(axis=1), atol=1e-6)
     assert time.monotonic() - started > 1.5
-    assert source.counters == {"overflows": 0, "dropped_blocks": 0, "underruns": 0, "nonfinite": 0}
+    assert source.counters == {"overflows": 0, "dropped_blocks": 0, "underruns": 0, "nonfinite": 0,
+                               "out_of_range": 0}
 
 
 def test_file_source_loops(tmp_path):
@@ -290,6 +330,16 @@ def test_stdin_nonfinite_samples_are_zeroed_and_counted():
     np.testing.assert_array_equal(got, expected)
     assert 1 <= source.counters["nonfinite"] <= 2        # one or two blocks, as the pipe delivered them
     assert source.counters["truncated_bytes"] == 0
+
+
+def test_stdin_samples_too_large_to_be_audio_are_zeroed_and_counted():
+    samples = np.full(1000, 0.5, np.float32)
+    samples[500] = 3e38
+    source = pipe_source(samples.astype("<f4").tobytes(), rate=16000, fmt="f32le")
+    got = drain(source)
+    source.stop()
+    assert np.isfinite(got).all() and np.abs(got).max() <= 0.5
+    assert 1 <= source.counters["out_of_range"] <= 2 and source.counters["nonfinite"] == 0
 
 
 @pytest.mark.parametrize("kwargs", [dict(rate=16000, fmt="u8"), dict(rate=0), dict(rate=16000, channels=0),

@@ -22,8 +22,8 @@ import pytest
 from music import chord_music, write
 from rt_mer.cache import cache_dir
 from rt_mer.engines import EngineError, default_model, open_engine
-from rt_mer.engines.tensorrt import (PlanKey, builder_has_fp16, installed_module, load_or_build, plan_files, plan_key,
-                                     read_cached_plan, resolve_precision, write_plan)
+from rt_mer.engines.plans import PlanKey, load_or_build, plan_files, plan_key, read_cached_plan, write_plan
+from rt_mer.engines.tensorrt import builder_has_fp16, installed_module, resolve_precision
 
 CLI = [sys.executable, "-m", "rt_mer.cli"]
 FP32_TOLERANCE = 1e-3       # valence/arousal, TensorRT fp32 vs ONNX Runtime on the CPU

@@ -21,117 +21,10 @@ import numpy as np
 import soundfile
 
 from .io import AudioError, open_audio, to_mono
+from .ring import RingBuffer
 
 BUFFER_SECONDS = 20.0          # how far the consumer may fall behind before audio is lost
 FILE_BLOCK_SECONDS = 0.02      # a file "arrives" in blocks this long, like a sound card's
-
-
-class RingBuffer:
-    """Preallocated float32 ring [capacity_frames, channels], one producer
-    thread and one consumer thread, no locks.
-
-    Frames are numbered from 0 since creation. The writer copies a block in
-    and only then advances `written`, so the reader never sees a frame before
-    it is complete. If the writer laps the reader, the oldest unread frames
-    are lost: `overflows` counts them, in frames. Beside the samples, a small
-    ring of (frame count at block end, capture time) marks lets the consumer
-    learn the capture time of any recent frame (`capture_time`).
-
-    Lock-free correctness relies on the GIL making each attribute store
-    atomic and ordered; NumPy may release the GIL while copying, which is why
-    `read` checks after its copy whether the writer claimed the region.
-    """
-
-    def __init__(self, capacity_frames: int, channels: int = 1, marks: int = 256) -> None:
-        if capacity_frames < 1 or channels < 1:
-            raise ValueError("a ring needs at least one frame and one channel")
-        self.capacity, self.channels = int(capacity_frames), int(channels)
-        self._data = np.zeros((self.capacity, self.channels), np.float32)
-        self.written = 0            # frames ever written (advanced after the copy)
-        self._claimed = 0           # frames the writer is writing or has written (advanced before)
-        self._read = 0              # frames the consumer has taken or lost
-        self._lost = 0              # frames lost, counted when the consumer noticed
-        self.nonfinite = 0          # written blocks that held NaN or inf (zeroed)
-        self._mark_end = np.full(marks, -1, np.int64)
-        self._mark_time = np.full(marks, np.nan, np.float64)
-        self._marks = 0
-        self._sum = np.zeros((), np.float64)     # scratch for the NaN check, so write allocates no array
-
-    @property
-    def overflows(self) -> int:
-        """Frames overwritten before the consumer read them."""
-        return self._lost + max(0, self.written - self.capacity - self._read)
-
-    @property
-    def available(self) -> int:
-        """Unread frames now held."""
-        return min(self.written - self._read, self.capacity)
-
-    def write(self, block: np.ndarray, capture_time: float | None = None, columns: np.ndarray | None = None) -> None:
-        """Copy `block` [frames, channels] in (producer only).
-
-        `columns` (an intp array, preallocated by the caller) picks the block's
-        columns to store, so that a callback writes the selected channels
-        straight into the ring. `capture_time` is the wall time of the block's
-        last frame. Non-finite samples are zeroed and the block counted.
-        """
-        n = len(block)
-        if n == 0:
-            return
-        skip = max(0, n - self.capacity)        # a block longer than the ring keeps its tail
-        start = self.written + skip
-        end = self.written + n
-        self._claimed = end
-        pos = start % self.capacity
-        first = min(end - start, self.capacity - pos)
-        self._put(block[skip:skip + first], self._data[pos:pos + first], columns)
-        if first < end - start:
-            self._put(block[skip + first:], self._data[:end - start - first], columns)
-        slot = self._marks % len(self._mark_end)
-        self._mark_end[slot] = -1               # invalidate first: a reader racing us sees a changed end
-        self._mark_time[slot] = np.nan if capture_time is None else capture_time
-        self._mark_end[slot] = end
-        self._marks += 1
-        self.written = end
-
-    def _put(self, source: np.ndarray, target: np.ndarray, columns: np.ndarray | None) -> None:
-        if columns is None:
-            np.copyto(target, source.reshape(len(source), -1))
-        else:
-            np.take(source, columns, axis=1, out=target, mode="clip")   # "clip": unbuffered, no temporary
-        np.add.reduce(target, axis=None, dtype=np.float64, out=self._sum)
-        if not np.isfinite(self._sum) and not np.isfinite(target).all():   # rare path may allocate
-            np.nan_to_num(target, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
-            self.nonfinite += 1
-
-    def read(self) -> tuple[np.ndarray, int]:
-        """Everything unread (consumer only): a new [frames, channels] array
-        and the frame count at its end."""
-        end = self.written
-        start = max(self._read, end - self.capacity)
-        out = np.empty((end - start, self.channels), np.float32)
-        pos = start % self.capacity
-        first = min(len(out), self.capacity - pos)
-        out[:first] = self._data[pos:pos + first]
-        out[first:] = self._data[:len(out) - first]
-        # Frames the writer claimed while we copied may be torn: drop and count them.
-        torn = min(len(out), max(0, self._claimed - self.capacity - start))
-        self._lost += start - self._read + torn
-        self._read = end
-        return out[torn:], end
-
-    def capture_time(self, frame: int, rate: float) -> float | None:
-        """Wall time at which frame number `frame` was captured, from the first
-        mark at or after it, stepped back at `rate`; None if unknown."""
-        ends = self._mark_end
-        later = np.flatnonzero(ends > frame)
-        if len(later) == 0:
-            return None
-        slot = later[np.argmin(ends[later])]
-        end, stamp = ends[slot], self._mark_time[slot]
-        if ends[slot] != end or not np.isfinite(stamp):     # overwritten while we looked, or no time given
-            return None
-        return float(stamp - (end - 1 - frame) / rate)
 
 
 @runtime_checkable
@@ -143,15 +36,24 @@ class Source(Protocol):
     - `channels`: channels after selection; `read` downmixes them to mono.
     - `description`: one human line (device, file, format).
     - `start()` begins capture; `stop()` ends it and may be called twice.
-    - `read()` never blocks: (mono float32 samples at `rate` that arrived
-      since the last call, wall time of the last one's capture or None).
-      Raises AudioError if the input failed (after the audio before it).
+    - `read(max_frames=None)` never blocks: (mono float32 samples at `rate`
+      that arrived since the last call, oldest first and at most
+      `max_frames`, wall time of the last one's capture or None). Raises
+      AudioError if the input failed (after the audio before it).
+    - `wakeup`: a threading.Event set whenever audio or the end arrives;
+      assign one event to several sources to sleep until any has data.
+    - `can_wait`: True if the producer waits for the consumer (a pipe, a
+      file read as fast as it is analysed): nothing is lost however far
+      behind the consumer is. False for a sound card or a file paced at
+      real time, which overrun instead.
     - `finished`: True once a file or stdin ended and everything was read.
     - `counters`: ``overflows`` (frames lost because the consumer fell
       behind), ``dropped_blocks`` (blocks the driver flagged as lost before
       they reached us), ``underruns`` (driver input underflows),
-      ``nonfinite`` (blocks with NaN/inf samples, zeroed), and for stdin
-      ``truncated_bytes`` (a partial frame at the end of the stream).
+      ``nonfinite`` (blocks with NaN/inf samples, zeroed),
+      ``out_of_range`` (blocks of finite samples too large to be audio,
+      zeroed), and for stdin ``truncated_bytes`` (a partial frame at the
+      end of the stream).
     """
 
     name: str
@@ -159,9 +61,12 @@ class Source(Protocol):
     channels: int
     description: str
 
+    wakeup: threading.Event
+    can_wait: bool
+
     def start(self) -> None: ...
     def stop(self) -> None: ...
-    def read(self) -> tuple[np.ndarray, float | None]: ...
+    def read(self, max_frames: int | None = None) -> tuple[np.ndarray, float | None]: ...
     @property
     def finished(self) -> bool: ...
     @property
@@ -171,16 +76,33 @@ class Source(Protocol):
 class _RingSource:
     """Shared consumer side: a ring, counters, end of stream and errors."""
 
+    can_wait = False
+
     def __init__(self, name: str, rate: int, channels: int, description: str) -> None:
         self.name, self.rate, self.channels, self.description = name, int(rate), int(channels), description
         self.ring = RingBuffer(int(BUFFER_SECONDS * self.rate) + 1, self.channels)
         self._dropped_blocks = self._underruns = 0
-        self._ended = False                     # set by the producer at end of stream
+        self._ended = False                     # set by the producer at end of stream (see _end)
         self._error: AudioError | None = None
 
-    def read(self) -> tuple[np.ndarray, float | None]:
+    @property
+    def wakeup(self) -> threading.Event:
+        return self.ring.wakeup
+
+    @wakeup.setter
+    def wakeup(self, event: threading.Event) -> None:
+        self.ring.wakeup = event
+
+    def _end(self, error: AudioError | None = None) -> None:
+        """Producer: the stream is over (with `error` if it failed)."""
+        if error is not None:
+            self._error = error
+        self._ended = True
+        self.ring.wakeup.set()
+
+    def read(self, max_frames: int | None = None) -> tuple[np.ndarray, float | None]:
         ended = self._ended                     # before reading, so nothing written after is missed
-        data, end = self.ring.read()
+        data, end = self.ring.read(max_frames)
         if len(data) == 0:
             if ended and self._error is not None:
                 error, self._error = self._error, None
@@ -195,7 +117,8 @@ class _RingSource:
     @property
     def counters(self) -> dict[str, int]:
         return {"overflows": self.ring.overflows, "dropped_blocks": self._dropped_blocks,
-                "underruns": self._underruns, "nonfinite": self.ring.nonfinite}
+                "underruns": self._underruns, "nonfinite": self.ring.nonfinite,
+                "out_of_range": self.ring.out_of_range}
 
 
 def _sounddevice():
@@ -303,8 +226,7 @@ class MicSource(_RingSource):
         # PortAudio ended the stream though stop() was not called: the device
         # went away (unplugged, its server died). End cleanly with the reason.
         if self._stream is not None:
-            self._error = AudioError(f"{self.description}: the device stopped delivering audio (unplugged?)")
-            self._ended = True
+            self._end(AudioError(f"{self.description}: the device stopped delivering audio (unplugged?)"))
 
     def start(self) -> None:
         if self._stream is not None:
@@ -350,9 +272,9 @@ class _ThreadSource(_RingSource):
         try:
             self._run()
         except (soundfile.LibsndfileError, RuntimeError, ValueError, OSError) as error:
-            self._error = AudioError(f"{self.description}: read failed ({error})")
+            self._end(AudioError(f"{self.description}: read failed ({error})"))
         finally:
-            self._ended = True
+            self._end()
 
     def stop(self) -> None:
         self._stopping.set()
@@ -369,6 +291,7 @@ class FileSource(_ThreadSource):
     def __init__(self, path: str | Path, name: str | None = None, realtime: bool = True, loop: bool = False) -> None:
         self._file = open_audio(path)           # AudioError now, not in the thread
         self.path, self.realtime, self.loop = Path(path), realtime, loop
+        self.can_wait = not realtime
         super().__init__(name or self.path.stem, self._file.samplerate, self._file.channels,
                          f"{self.path.name}, {self._file.samplerate} Hz, {self._file.channels} channels"
                          + (", looping" if loop else ""))
@@ -387,10 +310,8 @@ class FileSource(_ThreadSource):
                 sent += len(got)
                 if self.realtime:
                     self._stopping.wait(max(0.0, started + sent / self.rate - time.monotonic()))
-                else:                           # lossless: wait for the consumer to make room
-                    while self.ring.available + len(got) > self.ring.capacity:
-                        if self._stopping.wait(0.01):
-                            return
+                elif not self.ring.wait_for_room(len(got), self._stopping):   # lossless
+                    return
                 self.ring.write(got, time.time())
 
 
@@ -399,9 +320,13 @@ PCM_FORMATS = {"f32le": 4, "s16le": 2, "s24le": 3}      # bytes per sample
 
 class StdinSource(_ThreadSource):
     """Raw interleaved little-endian PCM from a byte stream (stdin by
-    default), not paced: the producer's pace is the capture pace. The end of
-    the stream ends the source; a partial frame there is counted in
-    ``truncated_bytes``."""
+    default), not paced: the producer's pace is the capture pace. A pipe can
+    wait, so the reader stops reading while the ring is full, and a producer
+    faster than real time (a file piped without ffmpeg's -re) is analysed
+    whole, at the pace of the analysis. The end of the stream ends the
+    source; a partial frame there is counted in ``truncated_bytes``."""
+
+    can_wait = True
 
     def __init__(self, rate: int, channels: int = 1, fmt: str = "f32le", stream: BinaryIO | None = None,
                  name: str = "stdin") -> None:
@@ -443,6 +368,8 @@ class StdinSource(_ThreadSource):
             held += got
             whole = held - held % frame
             if whole:
+                if not self.ring.wait_for_room(whole // frame, self._stopping):
+                    return
                 self.ring.write(self._decode(view[:whole]), time.time())
                 buffer[:held - whole] = buffer[whole:held]
                 held -= whole

@@ -17,13 +17,13 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..audio.io import Resampler
-from ..dsp.frontend import FRAME_HOP, FRAMES_PER_SECOND, SAMPLE_RATE, StreamingSpectrogram, WINDOW_FRAMES
+from ..dsp.frontend import FRAME_HOP, FRAMES_PER_SECOND, SAMPLE_RATE, WINDOW_FRAMES, WINDOW_SECONDS, StreamingSpectrogram
 from ..engines import Engine
 from ..engines.base import WINDOW_SHAPE
 from ..publish.schema import CLIP_DBFS, VERSION
 from .post import mood, quadrant
 from .smoothing import make_smoother
-from .windows import WINDOW_SECONDS, FrameHistory, hop_frames
+from .windows import FrameHistory, hop_frames
 
 Sink = Callable[[str, str, dict], None]          # (kind, stream, message)
 STAGES = ("frontend", "inference", "post", "publish", "total")

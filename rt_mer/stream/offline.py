@@ -10,15 +10,14 @@ from typing import Callable
 import numpy as np
 
 from ..audio.io import AudioError, read_blocks
-from ..dsp.frontend import FRAMES_PER_SECOND, SAMPLE_RATE, StreamingSpectrogram, WINDOW_FRAMES
+from ..dsp.frontend import FRAMES_PER_SECOND, SAMPLE_RATE, WINDOW_FRAMES, WINDOW_SECONDS, StreamingSpectrogram
 from ..engines import Engine, open_engine
 from ..engines.base import WINDOW_SHAPE
 from .post import mood, quadrant
-from .windows import WINDOW_SECONDS, FrameHistory, hop_frames
+from .windows import DEFAULT_HOP, FrameHistory, hop_frames
 
 AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".caf", ".w64", ".opus"}
 READ_SECONDS = 10.0
-DEFAULT_HOP = 0.5
 DEFAULT_BATCH = 32
 
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from ..dsp.frontend import FLOOR_DB, FRAMES_PER_SECOND, N_BINS, STACK_INDEX, WINDOW_FRAMES
 
-WINDOW_SECONDS = WINDOW_FRAMES / FRAMES_PER_SECOND
+DEFAULT_HOP = 0.5              # seconds between windows, live and offline
 
 
 def hop_frames(hop_seconds: float) -> int:
