@@ -5,6 +5,8 @@ import sys
 
 import pytest
 
+from music import chord_music, write
+
 CLI = [sys.executable, "-m", "rt_mer.cli"]
 
 
@@ -29,3 +31,111 @@ def test_devices_lists_the_virtual_input(virtual_audio):
     cells = [cell.strip() for cell in row.strip("│ ").split("│")]
     assert cells[:4] == [str(expected["index"]), "pulse", str(expected["max_input_channels"]),
                          f"{expected['default_samplerate']:.0f}"]
+
+
+# --config: the same types and checks as the command line ---------------------------
+
+@pytest.fixture(scope="module")
+def song(tmp_path_factory):
+    """Ten seconds of music: enough for a few windows."""
+    folder = tmp_path_factory.mktemp("cli")
+    return write(folder / "song.wav", chord_music(10, 16000, 1, seed=21), 16000)
+
+
+@pytest.fixture(scope="module")
+def blip(tmp_path_factory):
+    """Half a second: a `run --file` that ends at once (shorter than a window)."""
+    folder = tmp_path_factory.mktemp("blip")
+    return write(folder / "blip.wav", chord_music(0.5, 16000, 1, seed=22), 16000)
+
+
+def config(tmp_path, text):
+    path = tmp_path / "rt-mer.toml"
+    path.write_text(text)
+    return path
+
+
+def window_ends(csv_text):
+    return [float(row.split(",")[2]) for row in csv_text.splitlines()[1:]]
+
+
+def test_config_values_go_through_the_option_types(tmp_path, blip):
+    cases = [
+        ('hop = "fast"', "--hop: expected a number, got 'fast'"),
+        ("hop = inf", "--hop: must be a positive number, got inf"),
+        ('rate = "abc"', "--rate: expected a whole number, got 'abc'"),
+        ("threads = -1", "--threads: must be at least 1, got -1"),
+        ('smooth = "gaussian"', "--smooth: invalid choice: 'gaussian'"),
+        ('no-dash = "yes"', "--no-dash must be true or false"),
+        ("channels = [1, 2]", "--channels takes one value"),
+        ("device = [1, [2]]", "--device takes a value or a list of values"),
+        ("hopp = 0.25", "unknown option(s): hopp"),
+    ]
+    for text, message in cases:
+        path = config(tmp_path, text + "\n")
+        line = one_error_line(rt_mer("--config", path, "run", "--file", blip, "--no-dash"))
+        assert f"{path}: {message}" in line, (text, line)
+
+
+def test_config_strings_and_lists_for_repeatable_options(tmp_path, blip):
+    # one file as a string: one stream (it was a TypeError)
+    path = config(tmp_path, f'file = "{blip}"\nno-dash = true\npub = "ipc://{tmp_path}/pub"\n')
+    result = rt_mer("--config", path, "run")
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.count("blip.wav") == 1
+    # a list: one stream each; the command line replaces the list, it does not extend it
+    path = config(tmp_path, f'file = ["{blip}", "{blip}"]\nno-dash = true\npub = "ipc://{tmp_path}/pub"\n')
+    result = rt_mer("--config", path, "run")
+    assert result.returncode == 0 and "blip-1: " in result.stderr and "blip-2: " in result.stderr, result.stderr
+    result = rt_mer("--config", path, "run", "--file", blip)
+    assert result.returncode == 0 and "blip-2" not in result.stderr, result.stderr
+    # a device name is one device, not one per letter
+    path = config(tmp_path, 'device = "no-such-card"\n')
+    line = one_error_line(rt_mer("--config", path, "run", "--no-dash"))
+    assert "no input device matches 'no-such-card'" in line
+
+
+def test_config_keys_of_other_commands_are_ignored(tmp_path, song):
+    path = config(tmp_path, 'device = "pulse"\nno-dash = true\npub = "tcp://0.0.0.0:5556"\nhop = 2.0\n'
+                            'quiet = true\n')
+    result = rt_mer("--config", path, "analyze", song)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    ends = window_ends(result.stdout)
+    assert len(ends) >= 2 and {round(b - a, 6) for a, b in zip(ends, ends[1:])} == {2.0}
+    result = rt_mer("--config", path, "analyze", song, "--hop", "1")       # the command line wins
+    ends = window_ends(result.stdout)
+    assert result.returncode == 0 and {round(b - a, 6) for a, b in zip(ends, ends[1:])} == {1.0}
+
+
+# --hop, --threads: reject what cannot work, say what was rounded ----------------------
+
+@pytest.mark.parametrize("command, option, value, message", [
+    ("analyze", "--hop", "inf", "must be a positive number"),
+    ("analyze", "--hop", "1e300", "hop must be at most the 8 s window"),
+    ("analyze", "--hop", "0.01", "hop must be at least 0.0625 s"),
+    ("analyze", "--threads", "-1", "must be at least 1"),
+    ("run", "--hop", "nan", "must be a positive number"),
+    ("run", "--hop", "9", "hop must be at most the 8 s window"),
+    ("run", "--threads", "0", "must be at least 1"),
+    ("bench", "--hop", "-1", "must be a positive number"),
+    ("bench", "--threads", "-1", "must be at least 1"),
+])
+def test_impossible_hops_and_threads_are_one_line(command, option, value, message, tmp_path):
+    inputs = [tmp_path / "x.wav"] if command == "analyze" else []
+    line = one_error_line(rt_mer(command, *inputs, option, value))
+    assert f"argument {option}: {message}" in line, line
+
+
+def test_a_rounded_hop_is_said_and_used(tmp_path, song, blip):
+    result = rt_mer("analyze", "--quiet", song, "--hop", "0.3")
+    assert result.returncode == 0, result.stderr
+    assert "rt-mer: hop 0.3 s rounded to 0.3125 s" in result.stderr
+    ends = window_ends(result.stdout)
+    assert len(ends) >= 3 and all(b - a == pytest.approx(0.3125, abs=1e-3) for a, b in zip(ends, ends[1:]))
+    result = rt_mer("run", "--no-dash", "--file", blip, "--pub", f"ipc://{tmp_path}/pub", "--hop", "0.3")
+    assert result.returncode == 0 and "rt-mer: hop 0.3 s rounded to 0.3125 s" in result.stderr, result.stderr
+    path = config(tmp_path, "hop = 0.3\n")
+    result = rt_mer("--config", path, "analyze", "--quiet", song)
+    assert result.returncode == 0 and "rt-mer: hop 0.3 s rounded to 0.3125 s" in result.stderr
+    result = rt_mer("analyze", "--quiet", song, "--hop", "0.25")                # exact: nothing to say
+    assert result.returncode == 0 and "rounded" not in result.stderr
