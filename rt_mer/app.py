@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         options = LoopOptions(hop=args.hop, smoothing=args.smooth, smoothing_time=args.smooth_time,
                               explain=args.explain, engine_reason=engine.reason)
         publisher = Publisher(args.pub, codec=args.codec)
-        loop = AnalysisLoop(sources, engine, [publisher.publish], options)
+        loop = AnalysisLoop(sources, engine, [publisher.send], options)
     except (AudioError, PublishError, ValueError) as error:
         raise UserError(str(error)) from None
     recorder = None
@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_dash:
         from .ui import DashboardState, run_dashboard
         state = DashboardState()
-        loop.sinks.append(lambda kind, stream, message: state.update(message))
+        loop.sinks.append(state.update)
         stop_dashboard = threading.Event()
         dashboard = threading.Thread(target=run_dashboard, args=(state, stop_dashboard, args.refresh),
                                      name="dashboard", daemon=True)

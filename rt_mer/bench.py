@@ -3,8 +3,15 @@ process, on the shipped demo music.
 
 - analyze: offline analysis on one core, times real time, against the
   obvious way (librosa STFT of every window from scratch, PyTorch eager).
-- latency: processing latency per hop for one stream, per stage.
+- latency: processing latency per hop for one stream, per stage, as the
+  real-time loop measures it.
 - streams: how many streams one process keeps up with at the given hop.
+
+The latency, streams and gpu figures drive the real AnalysisLoop with
+synthetic sources (the demo music, a hop at a time) and read the
+latencies the loop itself measured: there is no second copy of the loop.
+The PyTorch baselines need the shipped weights (engines/rt-mer.pt, in a
+checkout) and torch; without either they are skipped, with the reason.
 - cpu: CPU use of `rt-mer run` with its dashboard in a pseudo-terminal.
 - gpu (TensorRT engines only): per-stage latency at batch sizes 1 to 1024,
   beside ONNX Runtime on the CPU and PyTorch eager on the same GPU.
@@ -16,18 +23,21 @@ import os
 import pty
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
 from .audio.io import read_audio
-from .audio.sources import demo_path
+from .audio.ring import RingBuffer
+from .audio.sources import _RingSource, demo_path
 from .dsp import frontend
 from .engines.base import WINDOW_SHAPE, Prediction
+from .stream.analyzer import StreamAnalyzer
+from .stream.loop import AnalysisLoop, LoopOptions
 from .stream.offline import analyze_file
-from .stream.post import mood, quadrant
-from .stream.windows import FrameHistory, hop_frames
+from .stream.windows import hop_frames
 
 GPU_BATCHES = (1, 8, 64, 256, 1024)
 
@@ -45,22 +55,25 @@ def bench_analyze(engine, baseline_seconds: float = 20.0) -> dict:
     trajectory = analyze_file(path, engine)
     ours = duration / (time.perf_counter() - started)
     result = {"audio_s": duration, "windows": len(trajectory.valence), "ours_x_realtime": ours}
-    obvious = _obvious_way(audio, baseline_seconds)
+    obvious, result["baseline_skipped"] = _obvious_way(audio, baseline_seconds)
     if obvious:
         result.update(obvious_x_realtime=obvious, speedup=ours / obvious)
     return result
 
 
-def _obvious_way(audio: np.ndarray, seconds: float) -> float | None:
+def _obvious_way(audio: np.ndarray, seconds: float) -> tuple[float | None, str]:
     """Each window from scratch: librosa STFT of its 8 s, the same filterbank,
-    PyTorch eager at batch 1; times real time over `seconds` of audio."""
+    PyTorch eager at batch 1; (times real time over `seconds` of audio, "")
+    or (None, why it cannot run here)."""
     try:
         import librosa
-        import torch
     except ImportError:
-        return None
+        return None, "librosa is not installed (the [train] extra)"
+    network, missing = trained_network()
+    if network is None:
+        return None, missing
+    import torch
     torch.set_num_threads(1)
-    network = _trained_network()
     window_samples = frontend.WINDOW_FRAMES * frontend.FRAME_HOP
     step = hop_frames(0.5) * frontend.FRAME_HOP
     ends = range(window_samples, min(len(audio), window_samples + int(seconds * frontend.SAMPLE_RATE)), step)
@@ -74,32 +87,45 @@ def _obvious_way(audio: np.ndarray, seconds: float) -> float | None:
             spec = 20 * np.log10(np.maximum(frontend._FILTERBANK @ magnitude, 1e-5))
             window = frontend.harmonic_stack(spec[:, -frontend.WINDOW_FRAMES:].astype(np.float32))
             network(torch.from_numpy(window[None]))
-    return len(ends) * 0.5 / (time.perf_counter() - started)
+    return len(ends) * 0.5 / (time.perf_counter() - started), ""
 
 
-def _trained_network():
-    """The PyTorch network with the shipped weights (engines/rt-mer.pt in a
-    checkout), for the PyTorch baselines; needs the [train] extra."""
-    import torch
+def trained_weights() -> Path:
+    """The shipped PyTorch weights: engines/rt-mer.pt in a checkout (a
+    wheel ships the ONNX model only)."""
+    return Path(str(frontend.__file__)).resolve().parents[2] / "engines" / "rt-mer.pt"
 
+
+def trained_network(weights: Path | None = None):
+    """(the PyTorch network with the shipped weights, or `weights`, "") for
+    the PyTorch baselines, or (None, why not): never random weights."""
+    try:
+        import torch
+    except ImportError:
+        return None, "PyTorch is not installed (the [train] extra)"
+    weights = weights or trained_weights()
+    if not weights.is_file():
+        return None, f"the PyTorch weights {weights} are not here (a wheel ships the ONNX model only)"
     from .model.network import HarmonicCNN
     network = HarmonicCNN().eval()
-    model = Path(str(frontend.__file__)).resolve().parents[2] / "engines" / "rt-mer.pt"
-    if model.exists():
-        network.load_state_dict(torch.load(model, weights_only=True, map_location="cpu"))
-    return network
+    try:
+        network.load_state_dict(torch.load(weights, weights_only=True, map_location="cpu"))
+    except Exception as error:          # another model's weights, a damaged file
+        return None, (f"the PyTorch weights {weights} do not load ({type(error).__name__}: another version of "
+                      f"the network, or a damaged file)")
+    return network, ""
 
 
 class TorchEagerEngine:
     """The model in PyTorch eager mode on the GPU, copies in and out
     included as for TensorRT: the baseline a GPU engine must beat."""
 
-    def __init__(self) -> None:
+    def __init__(self, network) -> None:
         import torch
 
         from .model.network import ExportWrapper
         self._torch = torch
-        self._network = ExportWrapper(_trained_network()).cuda().eval()
+        self._network = ExportWrapper(network).cuda().eval()
         self.name = f"pytorch {torch.__version__} eager {torch.cuda.get_device_name()}"
 
     def infer(self, windows: np.ndarray) -> Prediction:
@@ -110,87 +136,142 @@ class TorchEagerEngine:
 
 def torch_eager_engine() -> tuple[TorchEagerEngine | None, str]:
     """(PyTorch eager on the GPU, "") or (None, why it cannot run here)."""
-    try:
-        import torch
-    except ImportError:
-        return None, "PyTorch is not installed (the [train] extra)"
+    network, missing = trained_network()
+    if network is None:
+        return None, missing
+    import torch
     if not torch.cuda.is_available():
         return None, f"torch {torch.__version__} has no CUDA device (a CPU build, or no GPU)"
-    return TorchEagerEngine(), ""
+    return TorchEagerEngine(network), ""
 
 
 def demo_windows(count: int, hop: float = 0.5) -> np.ndarray:
     """`count` real windows of the demo music, a hop apart, starting over
     when the music has fewer: float32 [count, *WINDOW_SHAPE]."""
-    audio = demo_audio()
-    frames = frontend.StreamingSpectrogram().push(audio)
-    history = FrameHistory(frames.shape[1])
-    history.push(frames)
-    ends = range(frontend.WINDOW_FRAMES, history.count + 1, hop_frames(hop))
-    windows = np.empty((min(count, len(ends)), *WINDOW_SHAPE), np.float32)
-    for i, end in zip(range(len(windows)), ends):
-        history.window(end, windows[i])
+    analyzer = StreamAnalyzer("demo", frontend.SAMPLE_RATE, hop)
+    due = analyzer.push(demo_audio())
+    windows = np.empty((min(count, len(due)), *WINDOW_SHAPE), np.float32)
+    for i in range(len(windows)):
+        analyzer.window(due[i], windows[i])
     return windows[np.arange(count) % len(windows)]
 
 
-def _hop_work(engine, streams: int, hop: float, audio: np.ndarray, publish=None) -> tuple[dict, float]:
-    """One hop of the live path for `streams` streams: front-end on the new
-    audio, window assembly, one batched inference, post, publish."""
-    step = hop_frames(hop) * frontend.FRAME_HOP
-    state = [(frontend.StreamingSpectrogram(), FrameHistory()) for _ in range(streams)]
-    for spectrogram, history in state:                       # fill the first window
-        history.push(spectrogram.push(audio[:frontend.WINDOW_FRAMES * frontend.FRAME_HOP]))
-    windows = np.empty((streams, *WINDOW_SHAPE), np.float32)
-    position = frontend.WINDOW_FRAMES * frontend.FRAME_HOP
-    stages: dict[str, list[float]] = {"frontend": [], "inference": [], "post": [], "total": []}
+class SyntheticSource(_RingSource):
+    """The demo music as a live stream at the model rate, written by a
+    `SyntheticFeed` a hop at a time, so a hop's last sample is captured
+    when its block is written."""
 
-    def one_hop() -> None:
-        nonlocal position
-        block = audio[position:position + step]
-        position = (position + step) % (len(audio) - step)
-        t0 = time.perf_counter()
-        for i, (spectrogram, history) in enumerate(state):
-            history.push(spectrogram.push(block))
-            history.window(history.count, windows[i])
-        t1 = time.perf_counter()
-        prediction = engine.infer(windows)
-        t2 = time.perf_counter()
-        for i in range(streams):
-            v, a = float(prediction.valence[i]), float(prediction.arousal[i])
-            message = {"valence": v, "arousal": a, "quadrant": quadrant(v, a), "mood": mood(v, a)}
-            if publish:
-                publish("emotion", f"s{i}", message)
-        t3 = time.perf_counter()
-        for stage, seconds in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t3 - t0)):
-            stages[stage].append(seconds * 1000)
-    return stages, one_hop
+    def __init__(self, name: str, capacity_seconds: float) -> None:
+        super().__init__(name, frontend.SAMPLE_RATE, 1, f"synthetic {name}")
+        self.ring = RingBuffer(int(capacity_seconds * self.rate), 1)
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
 
 
-def bench_latency(engine, hop: float = 0.5, hops: int = 300) -> dict:
+class SyntheticFeed:
+    """Writes the demo music into every source: the first window at once,
+    then one hop every `interval` seconds, `hops` times; then ends them.
+    In `lockstep`, each hop is written only once the loop has sent every
+    window of the one before (then `interval` later): the per-hop work
+    measured alone, never queued behind the previous hop's."""
+
+    def __init__(self, streams: int, hop: float, hops: int, interval: float, lockstep: bool = False) -> None:
+        self.step = hop_frames(hop) * frontend.FRAME_HOP
+        self.hops, self.interval, self.lockstep = hops, interval, lockstep
+        window = frontend.WINDOW_FRAMES * frontend.FRAME_HOP
+        self.sources = [SyntheticSource(f"s{i}", (window + 4 * self.step) / frontend.SAMPLE_RATE)
+                        for i in range(streams)]
+        self.stop = threading.Event()
+        self._sent = self._expected = 0
+        self._caught_up = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="synthetic feed", daemon=True)
+
+    def count(self, message) -> None:
+        """The loop's sink: notes each window sent."""
+        if message.type == "emotion":
+            self._sent += 1
+            if self._sent >= self._expected:
+                self._caught_up.set()
+
+    def _run(self) -> None:
+        audio = demo_audio()
+        window = frontend.WINDOW_FRAMES * frontend.FRAME_HOP
+        self._write(audio[:window, None])
+        position, next_tick = window, time.monotonic() + self.interval
+        for _ in range(self.hops):
+            if self.lockstep:
+                self._caught_up.wait(60)
+                next_tick = time.monotonic() + self.interval
+            if self.stop.wait(max(0.0, next_tick - time.monotonic())):
+                break
+            next_tick += self.interval
+            if position + self.step > len(audio):
+                position = 0
+            self._write(audio[position:position + self.step, None])
+            position += self.step
+        for source in self.sources:
+            source._end()
+
+    def _write(self, block: np.ndarray) -> None:
+        self._caught_up.clear()
+        self._expected += len(self.sources)
+        for source in self.sources:
+            source.ring.write(block, time.time())
+
+    def start(self) -> None:
+        self._thread.start()
+
+
+def run_loop(engine, streams: int, hop: float, hops: int, interval: float, sink=None,
+             lockstep: bool = False) -> AnalysisLoop:
+    """The real-time loop over `streams` synthetic streams fed one hop each
+    every `interval` seconds; returns it when they have ended, with the
+    latencies and counters it measured."""
+    feed = SyntheticFeed(streams, hop, hops, interval, lockstep)
+    loop = AnalysisLoop(feed.sources, engine, [feed.count] + ([sink] if sink else []),
+                        LoopOptions(hop=hop, smoothing="off"))
+    feed.start()
+    try:
+        loop.run()
+    finally:
+        feed.stop.set()
+    return loop
+
+
+def loop_stages(loop: AnalysisLoop, stages=("frontend", "inference", "post", "publish", "total")) -> dict:
+    """Every window's per-stage latency (ms) the loop measured, all streams together."""
+    return {stage: [ms for stream in loop.streams for ms in stream.analyzer.latency[stage]] for stage in stages}
+
+
+def bench_latency(engine, hop: float = 0.5, hops: int = 300, interval: float = 0.02) -> dict:
+    """One stream through the loop, publishing on a real socket; a hop of
+    audio `interval` s after the previous hop was sent (faster than real
+    time: the loop is idle between hops either way)."""
     from .publish import Publisher
-    audio = demo_audio()
     with Publisher("inproc://bench") as publisher:
-        stages, one_hop = _hop_work(engine, 1, hop, audio,
-                                    lambda kind, stream, message: publisher.publish(kind, stream, {
-                                        "v": 1, "type": kind, "stream": stream, **message}))
-        for _ in range(hops):
-            one_hop()
+        loop = run_loop(engine, 1, hop, hops, interval, publisher.send, lockstep=True)
     return {stage: {"p50": float(np.percentile(v, 50)), "p99": float(np.percentile(v, 99))}
-            for stage, v in stages.items()}
+            for stage, v in loop_stages(loop).items()}
 
 
 def bench_streams(engine, hop: float = 0.5, counts=(1, 4, 8, 16, 32, 64, 128), hops: int = 8) -> dict:
-    """Per stream count: p99 of the time one hop's work takes, and whether it
-    fits in the hop with a 20 % margin (the rest is for capture and sinks)."""
-    audio = demo_audio()
+    """Per stream count, in real time through the loop: p99 of the
+    processing latency (a hop's last sample captured -> its message sent,
+    every stream's windows in one batch), and whether it fits in the hop
+    with a 20 % margin (the rest is for capture and sinks) with no window
+    late."""
     result = {}
     for count in counts:
-        stages, one_hop = _hop_work(engine, count, hop, audio)
-        for _ in range(hops):
-            one_hop()
+        loop = run_loop(engine, count, hop, hops, hop)
+        stages = loop_stages(loop)
         p99 = float(np.percentile(stages["total"], 99))
-        result[count] = {"hop_ms_p99": p99, "real_time": p99 < 0.8 * hop * 1000,
-                         "frontend_share": sum(stages["frontend"]) / sum(stages["total"])}
+        late = sum(stream.late_windows for stream in loop.streams)
+        result[count] = {"hop_ms_p99": p99, "real_time": p99 < 0.8 * hop * 1000 and not late,
+                         "frontend_share": sum(stages["frontend"]) / sum(stages["total"]), "late": late}
         if p99 > hop * 1000:
             break
     return result
@@ -253,15 +334,16 @@ def bench_gpu(engine, cpu_engine, torch_engine, hop: float = 0.5, batches=GPU_BA
     the CPU front-end and of the GPU engine's stages (`last_timings`),
     beside one inference call of ONNX Runtime on the CPU and of PyTorch
     eager on the GPU (copies included) over the same number of windows."""
-    audio = demo_audio()
     result = {}
     for batch in (b for b in batches if b <= engine.max_batch):
-        stages, one_hop = _hop_work(engine, batch, hop, audio)
         timings = []
-        for _ in range(hops):
-            one_hop()
-            timings.append(dict(engine.last_timings))
-        row = {"frontend": _p50(stages["frontend"]), **{k: _p50([t[k] for t in timings]) for k in timings[0]},
+
+        def after_inference(message) -> None:     # the first stream's message follows each inference call
+            if message.type == "emotion" and message.stream == "s0":
+                timings.append(dict(engine.last_timings))
+        loop = run_loop(engine, batch, hop, hops, 0.005, after_inference, lockstep=True)
+        frontend_ms = loop_stages(loop, ("frontend",))["frontend"]
+        row = {"frontend": _p50(frontend_ms) * batch, **{k: _p50([t[k] for t in timings]) for k in timings[0]},
                "inference_p99": float(np.percentile([t["inference"] for t in timings], 99))}
         windows, repeats = demo_windows(batch, hop), max(3, min(30, 256 // batch))
         row["onnxruntime_cpu"] = _time_infer(cpu_engine, windows, repeats)
@@ -294,7 +376,7 @@ def run_benchmarks(engine, threads_engine, sections: list[str], hop: float, prin
             line += (f"; obvious way (librosa STFT per window + PyTorch eager): {r['obvious_x_realtime']:.1f}x; "
                      f"ratio {r['speedup']:.1f}")
         else:
-            line += "; obvious-way baseline skipped: needs the [train] extra (librosa, torch)"
+            line += f"; obvious-way baseline skipped: {r['baseline_skipped']}"
         print_line(line)
     if "latency" in sections:
         r = bench_latency(threads_engine, hop)

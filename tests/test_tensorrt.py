@@ -353,7 +353,7 @@ def test_several_streams_through_the_live_loop(gpu_cache, tmp_path):
     engine = open_tensorrt("fp32")
     messages = []
     loop = AnalysisLoop([FileSource(path) for path in files], engine,
-                        [lambda kind, stream, message: messages.append(message)], LoopOptions())
+                        [lambda message: messages.append(message.to_dict())], LoopOptions())
     thread = threading.Thread(target=loop.run)
     thread.start()
     thread.join(timeout=120)

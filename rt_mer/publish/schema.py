@@ -19,6 +19,8 @@ status:  v, type="status", stream, seq, t, wall, source, rate, channels,
 `seq` counts each topic's messages per stream from 0: a gap means the
 subscriber missed messages. `t` is stream time (s) at the window's end;
 `wall` the Unix time its last sample was captured.
+`EmotionMessage` and `StatusMessage` (below) are the typed forms the
+analysis builds; `to_dict` gives the payload, rounded, every float finite.
 Subscribers treat payloads as untrusted: `decode` checks size, type,
 fields and ranges (valence and arousal in [-1, 1], quadrant 1 to 4) and
 never unpickles.
@@ -27,7 +29,10 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, Mapping, Union
+
+import numpy as np
 
 VERSION = 1
 MAX_PAYLOAD_BYTES = 64 * 1024
@@ -157,3 +162,139 @@ def decode(payload: bytes, codec: str = "json") -> dict[str, Any]:
             raise MessageError(f"{kind} field {name!r} missing or not {expected.__name__}")
     check_ranges(message)
     return message
+
+
+# ----------------------------------------------------------- typed messages
+
+LEVEL_RANGE_DBFS = (-200.0, 200.0)    # silence reads -200; nothing a ring lets through reaches +200
+MAX_SECONDS = 1e12                    # stream and wall times, latencies: far beyond any real one
+
+
+def finite(value: float, low: float, high: float, nan: float = 0.0) -> float:
+    """`value` as a float in [low, high]; NaN becomes `nan`. The encoder
+    refuses non-finite numbers, so every float passes through here."""
+    value = float(value)
+    return nan if math.isnan(value) else min(max(value, low), high)
+
+
+def _ms(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None else round(finite(value, 0.0, MAX_SECONDS), digits)
+
+
+def _unit(value: float) -> float:
+    return round(finite(value, -1.0, 1.0), 4)
+
+
+def _dbfs(value: float) -> float:
+    return round(finite(value, *LEVEL_RANGE_DBFS, nan=LEVEL_RANGE_DBFS[0]), 1)
+
+
+def _time(value: float) -> float:
+    return finite(value, -MAX_SECONDS, MAX_SECONDS)
+
+
+@dataclass
+class EmotionMessage:
+    """One window's prediction: `emotion.<stream>`, once per hop.
+
+    valence/arousal are smoothed, *_raw the model's own, all in [-1, 1];
+    latency_ms has the stages frontend, inference, post and, set just before
+    the message is handed to the sinks, total; explanation (with --explain)
+    is {"valence": [[12 x steps]], "arousal": ...}."""
+    stream: str
+    seq: int
+    t: float
+    wall: float
+    valence: float
+    arousal: float
+    valence_raw: float
+    arousal_raw: float
+    quadrant: int
+    mood: str
+    level_dbfs: float
+    peak_dbfs: float
+    engine: str
+    batch: int = 1
+    latency_ms: dict[str, float] = field(default_factory=dict)
+    explanation: Any = None          # [2, 12, steps] array or nested lists
+    type: ClassVar[str] = "emotion"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The wire form (schema version 1): rounded, every float finite."""
+        message = {"v": VERSION, "type": self.type, "stream": self.stream, "seq": int(self.seq),
+                   "t": _time(self.t), "wall": _time(self.wall),
+                   "valence": _unit(self.valence), "arousal": _unit(self.arousal),
+                   "valence_raw": _unit(self.valence_raw), "arousal_raw": _unit(self.arousal_raw),
+                   "quadrant": int(self.quadrant), "mood": self.mood,
+                   "level_dbfs": _dbfs(self.level_dbfs), "peak_dbfs": _dbfs(self.peak_dbfs),
+                   "engine": self.engine, "batch": int(self.batch),
+                   "latency_ms": {stage: _ms(ms) for stage, ms in self.latency_ms.items()}}
+        if self.explanation is not None:
+            values = np.nan_to_num(np.asarray(self.explanation, np.float64), nan=0.0, posinf=1e6, neginf=-1e6)
+            message["explanation"] = {"valence": np.round(values[0], 3).tolist(),
+                                      "arousal": np.round(values[1], 3).tolist()}
+        return message
+
+    @classmethod
+    def from_dict(cls, message: Mapping[str, Any]) -> EmotionMessage:
+        """A decoded emotion payload (see `decode`) as a typed message."""
+        return cls(**{name: message[name] for name in _FIELDS[cls] if name in message})
+
+
+@dataclass
+class StatusMessage:
+    """A stream's health: `status.<stream>`, about once a second and once
+    more with state "ended". `counters` are the source's (overflows,
+    dropped_blocks, underruns, nonfinite, out_of_range, and for stdin
+    truncated_bytes), flat in the payload; latency_ms is {"p50": {stage:
+    ms}, "p99": {...}} over recent windows, None before any."""
+    stream: str
+    seq: int
+    t: float
+    wall: float
+    state: str                        # "warming" | "running" | "ended"
+    source: str = ""
+    rate: int = 0
+    channels: int = 0
+    engine: str = ""
+    engine_reason: str = ""
+    window_s: float = 0.0
+    hop_s: float = 0.0
+    level_dbfs: float = LEVEL_RANGE_DBFS[0]
+    peak_dbfs: float = LEVEL_RANGE_DBFS[0]
+    clipped: int = 0                  # reads that clipped since the previous status
+    late_windows: int = 0
+    latency_ms: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    counters: dict[str, int] = field(default_factory=dict)
+    type: ClassVar[str] = "status"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The wire form (schema version 1): rounded, every float finite."""
+        return {"v": VERSION, "type": self.type, "stream": self.stream, "seq": int(self.seq),
+                "t": _time(self.t), "wall": _time(self.wall), "state": self.state,
+                "source": self.source, "rate": int(self.rate), "channels": int(self.channels),
+                "engine": self.engine, "engine_reason": self.engine_reason,
+                "window_s": _time(self.window_s), "hop_s": _time(self.hop_s),
+                "level_dbfs": _dbfs(self.level_dbfs), "peak_dbfs": _dbfs(self.peak_dbfs),
+                "clipped": int(self.clipped), "late_windows": int(self.late_windows),
+                "latency_ms": {name: {stage: _ms(ms) for stage, ms in stages.items()}
+                               for name, stages in self.latency_ms.items()},
+                **{name: int(count) for name, count in self.counters.items()}}
+
+    @classmethod
+    def from_dict(cls, message: Mapping[str, Any]) -> StatusMessage:
+        """A decoded status payload as a typed message; integer fields the
+        schema does not name are the source's counters."""
+        known = {name: message[name] for name in _FIELDS[cls] if name in message}
+        counters = {name: value for name, value in message.items()
+                    if name not in _FIELDS[cls] and name not in ("v", "type") and isinstance(value, int)}
+        return cls(**known, counters=counters)
+
+
+Message = Union[EmotionMessage, StatusMessage]
+_FIELDS = {kind: {f.name for f in fields(kind)} - {"counters"} for kind in (EmotionMessage, StatusMessage)}
+
+
+def typed(message: Mapping[str, Any]) -> Message:
+    """A decoded payload as EmotionMessage or StatusMessage."""
+    return (EmotionMessage if message["type"] == "emotion" else StatusMessage).from_dict(message)

@@ -141,6 +141,11 @@ class Publisher:
         self.sent += 1
         return True
 
+    def send(self, message: schema.Message) -> bool:
+        """Publish a typed message (EmotionMessage or StatusMessage); the
+        loop's sink. True if queued, as `publish`."""
+        return self.publish(message.type, message.stream, message.to_dict())
+
     def close(self) -> None:
         """Close the socket, flushing queued messages for at most LINGER_MS."""
         self._socket.close()

@@ -1,132 +1,91 @@
 """The real-time loop: one analysis thread for every stream of the process.
 
-It wakes every few milliseconds, drains each source's ring (the audio
-callback only copies into it), runs the new samples through the resampler
-and the incremental front-end, and when windows are due, sends the windows
-of every stream through the engine as one batch. Post-processing, then the
-sinks (publisher, dashboard state, recorder), none of which may block.
+It sleeps until a source has data (every source sets one shared event when
+audio or its end arrives), drains the sources into their StreamAnalyzers,
+and copies the windows now due into one batch. The batch goes to the
+engine when every stream has a window in it, or when the first window in
+it has waited BATCH_WAIT_SECONDS, so that windows of several streams due a
+few milliseconds apart share one inference, as a dynamic batcher does.
+Then the messages go to the sinks (publisher, dashboard state, recorder),
+none of which may block.
 """
 from __future__ import annotations
 
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
 
-from ..audio.io import Resampler
-from ..dsp.frontend import FRAME_HOP, FRAMES_PER_SECOND, SAMPLE_RATE, WINDOW_FRAMES, WINDOW_SECONDS, StreamingSpectrogram
+from ..audio.io import AudioError
 from ..engines import Engine
 from ..engines.base import WINDOW_SHAPE
-from ..publish.schema import CLIP_DBFS, VERSION
-from .post import mood, quadrant
-from .smoothing import make_smoother
-from .windows import FrameHistory, hop_frames
+from ..publish.schema import Message
+from .analyzer import DueWindow, StreamAnalyzer
+from .windows import DEFAULT_HOP
 
-Sink = Callable[[str, str, dict], None]          # (kind, stream, message)
-STAGES = ("frontend", "inference", "post", "publish", "total")
-POLL_SECONDS = 0.004
+Sink = Callable[[Message], None]
 STATUS_SECONDS = 1.0
-MAX_BACKLOG_WINDOWS = 8        # more windows due than this and the oldest are skipped, and counted
-LATENCY_HISTORY = 512
-
-
-def dbfs(amplitude: float) -> float:
-    return 20 * np.log10(max(amplitude, 1e-10))
+BATCH_WAIT_SECONDS = 0.005     # how long a due window waits for other streams' windows to join its batch
+MAX_BACKLOG_WINDOWS = 8        # a live input this far behind skips its oldest due windows, and counts them
 
 
 @dataclass
 class LoopOptions:
-    hop: float = 0.5
+    hop: float = DEFAULT_HOP
     smoothing: str = "ema"
     smoothing_time: float = 2.0
     explain: bool = False
     engine_reason: str = ""
 
 
-class StreamState:
-    """What the loop keeps for one stream."""
+class _Stop(threading.Event):
+    """`loop.stop`: setting it also wakes the loop from its sleep."""
 
-    def __init__(self, source, step: int, options: LoopOptions) -> None:
-        self.source, self.step = source, step
-        self.resample = Resampler(source.rate)
-        self.spectrogram = StreamingSpectrogram()
-        self.history = FrameHistory(WINDOW_FRAMES + MAX_BACKLOG_WINDOWS * step)
-        self.next_end = WINDOW_FRAMES
-        self.samples = 0                      # at the model rate
-        self.last_capture: float | None = None
-        self.smooth = [make_smoother(options.smoothing, options.smoothing_time) for _ in range(2)]
-        self.seq = {"emotion": 0, "status": 0}
-        self.peak = self.square_sum = 0.0
-        self.level_count = 0
-        self.level = (-200.0, -200.0)        # rms, peak dBFS over the last status period
-        self.clipped = 0                     # reads that clipped, since the last status
-        self.late_windows = 0
-        self.frontend_seconds = 0.0
-        self.latency = {stage: deque(maxlen=LATENCY_HISTORY) for stage in STAGES}
+    def __init__(self, wakeup: threading.Event) -> None:
+        super().__init__()
+        self._wakeup = wakeup
+
+    def set(self) -> None:
+        super().set()
+        self._wakeup.set()
+
+
+class LiveStream:
+    """A source and its analyzer, as the loop drives them."""
+
+    def __init__(self, source, options: LoopOptions, engine_name: str) -> None:
+        self.source = source
+        # A source that can wait is read a backlog at a time and never late;
+        # a live one is read whole and skips what it cannot catch up with.
+        self.analyzer = StreamAnalyzer(source.name, source.rate, options.hop, options.smoothing,
+                                       options.smoothing_time, engine_name,
+                                       max_backlog=None if source.can_wait else MAX_BACKLOG_WINDOWS)
+        self.read_limit = (int(MAX_BACKLOG_WINDOWS * self.analyzer.hop_seconds * source.rate)
+                           if source.can_wait else None)
         self.emitted = False
-        self.drained = False                 # the source finished and its last samples went through
+        self.drained = False       # the source finished and its last samples went through
 
-    def ingest(self) -> None:
-        """Drain the source and run new samples through the front-end; once
+    @property
+    def seq(self) -> dict[str, int]:
+        return self.analyzer.seq
+
+    @property
+    def late_windows(self) -> int:
+        return self.analyzer.late_windows
+
+    def ingest(self) -> tuple[list[DueWindow], bool]:
+        """(windows now due, whether more is waiting in the source); once
         the source has finished, flush the resampler once and stop."""
         if self.drained:
-            return
-        started = time.perf_counter()
-        samples, capture = self.source.read()
-        finishing = self.source.finished
-        if len(samples) or finishing:
-            self._meter(samples)
-            resampled = self.resample(samples, last=finishing)
-            self.samples += len(resampled)
-            self.history.push(self.spectrogram.push(resampled))
-            if capture is not None:
-                self.last_capture = capture
-        self.drained = finishing
-        self.frontend_seconds += time.perf_counter() - started
-
-    def _meter(self, samples: np.ndarray) -> None:
-        if len(samples):
-            peak = float(np.abs(samples).max())
-            self.peak = max(self.peak, peak)
-            self.square_sum += float(np.dot(samples, samples))
-            self.level_count += len(samples)
-            self.clipped += int(peak >= 10 ** (CLIP_DBFS / 20))
-
-    def take_level(self) -> tuple[float, float, int]:
-        """(rms, peak dBFS, reads that clipped) since the last call."""
-        if self.level_count:
-            self.level = (dbfs(np.sqrt(self.square_sum / self.level_count)), dbfs(self.peak))
-        clipped = self.clipped
-        self.peak = self.square_sum = 0.0
-        self.level_count = self.clipped = 0
-        return (*self.level, clipped)
-
-    def due_windows(self) -> list[int]:
-        """End frames of the windows now complete, oldest first; a backlog
-        past MAX_BACKLOG_WINDOWS is skipped and counted as late."""
-        ends = []
-        while self.next_end <= self.history.count:
-            ends.append(self.next_end)
-            self.next_end += self.step
-        if len(ends) > MAX_BACKLOG_WINDOWS:
-            self.late_windows += len(ends) - MAX_BACKLOG_WINDOWS
-            ends = ends[-MAX_BACKLOG_WINDOWS:]
-        return ends
-
-    def capture_time(self, end_frame: int) -> float:
-        """Wall time the window's last sample was captured, from the capture
-        time of the newest sample read and the samples since."""
-        if self.last_capture is None:
-            return time.time()
-        return self.last_capture - (self.samples - end_frame * FRAME_HOP) / SAMPLE_RATE
-
-    def percentiles(self) -> dict:
-        return {name: {stage: round(float(np.percentile(values, q)), 3) if values else None
-                       for stage, values in self.latency.items()}
-                for name, q in (("p50", 50), ("p99", 99))}
+            return [], False
+        samples, capture = self.source.read(self.read_limit)
+        self.drained = self.source.finished      # after the read: it has taken everything
+        if not len(samples) and not self.drained:
+            return [], False
+        more = not self.drained and self.read_limit is not None and len(samples) >= self.read_limit
+        return self.analyzer.push(samples, capture, last=self.drained), more
 
 
 class AnalysisLoop:
@@ -135,94 +94,118 @@ class AnalysisLoop:
     def __init__(self, sources: Sequence, engine: Engine, sinks: Sequence[Sink],
                  options: LoopOptions | None = None) -> None:
         self.options = options or LoopOptions()
-        step = hop_frames(self.options.hop)
         self.engine, self.sinks = engine, list(sinks)
-        self.streams = [StreamState(source, step, self.options) for source in sources]
-        self.windows = np.empty((len(self.streams) * MAX_BACKLOG_WINDOWS, *WINDOW_SHAPE), np.float32)
-        self.hop_seconds = step / FRAMES_PER_SECOND
-        self.stop = threading.Event()
+        self.streams = [LiveStream(source, self.options, engine.name) for source in sources]
+        self.hop_seconds = self.streams[0].analyzer.hop_seconds if self.streams else DEFAULT_HOP
+        self.windows = np.empty((max(1, 2 * len(self.streams) * MAX_BACKLOG_WINDOWS), *WINDOW_SHAPE), np.float32)
+        self.pending: list[tuple[LiveStream, DueWindow]] = []
+        self._pending_since = 0.0            # monotonic time the oldest pending window became due
+        self.batches = 0                     # inference calls made
+        self.wakeup = threading.Event()
+        self.stop = _Stop(self.wakeup)
+        self._error: BaseException | None = None
 
     def run(self) -> None:
+        """Analyse on a thread of its own until done; the calling thread
+        only waits (so a signal handler that sets `stop` runs there, never
+        inside the loop's own locks). Re-raises what ended the loop."""
+        worker = threading.Thread(target=self._run_safely, name="analysis")
+        worker.start()
+        worker.join()
+        if self._error is not None:
+            raise self._error
+
+    def _run_safely(self) -> None:
+        try:
+            self._run()
+        except BaseException as error:       # handed to run()'s caller, in its thread
+            self._error = error
+
+    def _run(self) -> None:
         for stream in self.streams:
+            stream.source.wakeup = self.wakeup
             stream.source.start()
         next_status = 0.0
         try:
             while not self.stop.is_set():
-                for stream in self.streams:
-                    stream.ingest()
-                self._analyse([(s, end) for s in self.streams for end in s.due_windows()])
+                self.wakeup.clear()          # before draining: audio arriving after this wakes us again
+                more = self._drain()
+                deadline = self._dispatch()
                 if time.monotonic() >= next_status:
                     next_status = time.monotonic() + STATUS_SECONDS
                     for stream in self.streams:
                         self._status(stream, "running" if stream.emitted else "warming")
-                if all(s.drained for s in self.streams):
+                if all(s.drained for s in self.streams) and not self.pending:
                     break
-                time.sleep(POLL_SECONDS)
+                if not more:
+                    self.wakeup.wait(max(0.0, min(next_status, deadline) - time.monotonic()))
         finally:
             for stream in self.streams:
                 stream.source.stop()
-                self._status(stream, "ended")
+            try:
+                self._infer()                # windows already due are not lost
+            finally:
+                for stream in self.streams:
+                    self._status(stream, "ended")
 
-    def _analyse(self, due: list[tuple[StreamState, int]]) -> None:
-        if not due:
+    def _drain(self) -> bool:
+        """Read every source, copying due windows into the batch; True if a
+        source that can wait has more ready."""
+        more = False
+        for stream in self.streams:
+            due, waiting = stream.ingest()
+            more |= waiting
+            for window in due:
+                if len(self.pending) == len(self.windows):
+                    self._infer()
+                if not self.pending:
+                    self._pending_since = time.monotonic()
+                stream.analyzer.window(window, self.windows[len(self.pending)])
+                self.pending.append((stream, window))
+        return more
+
+    def _dispatch(self) -> float:
+        """Infer the batch if it is complete or has waited long enough;
+        returns when it must go at the latest (infinity: nothing pending)."""
+        if not self.pending:
+            return float("inf")
+        waiting = {id(stream) for stream, _ in self.pending}
+        live = [s for s in self.streams if not s.drained]
+        deadline = self._pending_since + BATCH_WAIT_SECONDS
+        if all(id(s) in waiting for s in live) or time.monotonic() >= deadline:
+            self._infer()
+            return float("inf")
+        return deadline
+
+    def _infer(self) -> None:
+        if not self.pending:
             return
-        for i, (stream, end) in enumerate(due):
-            stream.history.window(end, self.windows[i])
+        pending, self.pending = self.pending, []
         started = time.perf_counter()
-        prediction = self.engine.infer(self.windows[:len(due)])
+        prediction = self.engine.infer(self.windows[:len(pending)])
         inference = time.perf_counter() - started
-        for i, (stream, end) in enumerate(due):
-            post_started = time.perf_counter()
-            message = self._emotion(stream, end, float(prediction.valence[i]), float(prediction.arousal[i]),
-                                    prediction.explanation[i] if self.options.explain else None)
-            message["batch"] = len(due)
-            message["latency_ms"] = {"frontend": round(stream.frontend_seconds * 1000, 3),
-                                     "inference": round(inference * 1000, 3),
-                                     "post": round((time.perf_counter() - post_started) * 1000, 3)}
+        self.batches += 1
+        for i, (stream, due) in enumerate(pending):
+            message = stream.analyzer.emit(due, float(prediction.valence[i]), float(prediction.arousal[i]),
+                                           prediction.explanation[i] if self.options.explain else None,
+                                           batch=len(pending), inference_seconds=inference)
             publish_started = time.perf_counter()
-            self._send("emotion", stream, message)
-            # a message cannot carry its own send time: publish is in the percentiles only
-            latency = {**message["latency_ms"], "publish": (time.perf_counter() - publish_started) * 1000}
-            for stage in STAGES:
-                stream.latency[stage].append(latency[stage])
-            stream.frontend_seconds = 0.0
+            self._send(message)
+            stream.analyzer.record_latency(message, time.perf_counter() - publish_started)
             stream.emitted = True
 
-    def _emotion(self, stream: StreamState, end: int, valence: float, arousal: float, explanation) -> dict:
-        smooth_v = stream.smooth[0](valence, self.hop_seconds)
-        smooth_a = stream.smooth[1](arousal, self.hop_seconds)
-        rms, peak = stream.level
-        message = {"v": VERSION, "type": "emotion", "stream": stream.source.name, "seq": 0,
-                   "t": end / FRAMES_PER_SECOND, "wall": stream.capture_time(end),
-                   "valence": round(smooth_v, 4), "arousal": round(smooth_a, 4),
-                   "valence_raw": round(valence, 4), "arousal_raw": round(arousal, 4),
-                   "quadrant": quadrant(smooth_v, smooth_a), "mood": mood(smooth_v, smooth_a),
-                   "level_dbfs": round(rms, 1), "peak_dbfs": round(peak, 1),
-                   "engine": self.engine.name}
-        if explanation is not None:
-            message["explanation"] = {"valence": np.round(explanation[0], 3).tolist(),
-                                      "arousal": np.round(explanation[1], 3).tolist()}
-        return message
-
-    def _status(self, stream: StreamState, state: str) -> None:
-        rms, peak, clipped = stream.take_level()
+    def _status(self, stream: LiveStream, state: str) -> None:
         source = stream.source
-        message = {"v": VERSION, "type": "status", "stream": source.name, "seq": 0,
-                   "t": stream.samples / SAMPLE_RATE, "wall": time.time(), "state": state,
-                   "source": source.description, "rate": source.rate, "channels": source.channels,
-                   "engine": self.engine.name, "engine_reason": self.options.engine_reason,
-                   "window_s": WINDOW_SECONDS, "hop_s": self.hop_seconds,
-                   "level_dbfs": round(rms, 1), "peak_dbfs": round(peak, 1), "clipped": clipped,
-                   "late_windows": stream.late_windows, "latency_ms": stream.percentiles(),
-                   **{name: int(count) for name, count in source.counters.items()}}
-        self._send("status", stream, message)
+        self._send(stream.analyzer.status(state, source.counters, source=source.description, rate=source.rate,
+                                          channels=source.channels, engine_reason=self.options.engine_reason))
 
-    def _send(self, kind: str, stream: StreamState, message: dict) -> None:
+    def _send(self, message: Message) -> None:
         """Hand a finished message to every sink; sinks must not change it."""
-        message["seq"] = stream.seq[kind]
-        stream.seq[kind] += 1
-        if kind == "emotion":
+        if message.type == "emotion":
             # processing latency: the window's last sample captured -> sent
-            message["latency_ms"]["total"] = round((time.time() - message["wall"]) * 1000, 3)
+            message.latency_ms["total"] = (time.time() - message.wall) * 1000
         for sink in self.sinks:
-            sink(kind, stream.source.name, message)
+            sink(message)
+
+
+__all__ = ["AnalysisLoop", "AudioError", "LoopOptions", "Sink"]

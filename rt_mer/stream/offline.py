@@ -1,5 +1,5 @@
-"""Offline analysis: a file through the live path's stages (resampler,
-incremental front-end, windows, engine, post), as fast as the machine allows."""
+"""Offline analysis: a file through the live path's StreamAnalyzer
+(incremental front-end, windows) and engine, as fast as the machine allows."""
 from __future__ import annotations
 
 import functools
@@ -9,12 +9,13 @@ from typing import Callable
 
 import numpy as np
 
-from ..audio.io import AudioError, read_blocks
-from ..dsp.frontend import FRAMES_PER_SECOND, SAMPLE_RATE, WINDOW_FRAMES, WINDOW_SECONDS, StreamingSpectrogram
+from ..audio.io import AudioError, TruncatedAudio, read_blocks
+from ..dsp.frontend import FRAMES_PER_SECOND, SAMPLE_RATE, WINDOW_FRAMES, WINDOW_SECONDS
 from ..engines import Engine, open_engine
 from ..engines.base import WINDOW_SHAPE
+from .analyzer import DueWindow, StreamAnalyzer
 from .post import mood, quadrant
-from .windows import DEFAULT_HOP, FrameHistory, hop_frames
+from .windows import DEFAULT_HOP
 
 AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".caf", ".w64", ".opus"}
 READ_SECONDS = 10.0
@@ -56,42 +57,49 @@ def analyze_file(path: str | Path, engine: Engine | None = None, hop: float = DE
                  batch: int = DEFAULT_BATCH, progress: Callable[[float], None] | None = None) -> Trajectory:
     """Analyse one audio file: a window of WINDOW_SECONDS every `hop` seconds.
 
-    Raises AudioError (bad or too short file) or EngineError (bad model).
+    The live path's StreamAnalyzer, fed the file as fast as it decodes,
+    with no clock; windows go to the engine `batch` at a time. Raises
+    AudioError (bad or too short file) or EngineError (bad model); for a
+    file whose audio ends before its header says, TruncatedAudio with the
+    analysis of what decoded in its `trajectory`.
     `progress` is called with seconds of audio consumed.
     """
     path = Path(path)
     engine = engine or default_engine()
-    step = hop_frames(hop)
-    spectrogram, history = StreamingSpectrogram(), FrameHistory(WINDOW_FRAMES + batch * step)
+    analyzer = StreamAnalyzer(path.stem, SAMPLE_RATE, hop)      # read_blocks resamples already
     windows = np.empty((batch, *WINDOW_SHAPE), np.float32)
-    ends: list[int] = []
+    pending: list[DueWindow] = []
     results = []
-    next_end = WINDOW_FRAMES
 
-    def run(pending: list[int]) -> None:
-        for i, end in enumerate(pending):
-            history.window(end, windows[i])
-        results.append((pending, engine.infer(windows[:len(pending)])))
+    def infer() -> None:
+        results.append((np.array([due.end for due in pending]), engine.infer(windows[:len(pending)])))
+        pending.clear()
 
-    for block in read_blocks(path, READ_SECONDS):
-        history.push(spectrogram.push(block))
-        while next_end <= history.count:
-            ends.append(next_end)
-            next_end += step
-            if len(ends) == batch:
-                run(ends)
-                ends = []
-        if progress:
-            progress(len(block) / SAMPLE_RATE)
-    if ends:
-        run(ends)
+    truncated = None
+    try:
+        for block in read_blocks(path, READ_SECONDS):
+            for due in analyzer.push(block):
+                analyzer.window(due, windows[len(pending)])
+                pending.append(due)
+                if len(pending) == batch:
+                    infer()
+            if progress:
+                progress(len(block) / SAMPLE_RATE)
+    except TruncatedAudio as error:             # analyse what decoded, then raise with it
+        truncated = error
+    if pending:
+        infer()
     if not results:
-        raise AudioError(f"{path}: shorter than one {WINDOW_SECONDS:g} s analysis window")
-    end_frames = np.concatenate([np.array(e) for e, _ in results])
-    return Trajectory(str(path), (end_frames - WINDOW_FRAMES) / FRAMES_PER_SECOND, end_frames / FRAMES_PER_SECOND,
-                      np.concatenate([p.valence for _, p in results]),
-                      np.concatenate([p.arousal for _, p in results]),
-                      np.concatenate([p.explanation for _, p in results]))
+        raise truncated or AudioError(f"{path}: shorter than one {WINDOW_SECONDS:g} s analysis window")
+    end_frames = np.concatenate([ends for ends, _ in results])
+    trajectory = Trajectory(str(path), (end_frames - WINDOW_FRAMES) / FRAMES_PER_SECOND,
+                            end_frames / FRAMES_PER_SECOND, np.concatenate([p.valence for _, p in results]),
+                            np.concatenate([p.arousal for _, p in results]),
+                            np.concatenate([p.explanation for _, p in results]))
+    if truncated:
+        truncated.trajectory = trajectory
+        raise truncated
+    return trajectory
 
 
 def audio_files(paths: list[Path]) -> list[Path]:

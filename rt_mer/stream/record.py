@@ -6,7 +6,7 @@ import queue
 import threading
 from pathlib import Path
 
-from ..publish.schema import encode
+from ..publish.schema import Message, encode
 
 
 class Recorder:
@@ -17,8 +17,8 @@ class Recorder:
         self._thread.start()
         self.written = 0
 
-    def __call__(self, kind: str, stream: str, message: dict) -> None:
-        self._queue.put(message)
+    def __call__(self, message: Message) -> None:
+        self._queue.put(message.to_dict())       # now: the loop's thread owns the message
 
     def _write(self) -> None:
         while (message := self._queue.get()) is not None:

@@ -30,7 +30,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from ..publish.schema import CLIP_DBFS, seq_gap
+from ..publish.schema import CLIP_DBFS, EmotionMessage, Message, StatusMessage, seq_gap
 
 HISTORY_S = 60.0
 HISTORY_MAX = 4096          # hard bound whatever the hop (60 s at 15 ms hops)
@@ -93,7 +93,10 @@ class DashboardState:
         self.rejected = 0                          # malformed messages the source skipped: shown, never silent
         self.version = 0                           # bumped by every update: the drawing skips unchanged frames
 
-    def update(self, message: dict) -> None:
+    def update(self, message: dict | Message) -> None:
+        """Take a message: a decoded payload, or a typed one in process."""
+        if isinstance(message, (EmotionMessage, StatusMessage)):
+            message = message.to_dict()
         kind, name = message.get("type"), message.get("stream")
         if kind not in ("emotion", "status") or not isinstance(name, str):
             return
@@ -281,7 +284,9 @@ def status(view: StreamView, compact: bool = False) -> Text:
     counters = Text()
     for label, value in (("overflows", _num(s, "overflows")), ("dropped", _num(s, "dropped_blocks")),
                          ("nonfinite", _num(s, "nonfinite")), ("late", _num(s, "late_windows")),
-                         ("missed", view.missed)):
+                         ("missed", view.missed), ("out of range", _num(s, "out_of_range"))):
+        if label == "out of range" and not value:
+            continue                               # rare (a format mix-up): shown only when it happens
         counters.append(" · " if counters else "")
         counters.append(f"{label} {_fmt(value, '.0f')}", "bold red" if value else "")
     first = f"engine {engine} · {timing}{reason}" if compact else f"engine {engine}{reason}\n{timing}"

@@ -1,0 +1,53 @@
+"""`rt-mer bench`: it times the shipped model through the real loop, and
+says why a baseline is skipped instead of timing random weights."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from rt_mer.bench import bench_latency, demo_windows, trained_network, trained_weights
+from rt_mer.engines import open_engine
+
+
+def test_pytorch_baseline_is_the_shipped_model_or_is_skipped_with_the_reason(tmp_path):
+    pytest.importorskip("torch")
+    absent = tmp_path / "rt-mer.pt"
+    network, reason = trained_network(absent)
+    assert network is None and str(absent) in reason and "not here" in reason
+    absent.write_bytes(b"not weights")
+    network, reason = trained_network(absent)
+    assert network is None and "do not load" in reason
+    if not trained_weights().is_file():
+        pytest.skip("no engines/rt-mer.pt in this checkout")
+    import torch
+    from rt_mer.model.network import ExportWrapper
+    network, reason = trained_network()
+    if network is None:                    # weights of another version of the network: skipped, and said so
+        assert "do not load" in reason and "\n" not in reason
+        pytest.skip(reason)
+    windows = demo_windows(4)
+    with torch.no_grad():
+        valence, arousal, _ = ExportWrapper(network).eval()(torch.from_numpy(windows))
+    shipped = open_engine("onnxruntime").infer(windows)          # the ONNX model is the shipped one
+    np.testing.assert_allclose(valence.numpy(), shipped.valence, atol=1e-3)
+    np.testing.assert_allclose(arousal.numpy(), shipped.arousal, atol=1e-3)
+
+
+def test_latency_is_what_the_real_loop_measured():
+    engine = open_engine("onnxruntime", threads=1)
+    stages = bench_latency(engine, hops=20)
+    assert set(stages) == {"frontend", "inference", "post", "publish", "total"}
+    for stage in ("frontend", "inference", "post"):
+        assert 0 < stages[stage]["p50"] <= stages["total"]["p50"]   # the total holds every stage
+        assert stages[stage]["p50"] <= stages[stage]["p99"]
+
+
+def test_bench_command_prints_its_figures():
+    result = subprocess.run([sys.executable, "-m", "rt_mer.cli", "bench", "latency", "streams", "--streams", "1,2",
+                             "--engine", "onnxruntime"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("engine: onnxruntime")
+    assert any(line.startswith("latency per hop, 1 stream") and "total p50" in line for line in lines)
+    assert any(line.startswith("streams at hop 0.5 s") and "sustained in real time" in line for line in lines)
