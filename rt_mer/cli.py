@@ -112,12 +112,7 @@ def analyze(args: argparse.Namespace) -> int:
     from .audio.io import AudioError
     from .engines import EngineError
     from .stream.offline import analyze_file, audio_files
-    from .stream.windows import hop_frames
 
-    try:
-        hop_frames(args.hop)
-    except ValueError as error:
-        fail(str(error))
     files = audio_files(args.inputs)
     if not files:
         fail("no audio files found in " + ", ".join(map(str, args.inputs)))
@@ -140,17 +135,22 @@ def analyze(args: argparse.Namespace) -> int:
             except (AudioError, EngineError) as error:
                 print(f"rt-mer: error: {error}", file=sys.stderr)
                 failed += 1
+                if getattr(error, "trajectory", None) is not None:     # truncated: what decoded is written
+                    _write_windows(out, path, error.trajectory)
                 continue
-            for row in zip(trajectory.t_start, trajectory.t_end, trajectory.valence, trajectory.arousal,
-                           trajectory.quadrants, trajectory.moods):
-                out.writerow([str(path), f"{row[0]:.3f}", f"{row[1]:.3f}", f"{row[2]:.4f}", f"{row[3]:.4f}",
-                              row[4], row[5]])
+            _write_windows(out, path, trajectory)
             if songs:
                 valence, arousal, quadrant, mood = trajectory.summary()
                 songs.writerow([str(path), f"{valence:.4f}", f"{arousal:.4f}", quadrant, mood])
     if failed:
         print(f"rt-mer: {failed} of {len(files)} files failed", file=sys.stderr)
     return EXIT_SOME_FAILED if failed else 0
+
+
+def _write_windows(out, path: Path, trajectory) -> None:
+    for row in zip(trajectory.t_start, trajectory.t_end, trajectory.valence, trajectory.arousal,
+                   trajectory.quadrants, trajectory.moods):
+        out.writerow([str(path), f"{row[0]:.3f}", f"{row[1]:.3f}", f"{row[2]:.4f}", f"{row[3]:.4f}", row[4], row[5]])
 
 
 def _stderr_console():

@@ -47,3 +47,12 @@ def render_passage(folder: Path, name: str, **changes) -> Path:
 def write(path: Path, audio: np.ndarray, rate: int, **kwargs) -> Path:
     soundfile.write(path, audio, rate, **kwargs)
     return path
+
+
+def cut_short(path: Path, fraction: float) -> Path:
+    """A copy of `path` cut after `fraction` of its bytes, as a broken
+    download or a full disk leaves it: its header still gives the whole length."""
+    cut = path.with_name(f"{path.stem}-cut{path.suffix}")
+    data = path.read_bytes()
+    cut.write_bytes(data[:int(len(data) * fraction)])
+    return cut

@@ -6,9 +6,11 @@ import sys
 
 import numpy as np
 import pytest
+import soundfile
 
-from music import chord_music, write
+from music import chord_music, cut_short, write
 import rt_mer
+from rt_mer.audio.io import TruncatedAudio
 from rt_mer.stream.offline import analyze_file
 
 HEADER = ["file", "t_start", "t_end", "valence", "arousal", "quadrant", "mood"]
@@ -119,6 +121,40 @@ def test_bad_inputs_fail_alone_with_one_line_each(good_files, tmp_path):
     # the good files on either side were still analysed and written
     assert {r["file"] for r in read_csv(summary)} == {str(good_files[0]), str(good_files[1])}
     assert {r["file"] for r in read_csv(out)} == {str(good_files[0]), str(good_files[1])}
+
+
+def decodable_seconds(path):
+    """How much of a damaged file decodes: read in small pieces until the decoder gives up."""
+    frames = 0
+    with soundfile.SoundFile(path) as f:
+        try:
+            while len(block := f.read(f.samplerate // 10)):
+                frames += len(block)
+        except (soundfile.LibsndfileError, RuntimeError):
+            pass
+        return frames / f.samplerate
+
+
+def test_truncated_files_say_so_and_keep_the_windows_that_decoded(good_files, tmp_path):
+    rate = 22050
+    music = chord_music(24, rate, 2, seed=6)
+    cut = [cut_short(write(tmp_path / f"long{suffix}", music, rate), 0.6) for suffix in (".flac", ".mp3")]
+    out, summary = tmp_path / "va.csv", tmp_path / "songs.csv"
+    result = run_analyze(cut[0], good_files[0], cut[1], "--out", out, "--summary", summary)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("rt-mer: error:")]
+    assert len(errors) == 2 and "2 of 3 files failed" in result.stderr, result.stderr
+    rows = read_csv(out)
+    for path, error in zip(cut, errors):
+        assert str(path) in error and "truncated" in error and "of the 24.0 s its header says" in error
+        ends = [float(r["t_end"]) for r in rows if r["file"] == str(path)]
+        decoded = decodable_seconds(path)
+        assert 8 < decoded < 20 and decoded - 0.5 - 0.1 < max(ends) <= decoded, (decoded, ends)
+    assert [r["file"] for r in read_csv(summary)] == [str(good_files[0])]     # a part is no song's summary
+    with pytest.raises(TruncatedAudio) as raised:
+        analyze_file(cut[0])
+    assert [f"{t:.3f}" for t in raised.value.trajectory.t_end] == \
+        [r["t_end"] for r in rows if r["file"] == str(cut[0])]
 
 
 def test_corrupt_and_mismatched_models(good_files, tmp_path):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import zmq
 
-from music import chord_music, write
+from music import chord_music, cut_short, write
 from rt_mer.stream.offline import analyze_file
 
 PARITY_TOLERANCE = 2e-3     # live vs offline valence/arousal: the same stages, only the block sizes differ
@@ -80,6 +80,22 @@ def test_stdin_source_and_early_close(tmp_path):
     messages = read_jsonl(record)
     assert_matches_offline(emotions(messages), analyze_file(reference))
     assert [m for m in messages if m["type"] == "status"][-1]["truncated_bytes"] == 1
+
+
+def test_truncated_files_end_their_streams_counted(tmp_path):
+    rate, music = 16000, chord_music(6, 16000, 2, seed=14)
+    cut = [cut_short(write(tmp_path / f"{name}{suffix}", music, rate), 0.5)
+           for name, suffix in (("lossless", ".flac"), ("lossy", ".mp3"))]
+    record = tmp_path / "cut.jsonl"
+    result = subprocess.run([*RUN, "--file", str(cut[0]), "--file", str(cut[1]), "--pub", free_endpoint(),
+                             "--record", str(record)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    messages = read_jsonl(record)
+    for stream in ("lossless-cut", "lossy-cut"):
+        last = [m for m in messages if m["type"] == "status" and m["stream"] == stream][-1]
+        assert last["state"] == "ended" and last["truncated"] == 1 and 1.5 < last["t"] < 4.5, last
+        assert f"{stream}: 0 windows" in result.stderr
+    assert result.stderr.count("truncated 1") == 2, result.stderr
 
 
 def test_stuck_subscriber_does_not_delay_the_loop(music_files, tmp_path):

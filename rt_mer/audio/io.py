@@ -18,8 +18,38 @@ from ..dsp.frontend import SAMPLE_RATE
 TRUNCATED_CHUNK = re.compile(r"^data\s*:\s*\d+ \(should be \d+\)", re.MULTILINE)
 
 
+# libmpg123 estimates an MP3's length (from its Xing tag, else its size): a
+# whole file may decode a little short of it. Other formats state it exactly.
+MP3_LENGTH_SLACK = 0.01
+UNKNOWN_LENGTH = 2**62         # libsndfile's frame count for a stream of unknown length is about 2**63
+
+
 class AudioError(Exception):
     """An input that cannot be analysed; the message is one line for the user."""
+
+
+class TruncatedAudio(AudioError):
+    """The audio stopped decoding before the length its header gives
+    (a truncated or corrupt file); what decoded before that is good.
+    `trajectory`, where set, holds the analysis of that part."""
+    trajectory = None
+
+
+def missing_frames(source: soundfile.SoundFile, decoded: int) -> int:
+    """Frames the file's header promises beyond the `decoded` ones (0 where
+    none, or within an MP3's length estimate)."""
+    if source.frames >= UNKNOWN_LENGTH:
+        return 0
+    missing = source.frames - decoded
+    slack = MP3_LENGTH_SLACK * source.frames if source.format == "MP3" else 0
+    return missing if missing > slack else 0
+
+
+def truncated(path: str | Path, source: soundfile.SoundFile, decoded: int, reason: str = "") -> TruncatedAudio:
+    """The one-line error for a file whose audio ends after `decoded` frames."""
+    rate = source.samplerate
+    return TruncatedAudio(f"{path}: truncated or corrupt: audio ends at {decoded / rate:.1f} s of the "
+                          f"{source.frames / rate:.1f} s its header says" + (f" ({reason})" if reason else ""))
 
 
 def to_mono(block: np.ndarray) -> np.ndarray:
@@ -82,24 +112,47 @@ def open_audio(path: str | Path) -> soundfile.SoundFile:
 
 def read_blocks(path: str | Path, seconds: float = 10.0) -> Iterator[np.ndarray]:
     """A file as mono float32 blocks at SAMPLE_RATE, whatever its format,
-    rate and channels. Raises AudioError on any defect, where it is found."""
+    rate and channels. Raises AudioError on any defect, where it is found;
+    TruncatedAudio after the last audio that decoded, where the audio ends
+    before its header says."""
     with open_audio(path) as source:
         rate, read = source.samplerate, 0
         resample, block_frames = Resampler(rate), int(seconds * rate)
         while True:
-            try:
-                with quiet_native_stderr():
-                    block = source.read(block_frames, dtype="float32", always_2d=True)
-            except (soundfile.LibsndfileError, RuntimeError) as error:
-                raise AudioError(f"{path}: truncated or corrupt after {read / rate:.1f} s ({error})") from None
+            block, damage = read_until_damage(source, block_frames)
             finite = np.isfinite(block).all(axis=1)
             if not finite.all():
                 raise AudioError(f"{path}: NaN or infinite samples at {(read + int(np.argmin(finite))) / rate:.1f} s")
             read += len(block)
-            last = len(block) < block_frames
+            last = damage is not None or len(block) < block_frames
             yield resample(to_mono(block), last=last)
+            if damage is not None or (last and missing_frames(source, read)):
+                raise truncated(path, source, read, damage or "")
             if last:
                 return
+
+
+def read_until_damage(source: soundfile.SoundFile, frames: int) -> tuple[np.ndarray, str | None]:
+    """Up to `frames` float32 frames [frames, channels], and None; where the
+    decoder fails in them, the frames before the failure (read again in
+    small pieces: a failed read returns nothing) and its reason."""
+    start = source.tell()
+    try:
+        with quiet_native_stderr():
+            return source.read(frames, dtype="float32", always_2d=True), None
+    except (soundfile.LibsndfileError, RuntimeError) as error:
+        reason = str(error).strip().rstrip(".")
+    pieces, got, piece = [], 0, max(1, source.samplerate // 10)
+    try:
+        source.seek(start)
+        with quiet_native_stderr():
+            while got < frames and len(block := source.read(min(piece, frames - got), dtype="float32",
+                                                            always_2d=True)):
+                pieces.append(block)
+                got += len(block)
+    except (soundfile.LibsndfileError, RuntimeError):
+        pass
+    return (np.concatenate(pieces) if pieces else np.zeros((0, source.channels), np.float32)), reason
 
 
 def read_audio(path: str | Path) -> np.ndarray:

@@ -20,7 +20,7 @@ from typing import BinaryIO, Protocol, runtime_checkable
 import numpy as np
 import soundfile
 
-from .io import AudioError, open_audio, to_mono
+from .io import AudioError, missing_frames, open_audio, to_mono
 from .ring import RingBuffer
 
 BUFFER_SECONDS = 20.0          # how far the consumer may fall behind before audio is lost
@@ -52,8 +52,9 @@ class Source(Protocol):
       they reached us), ``underruns`` (driver input underflows),
       ``nonfinite`` (blocks with NaN/inf samples, zeroed),
       ``out_of_range`` (blocks of finite samples too large to be audio,
-      zeroed), and for stdin ``truncated_bytes`` (a partial frame at the
-      end of the stream).
+      zeroed), for stdin ``truncated_bytes`` (a partial frame at the end
+      of the stream), and for a file ``truncated`` (times its audio ended
+      before the length its header gives: a truncated or corrupt file).
     """
 
     name: str
@@ -295,19 +296,32 @@ class FileSource(_ThreadSource):
         super().__init__(name or self.path.stem, self._file.samplerate, self._file.channels,
                          f"{self.path.name}, {self._file.samplerate} Hz, {self._file.channels} channels"
                          + (", looping" if loop else ""))
+        self._truncated = 0
+
+    @property
+    def counters(self) -> dict[str, int]:
+        return {**super().counters, "truncated": self._truncated}
 
     def _run(self) -> None:
         block = np.empty((max(1, int(FILE_BLOCK_SECONDS * self.rate)), self.channels), np.float32)
-        sent, started = 0, time.monotonic()
+        sent, decoded, started = 0, 0, time.monotonic()
         with self._file:
             while not self._stopping.is_set():
-                got = self._file.read(len(block), dtype="float32", always_2d=True, out=block)
+                try:
+                    got, damaged = self._file.read(len(block), dtype="float32", always_2d=True, out=block), False
+                except (soundfile.LibsndfileError, RuntimeError):     # the decoder gave up: the end
+                    got, damaged = block[:0], True
                 if len(got) == 0:
+                    # A file that ends short of its header is counted, and
+                    # ends (or restarts) like a whole one: no other stream stops.
+                    self._truncated += damaged or missing_frames(self._file, decoded) > 0
                     if not self.loop:
                         return
                     self._file.seek(0)
+                    decoded = 0
                     continue
                 sent += len(got)
+                decoded += len(got)
                 if self.realtime:
                     self._stopping.wait(max(0.0, started + sent / self.rate - time.monotonic()))
                 elif not self.ring.wait_for_room(len(got), self._stopping):   # lossless
