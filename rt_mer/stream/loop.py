@@ -101,6 +101,7 @@ class AnalysisLoop:
         self.pending: list[tuple[LiveStream, DueWindow]] = []
         self._pending_since = 0.0            # monotonic time the oldest pending window became due
         self.batches = 0                     # inference calls made
+        self.passes = 0                      # times the loop woke and drained its sources
         self.wakeup = threading.Event()
         self.stop = _Stop(self.wakeup)
         self._error: BaseException | None = None
@@ -129,6 +130,7 @@ class AnalysisLoop:
         try:
             while not self.stop.is_set():
                 self.wakeup.clear()          # before draining: audio arriving after this wakes us again
+                self.passes += 1
                 more = self._drain()
                 deadline = self._dispatch()
                 if time.monotonic() >= next_status:

@@ -1,0 +1,137 @@
+"""The per-stream pipeline and the real-time loop under abuse: samples too
+large to be audio, a pipe faster than real time, a long run (memory and
+seq), and a loop that sleeps while no audio comes."""
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from music import chord_music, write
+from rt_mer.audio import FileSource, StdinSource, demo_path
+from rt_mer.engines import open_engine
+from rt_mer.stream.loop import AnalysisLoop, LoopOptions
+from rt_mer.stream.offline import analyze_file
+
+RUN_STDIN = [sys.executable, "-m", "rt_mer.cli", "run", "--no-dash", "--pub", "inproc://test", "--stdin"]
+
+
+def strict_jsonl(path):
+    """Every line as JSON that refuses NaN and Infinity, as the wire does."""
+    def refuse(constant):
+        raise ValueError(f"{constant} in {path}")
+    return [json.loads(line, parse_constant=refuse) for line in path.read_text().splitlines()]
+
+
+def garbage_inputs():
+    """(name, bytes, rate, channels) of input no sound card would give."""
+    rng = np.random.default_rng(5)
+    music = chord_music(10, 16000, 1, seed=5)[:, 0]
+    pcm16 = (np.clip(music, -1, 1) * 32767).astype("<i2").tobytes()
+    return [pytest.param(rng.integers(0, 256, 16000 * 4 * 10, dtype=np.uint8).tobytes(), 16000, 1, id="random bytes"),
+            pytest.param(pcm16, 8000, 1, id="s16le sent as f32le"),
+            pytest.param((music * 1e30).astype("<f4").tobytes(), 16000, 1, id="float audio scaled by 1e30")]
+
+
+@pytest.mark.parametrize("raw, rate, channels", garbage_inputs())
+def test_samples_too_large_to_be_audio_are_counted_and_the_run_goes_on(tmp_path, raw, rate, channels):
+    record = tmp_path / "garbage.jsonl"
+    result = subprocess.run([*RUN_STDIN, "--rate", str(rate), "--channels", str(channels), "--record", str(record)],
+                            input=raw, capture_output=True, timeout=120)
+    stderr = result.stderr.decode()
+    assert result.returncode == 0 and "Traceback" not in stderr, stderr
+    messages = strict_jsonl(record)
+    last = messages[-1]
+    assert last["type"] == "status" and last["state"] == "ended", last
+    assert last["out_of_range"] + last["nonfinite"] > 0           # counted, not silent
+    emotions = [m for m in messages if m["type"] == "emotion"]
+    assert emotions and [m["seq"] for m in emotions] == list(range(len(emotions)))
+    assert all(-1 <= m[key] <= 1 for m in emotions for key in ("valence", "arousal", "valence_raw", "arousal_raw"))
+    assert all(-200 <= m["level_dbfs"] <= 200 for m in messages)
+
+
+def test_a_pipe_faster_than_real_time_is_analysed_whole(tmp_path):
+    """A minute of audio piped at full speed: the reader waits for the
+    analysis instead of overrunning it, so no window is late or lost."""
+    rate = 22050
+    music = chord_music(60, rate, 2, seed=21)
+    pcm = (np.clip(music, -1, 1) * 32767).astype("<i2")
+    reference = analyze_file(write(tmp_path / "same.wav", pcm, rate, subtype="PCM_16"))
+    record = tmp_path / "fast.jsonl"
+    started = time.monotonic()
+    result = subprocess.run([*RUN_STDIN, "--rate", str(rate), "--channels", "2", "--format", "s16le",
+                             "--record", str(record)], input=pcm.tobytes(), capture_output=True, timeout=120)
+    assert result.returncode == 0, result.stderr.decode()
+    assert time.monotonic() - started < 60, "no faster than real time: was the pipe paced?"
+    messages = strict_jsonl(record)
+    emotions = [m for m in messages if m["type"] == "emotion"]
+    last = messages[-1]
+    assert last["state"] == "ended" and last["late_windows"] == 0 and last["overflows"] == 0, last
+    assert len(emotions) == len(reference.t_end)                 # every window, none skipped
+    assert [m["t"] for m in emotions] == pytest.approx(list(reference.t_end))
+    assert [m["seq"] for m in emotions] == list(range(len(emotions)))
+
+
+def test_soak_minutes_of_demo_faster_than_real_time_keep_memory_flat_and_seq_whole():
+    """The demo looping, read as fast as the loop takes it: after warm-up,
+    traced memory stays flat while minutes of audio go through, and no
+    message is missing from either topic."""
+    warmup_s, soak_s = 60.0, 300.0
+    source = FileSource(demo_path(), name="demo", realtime=False, loop=True)
+    engine = open_engine("onnxruntime", threads=1)
+    seqs = {"emotion": [], "status": []}
+    memory = {}
+
+    def sink(message):
+        seqs[message.type].append(message.seq)
+        if message.type == "emotion":
+            if "warm" not in memory and message.t >= warmup_s:
+                memory["warm"] = tracemalloc.get_traced_memory()[0]
+            if message.t >= warmup_s + soak_s:
+                memory["end"] = tracemalloc.get_traced_memory()[0]
+                loop.stop.set()
+
+    loop = AnalysisLoop([source], engine, [sink], LoopOptions(hop=0.25))
+    tracemalloc.start()
+    try:
+        loop.run()
+    finally:
+        tracemalloc.stop()
+    assert "end" in memory, "the loop stopped before the soak was over"
+    growth = memory["end"] - memory["warm"]
+    assert growth < 2 * 2**20, f"traced memory grew {growth / 2**20:.1f} MiB over {soak_s:g} s of audio"
+    for kind, seen in seqs.items():
+        assert seen == list(range(len(seen))), f"{kind} seq has gaps"
+    assert len(seqs["emotion"]) >= soak_s / 0.25
+    stream = loop.streams[0]
+    assert stream.late_windows == 0 and source.counters["overflows"] == 0
+
+
+def test_the_loop_sleeps_while_no_audio_comes():
+    """A pipe with nothing in it: the loop wakes for its once-a-second
+    status, not every few milliseconds; audio written wakes it at once."""
+    read_end, write_end = os.pipe()
+    source = StdinSource(16000, 1, "f32le", stream=os.fdopen(read_end, "rb", buffering=0))
+    engine = open_engine("onnxruntime", threads=1)
+    arrivals = []
+    loop = AnalysisLoop([source], engine, [lambda m: arrivals.append((time.monotonic(), m))], LoopOptions(hop=0.5))
+    thread = threading.Thread(target=loop.run)
+    thread.start()
+    try:
+        time.sleep(2.5)
+        idle_passes = loop.passes
+        os.write(write_end, np.zeros(16000 * 9, "<f4").tobytes())      # more than a window
+        deadline = time.monotonic() + 30
+        while not any(m.type == "emotion" for _, m in arrivals) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        os.close(write_end)
+        thread.join(30)
+    assert not thread.is_alive()
+    assert idle_passes <= 6, idle_passes                  # a 4 ms poll would have made over 600
+    assert any(m.type == "emotion" for _, m in arrivals), "audio written did not wake the loop"
