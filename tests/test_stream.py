@@ -135,3 +135,43 @@ def test_the_loop_sleeps_while_no_audio_comes():
     assert not thread.is_alive()
     assert idle_passes <= 6, idle_passes                  # a 4 ms poll would have made over 600
     assert any(m.type == "emotion" for _, m in arrivals), "audio written did not wake the loop"
+
+
+def test_windows_due_milliseconds_apart_share_one_inference():
+    """Two streams whose hops arrive 2 ms apart: the loop holds the first
+    window up to BATCH_WAIT_SECONDS for the other, so each hop is one
+    inference of two windows. Judged per hop on the gap the writes really
+    had, so a slow machine cannot fail it by luck."""
+    from rt_mer.audio.io import read_audio
+    from rt_mer.bench import SyntheticSource
+    from rt_mer.stream.loop import BATCH_WAIT_SECONDS
+    audio = read_audio(demo_path())[:, None]
+    window, step, hops = 8 * 16000, 8000, 12
+    sources = [SyntheticSource(name, 30.0) for name in ("a", "b")]
+    messages = []
+    loop = AnalysisLoop(sources, open_engine("onnxruntime", threads=1), [messages.append], LoopOptions(hop=0.5))
+    thread = threading.Thread(target=loop.run)
+    thread.start()
+    gaps = []
+    try:
+        for hop in range(hops):
+            end = window + hop * step
+            block = audio[:end] if hop == 0 else audio[end - step:end]
+            while sum(m.type == "emotion" for m in messages) < 2 * hop and thread.is_alive():
+                time.sleep(0.005)                # the previous hop is out: this one is measured alone
+            started = time.monotonic()
+            sources[0].ring.write(block, time.time())
+            time.sleep(0.002)
+            sources[1].ring.write(block, time.time())
+            gaps.append(time.monotonic() - started)
+    finally:
+        for source in sources:
+            source._end()
+        thread.join(30)
+    emotions = [m for m in messages if m.type == "emotion"]
+    assert len(emotions) == 2 * hops
+    close = [hop for hop, gap in enumerate(gaps) if gap < BATCH_WAIT_SECONDS]
+    assert close, f"no hop was written within {BATCH_WAIT_SECONDS * 1000:g} ms: gaps {gaps}"
+    for hop in close:
+        pair = [m for m in emotions if m.t == pytest.approx(8 + 0.5 * hop)]
+        assert [m.batch for m in pair] == [2, 2], (hop, gaps[hop], pair)
