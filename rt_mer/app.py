@@ -15,6 +15,9 @@ from .dsp.frontend import WINDOW_SECONDS
 
 EXIT_USER_ERROR = 2
 EXIT_SOME_FAILED = 1
+# Each ends the run cleanly (an "ended" status, a complete recording); the
+# exit status is then 128 + the signal's number, as the shell reports it.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class UserError(Exception):
@@ -92,13 +95,19 @@ def run(args: argparse.Namespace) -> int:
     recorder = None
     if args.record:
         try:
-            recorder = Recorder(args.record)
+            recorder = Recorder(args.record, on_error=loop.stop.set)     # a recording that fails stops the run
         except OSError as error:
             publisher.close()
             raise UserError(f"{args.record}: cannot write ({error.strerror})") from None
         loop.sinks.append(recorder)
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: loop.stop.set())
+    stopped_by: list[int] = []
+
+    def stop(signum: int, _frame) -> None:
+        stopped_by.append(signum)
+        loop.stop.set()
+
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, stop)
     print(f"rt-mer: {', '.join(s.description for s in sources)} -> {engine.name} ({engine.reason}), "
           f"window {WINDOW_SECONDS:g} s, hop {loop.hop_seconds:g} s; publishing on {args.pub}",
           file=sys.stderr)
@@ -124,8 +133,12 @@ def run(args: argparse.Namespace) -> int:
             recorder.close()
         publisher.close()
         close_engine(engine)
+    if recorder and recorder.error:
+        print(f"rt-mer: error: {args.record}: cannot write ({recorder.error.strerror or recorder.error})",
+              file=sys.stderr)
+        return EXIT_SOME_FAILED
     print(f"rt-mer: stopped; {summary(loop)}", file=sys.stderr)
-    return 0
+    return 128 + stopped_by[0] if stopped_by else 0
 
 
 def summary(loop) -> str:

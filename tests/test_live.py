@@ -2,6 +2,7 @@
 sources, several streams in one batch, recording, a stuck subscriber,
 shutdown, and the dashboard in a real terminal."""
 import json
+import os
 import shutil
 import signal
 import socket
@@ -141,12 +142,65 @@ def test_ctrl_c_leaves_a_complete_recording(tmp_path):
         time.sleep(0.2)
     time.sleep(1.0)
     process.send_signal(signal.SIGINT)
-    assert process.wait(timeout=20) == 0, process.stderr.read()
+    assert process.wait(timeout=20) == 128 + signal.SIGINT, process.stderr.read()
     messages = read_jsonl(record)                    # every line parses: nothing cut off
     live = emotions(messages)
     assert len(live) >= 2 and [m["seq"] for m in live] == list(range(len(live)))
     assert messages[-1]["type"] == "status" and messages[-1]["state"] == "ended"
     assert "stopped" in process.stderr.read()
+
+
+def silent_stdin_run(tmp_path, *options):
+    """`run --stdin` on a pipe that stays open and sends nothing, once its
+    first status is recorded (the loop is running)."""
+    record = tmp_path / "silent.jsonl"
+    process = subprocess.Popen([*RUN, "--stdin", "--rate", "16000", "--channels", "1", "--pub", free_endpoint(),
+                                "--record", str(record), *options],
+                               stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (record.exists() and record.read_text()) and process.poll() is None:
+        assert time.monotonic() < deadline, "no status recorded"
+        time.sleep(0.05)
+    return process, record
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_signals_stop_a_waiting_stdin_run_cleanly(tmp_path, signum):
+    process, record = silent_stdin_run(tmp_path)
+    process.send_signal(signum)
+    try:
+        code = process.wait(timeout=10)
+    finally:
+        process.kill()
+    stderr = process.stderr.read()
+    assert code == 128 + signum, stderr                       # as the shell reports a signal
+    assert "Fatal Python error" not in stderr and "Traceback" not in stderr
+    assert stderr.splitlines()[-1].startswith("rt-mer: stopped; stdin: 0 windows"), stderr
+    messages = read_jsonl(record)
+    assert messages[-1]["type"] == "status" and messages[-1]["state"] == "ended"
+    process.stdin.close()
+
+
+def test_stdin_closed_is_one_line():
+    result = subprocess.run([*RUN, "--stdin", "--rate", "16000", "--channels", "1"], capture_output=False,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=60,
+                            preexec_fn=lambda: os.close(0))
+    assert result.returncode == 2 and result.stderr == "rt-mer: error: --stdin: standard input is closed\n"
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
+def test_a_recording_that_cannot_be_written_stops_the_run_with_one_line(tmp_path):
+    record = "/dev/full"                                      # every write: no space left on device
+    process = subprocess.Popen([*RUN, "--stdin", "--rate", "16000", "--channels", "1", "--pub", free_endpoint(),
+                                "--record", record], stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        code = process.wait(timeout=30)                       # no data, no signal: the failure ends it
+    finally:
+        process.kill()
+    lines = process.stderr.read().splitlines()
+    assert code == 1 and len(lines) == 2 and lines[0].startswith("rt-mer: stdin,"), lines
+    assert lines[1] == f"rt-mer: error: {record}: cannot write (No space left on device)"
+    process.stdin.close()
 
 
 def test_bad_live_inputs_fail_with_one_line(music_files, tmp_path):

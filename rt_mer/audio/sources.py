@@ -10,6 +10,8 @@ and bad samples are counted, never raised, and published by whoever reads
 """
 from __future__ import annotations
 
+import os
+import select
 import sys
 import threading
 import time
@@ -25,6 +27,7 @@ from .ring import RingBuffer
 
 BUFFER_SECONDS = 20.0          # how far the consumer may fall behind before audio is lost
 FILE_BLOCK_SECONDS = 0.02      # a file "arrives" in blocks this long, like a sound card's
+READ_POLL_SECONDS = 0.1        # a reader waiting on a quiet pipe looks this often whether to stop
 
 
 @runtime_checkable
@@ -350,8 +353,11 @@ class StdinSource(_ThreadSource):
             raise AudioError(f"unsupported sample rate {rate!r} (1000 .. 384000 Hz)")
         if not isinstance(channels, int) or not 1 <= channels <= 64:
             raise AudioError(f"unsupported channel count {channels!r} (1 .. 64)")
+        if stream is None and sys.stdin is None:
+            raise AudioError("--stdin: standard input is closed")
         super().__init__(name, rate, channels, f"stdin, {fmt}, {rate} Hz, {channels} channels")
         self.fmt, self._stream = fmt, stream if stream is not None else sys.stdin.buffer
+        self._fd = _fileno(self._stream)
         self._truncated = 0
 
     @property
@@ -373,9 +379,10 @@ class StdinSource(_ThreadSource):
         frame = PCM_FORMATS[self.fmt] * self.channels
         buffer = bytearray(frame * max(1, self.rate // 50))    # 20 ms per read at most
         view, held = memoryview(buffer), 0
-        readinto = getattr(self._stream, "readinto1", None) or self._stream.readinto   # return what is there
         while not self._stopping.is_set():
-            got = readinto(view[held:])
+            got = self._read_some(view[held:])
+            if got is None:                     # nothing yet
+                continue
             if not got:                         # end of stream
                 self._truncated = held
                 return
@@ -387,6 +394,26 @@ class StdinSource(_ThreadSource):
                 self.ring.write(self._decode(view[:whole]), time.time())
                 buffer[:held - whole] = buffer[whole:held]
                 held -= whole
+
+
+    def _read_some(self, into: memoryview) -> int | None:
+        """Bytes read into `into` (0 at the end of the stream), or None if
+        none came within READ_POLL_SECONDS. Reads the file descriptor itself
+        where there is one: a thread blocked in a buffered reader holds its
+        lock, and the interpreter's exit aborts on that lock."""
+        if self._fd is None:
+            reader = getattr(self._stream, "readinto1", None) or self._stream.readinto   # what is there
+            return reader(into)
+        if not select.select([self._fd], [], [], READ_POLL_SECONDS)[0]:
+            return None
+        return os.readv(self._fd, [into])
+
+
+def _fileno(stream) -> int | None:
+    try:
+        return stream.fileno()
+    except (AttributeError, OSError, ValueError):     # io.UnsupportedOperation is an OSError
+        return None
 
 
 def demo_path() -> Path:
