@@ -12,7 +12,8 @@ emotion: v, type="emotion", stream, seq, t, wall, valence, arousal,
 status:  v, type="status", stream, seq, t, wall, source, rate, channels,
          engine, engine_reason, window_s, hop_s, level_dbfs, peak_dbfs, clipped
          (reads that clipped since the previous status),
-         overflows, dropped_blocks, nonfinite, late_windows, state
+         overflows, dropped_blocks, underruns, nonfinite, out_of_range,
+         late_windows, state
          ("warming" | "running" | "ended"),
          latency_ms {p50: {stage: ms}, p99: {stage: ms}}
 
