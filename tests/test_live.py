@@ -293,7 +293,7 @@ def test_capture_through_portaudio_matches_offline_analysis(virtual_audio, tmp_p
         collect(1)
     finally:
         process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=20) == 0, process.stderr.read()
+        assert process.wait(timeout=20) == 128 + signal.SIGINT, process.stderr.read()
         subscriber.close(0)
     live = emotions(received)
     seqs = [m["seq"] for m in live]
