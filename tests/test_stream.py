@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from music import chord_music, write
-from rt_mer.audio import FileSource, StdinSource, demo_path
+from rt_mer.audio import AudioError, FileSource, StdinSource, demo_path
 from rt_mer.engines import open_engine
 from rt_mer.stream.loop import AnalysisLoop, LoopOptions
 from rt_mer.stream.offline import analyze_file
@@ -175,3 +175,33 @@ def test_windows_due_milliseconds_apart_share_one_inference():
     for hop in close:
         pair = [m for m in emotions if m.t == pytest.approx(8 + 0.5 * hop)]
         assert [m.batch for m in pair] == [2, 2], (hop, gaps[hop], pair)
+
+
+class FailingPipe:
+    """A stream that gives `payload` and then fails, as a pipe whose
+    producer died with an I/O error does."""
+
+    def __init__(self, payload: bytes) -> None:
+        self.payload = payload
+
+    def readinto(self, into) -> int:
+        if not self.payload:
+            raise OSError(5, "Input/output error")
+        n = min(len(into), len(self.payload))
+        into[:n] = self.payload[:n]
+        self.payload = self.payload[n:]
+        return n
+
+
+def test_a_source_that_fails_after_its_last_audio_fails_the_loop():
+    """The error a source ends with reaches the loop's caller even when it
+    arrives together with the source's last audio (read in one go)."""
+    source = StdinSource(16000, 1, "f32le", stream=FailingPipe(np.zeros(1600, "<f4").tobytes()))
+    source.start()
+    deadline = time.monotonic() + 10
+    while not source._ended:                    # audio and error both in before the loop first reads
+        assert time.monotonic() < deadline, "the reader never ended"
+        time.sleep(0.01)
+    loop = AnalysisLoop([source], open_engine("onnxruntime", threads=1), [], LoopOptions())
+    with pytest.raises(AudioError, match="read failed"):
+        loop.run()

@@ -49,7 +49,8 @@ class Source(Protocol):
       file read as fast as it is analysed): nothing is lost however far
       behind the consumer is. False for a sound card or a file paced at
       real time, which overrun instead.
-    - `finished`: True once a file or stdin ended and everything was read.
+    - `finished`: True once a file or stdin ended and everything was read
+      (and, if it ended with an error, that error was raised by `read`).
     - `counters`: ``overflows`` (frames lost because the consumer fell
       behind), ``dropped_blocks`` (blocks the driver flagged as lost before
       they reached us), ``underruns`` (driver input underflows),
@@ -116,7 +117,9 @@ class _RingSource:
 
     @property
     def finished(self) -> bool:
-        return self._ended and self.ring.available == 0
+        # Not while an error is pending: the read that finds the ring empty
+        # raises it, even where the error came in with the last audio.
+        return self._ended and self.ring.available == 0 and self._error is None
 
     @property
     def counters(self) -> dict[str, int]:
