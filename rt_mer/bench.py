@@ -30,14 +30,13 @@ from pathlib import Path
 import numpy as np
 
 from .audio.io import read_audio
-from .audio.ring import RingBuffer
 from .audio.sources import _RingSource, demo_path
 from .dsp import frontend
 from .engines.base import WINDOW_SHAPE, Prediction
-from .stream.analyzer import StreamAnalyzer
+from .stream.analyzer import STAGES, StreamAnalyzer
 from .stream.loop import AnalysisLoop, LoopOptions
 from .stream.offline import analyze_file
-from .stream.windows import hop_frames
+from .stream.windows import DEFAULT_HOP, hop_frames
 
 GPU_BATCHES = (1, 8, 64, 256, 1024)
 
@@ -75,7 +74,7 @@ def _obvious_way(audio: np.ndarray, seconds: float) -> tuple[float | None, str]:
     import torch
     torch.set_num_threads(1)
     window_samples = frontend.WINDOW_FRAMES * frontend.FRAME_HOP
-    step = hop_frames(0.5) * frontend.FRAME_HOP
+    step = hop_frames(DEFAULT_HOP) * frontend.FRAME_HOP
     ends = range(window_samples, min(len(audio), window_samples + int(seconds * frontend.SAMPLE_RATE)), step)
     started = time.perf_counter()
     with torch.no_grad():
@@ -87,7 +86,7 @@ def _obvious_way(audio: np.ndarray, seconds: float) -> tuple[float | None, str]:
             spec = 20 * np.log10(np.maximum(frontend._FILTERBANK @ magnitude, 1e-5))
             window = frontend.harmonic_stack(spec[:, -frontend.WINDOW_FRAMES:].astype(np.float32))
             network(torch.from_numpy(window[None]))
-    return len(ends) * 0.5 / (time.perf_counter() - started), ""
+    return len(ends) * step / frontend.SAMPLE_RATE / (time.perf_counter() - started), ""
 
 
 def trained_weights() -> Path:
@@ -145,7 +144,7 @@ def torch_eager_engine() -> tuple[TorchEagerEngine | None, str]:
     return TorchEagerEngine(network), ""
 
 
-def demo_windows(count: int, hop: float = 0.5) -> np.ndarray:
+def demo_windows(count: int, hop: float = DEFAULT_HOP) -> np.ndarray:
     """`count` real windows of the demo music, a hop apart, starting over
     when the music has fewer: float32 [count, *WINDOW_SHAPE]."""
     analyzer = StreamAnalyzer("demo", frontend.SAMPLE_RATE, hop)
@@ -162,8 +161,7 @@ class SyntheticSource(_RingSource):
     when its block is written."""
 
     def __init__(self, name: str, capacity_seconds: float) -> None:
-        super().__init__(name, frontend.SAMPLE_RATE, 1, f"synthetic {name}")
-        self.ring = RingBuffer(int(capacity_seconds * self.rate), 1)
+        super().__init__(name, frontend.SAMPLE_RATE, 1, f"synthetic {name}", buffer_seconds=capacity_seconds)
 
     def start(self) -> None:
         pass
@@ -242,12 +240,12 @@ def run_loop(engine, streams: int, hop: float, hops: int, interval: float, sink=
     return loop
 
 
-def loop_stages(loop: AnalysisLoop, stages=("frontend", "inference", "post", "publish", "total")) -> dict:
+def loop_stages(loop: AnalysisLoop, stages=STAGES) -> dict:
     """Every window's per-stage latency (ms) the loop measured, all streams together."""
     return {stage: [ms for stream in loop.streams for ms in stream.analyzer.latency[stage]] for stage in stages}
 
 
-def bench_latency(engine, hop: float = 0.5, hops: int = 300, interval: float = 0.02) -> dict:
+def bench_latency(engine, hop: float = DEFAULT_HOP, hops: int = 300, interval: float = 0.02) -> dict:
     """One stream through the loop, publishing on a real socket; a hop of
     audio `interval` s after the previous hop was sent (faster than real
     time: the loop is idle between hops either way)."""
@@ -258,7 +256,7 @@ def bench_latency(engine, hop: float = 0.5, hops: int = 300, interval: float = 0
             for stage, v in loop_stages(loop).items()}
 
 
-def bench_streams(engine, hop: float = 0.5, counts=(1, 4, 8, 16, 32, 64, 128), hops: int = 8) -> dict:
+def bench_streams(engine, hop: float = DEFAULT_HOP, counts=(1, 4, 8, 16, 32, 64, 128), hops: int = 8) -> dict:
     """Per stream count, in real time through the loop: p99 of the
     processing latency (a hop's last sample captured -> its message sent,
     every stream's windows in one batch), and whether it fits in the hop
@@ -329,7 +327,7 @@ def _time_infer(engine, windows: np.ndarray, repeats: int) -> float:
     return _p50(times)
 
 
-def bench_gpu(engine, cpu_engine, torch_engine, hop: float = 0.5, batches=GPU_BATCHES, hops: int = 100) -> dict:
+def bench_gpu(engine, cpu_engine, torch_engine, hop: float = DEFAULT_HOP, batches=GPU_BATCHES, hops: int = 100) -> dict:
     """Per batch size (a batch = one hop of that many streams): p50 ms of
     the CPU front-end and of the GPU engine's stages (`last_timings`),
     beside one inference call of ONNX Runtime on the CPU and of PyTorch

@@ -305,7 +305,8 @@ def add_live_options(parser: argparse.ArgumentParser, inputs: bool = True) -> No
                            help="--stdin sample format (default: %(default)s)")
     group = parser.add_argument_group("analysis")
     group.add_argument("--hop", type=hop_seconds, default=DEFAULT_HOP,
-                       help=f"seconds between windows, a multiple of {1 / FRAMES_PER_SECOND:g} (default: 0.5)")
+                       help=f"seconds between windows, a multiple of {1 / FRAMES_PER_SECOND:g} "
+                            f"(default: %(default)s)")
     group.add_argument("--smooth", default="ema", choices=["off", "ema", "one-euro"],
                        help="smoothing of published valence/arousal (raw values are published too)")
     group.add_argument("--smooth-time", type=positive_float, default=2.0, help="smoothing time constant, s")

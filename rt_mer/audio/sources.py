@@ -83,9 +83,10 @@ class _RingSource:
 
     can_wait = False
 
-    def __init__(self, name: str, rate: int, channels: int, description: str) -> None:
+    def __init__(self, name: str, rate: int, channels: int, description: str,
+                 buffer_seconds: float = BUFFER_SECONDS) -> None:
         self.name, self.rate, self.channels, self.description = name, int(rate), int(channels), description
-        self.ring = RingBuffer(int(BUFFER_SECONDS * self.rate) + 1, self.channels)
+        self.ring = RingBuffer(int(buffer_seconds * self.rate) + 1, self.channels)
         self._dropped_blocks = self._underruns = 0
         self._ended = False                     # set by the producer at end of stream (see _end)
         self._error: AudioError | None = None
