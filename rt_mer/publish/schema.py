@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping, Union
 
 import numpy as np
@@ -236,11 +236,6 @@ class EmotionMessage:
                                       "arousal": np.round(values[1], 3).tolist()}
         return message
 
-    @classmethod
-    def from_dict(cls, message: Mapping[str, Any]) -> EmotionMessage:
-        """A decoded emotion payload (see `decode`) as a typed message."""
-        return cls(**{name: message[name] for name in _FIELDS[cls] if name in message})
-
 
 @dataclass
 class StatusMessage:
@@ -282,20 +277,5 @@ class StatusMessage:
                                for name, stages in self.latency_ms.items()},
                 **{name: int(count) for name, count in self.counters.items()}}
 
-    @classmethod
-    def from_dict(cls, message: Mapping[str, Any]) -> StatusMessage:
-        """A decoded status payload as a typed message; integer fields the
-        schema does not name are the source's counters."""
-        known = {name: message[name] for name in _FIELDS[cls] if name in message}
-        counters = {name: value for name, value in message.items()
-                    if name not in _FIELDS[cls] and name not in ("v", "type") and isinstance(value, int)}
-        return cls(**known, counters=counters)
-
 
 Message = Union[EmotionMessage, StatusMessage]
-_FIELDS = {kind: {f.name for f in fields(kind)} - {"counters"} for kind in (EmotionMessage, StatusMessage)}
-
-
-def typed(message: Mapping[str, Any]) -> Message:
-    """A decoded payload as EmotionMessage or StatusMessage."""
-    return (EmotionMessage if message["type"] == "emotion" else StatusMessage).from_dict(message)
