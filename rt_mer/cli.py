@@ -65,14 +65,22 @@ def rounded_hop(args: argparse.Namespace) -> None:
     args.hop = rounded
 
 
-def positive_int(text: str) -> int:
+def whole_number(text: str, least: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    if value < least:
+        raise argparse.ArgumentTypeError(f"must be at least {least}, got {text}")
     return value
+
+
+def positive_int(text: str) -> int:
+    return whole_number(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    return whole_number(text, 0)
 
 
 def positive_ints(text: str) -> list[int]:
@@ -298,7 +306,7 @@ def add_live_options(parser: argparse.ArgumentParser, inputs: bool = True) -> No
         group.add_argument("--channels", type=parse_channels, default=None,
                            help="channel count, or a selection like 1,2 (downmixed to mono)")
         group.add_argument("--rate", type=positive_int, default=None, help="sample rate (default: the device's)")
-        group.add_argument("--blocksize", type=int, default=0, help="frames per audio callback (default: auto)")
+        group.add_argument("--blocksize", type=non_negative_int, default=0, help="frames per audio callback (default: auto)")
         group.add_argument("--file", type=Path, action="append", help="a file, paced at real time (repeatable)")
         group.add_argument("--stdin", action="store_true", help="raw PCM on standard input")
         group.add_argument("--format", default="f32le", choices=["f32le", "s16le", "s24le"],

@@ -117,6 +117,7 @@ def test_config_keys_of_other_commands_are_ignored(tmp_path, song):
     ("run", "--hop", "nan", "must be a positive number"),
     ("run", "--hop", "9", "hop must be at most the 8 s window"),
     ("run", "--threads", "0", "must be at least 1"),
+    ("run", "--blocksize", "-5", "must be at least 0"),
     ("bench", "--hop", "-1", "must be a positive number"),
     ("bench", "--threads", "-1", "must be at least 1"),
 ])
