@@ -104,14 +104,6 @@ def add_engine_options(parser: argparse.ArgumentParser, engine: bool = True) -> 
                              "batches run in chunks (default: %(default)s)")
 
 
-def open_engine_or_fail(args: argparse.Namespace):
-    """The engine asked for; its `reason` says why it is the one."""
-    try:
-        return open_engine_from(args)
-    except UserError as error:
-        fail(str(error))
-
-
 # --------------------------------------------------------------- analyze
 
 def analyze(args: argparse.Namespace) -> int:
@@ -124,7 +116,7 @@ def analyze(args: argparse.Namespace) -> int:
     files = audio_files(args.inputs)
     if not files:
         fail("no audio files found in " + ", ".join(map(str, args.inputs)))
-    engine = open_engine_or_fail(args)
+    engine = open_engine_from(args)     # a UserError: one line, from main
     print(f"rt-mer: engine {engine.name} ({engine.reason})", file=sys.stderr)
     failed = 0
     with ExitStack() as stack:
@@ -263,7 +255,7 @@ def bench(args: argparse.Namespace) -> int:
     unknown = set(args.sections) - set(BENCH_SECTIONS)
     if unknown:
         fail(f"unknown benchmark {', '.join(sorted(unknown))}; choose from {', '.join(BENCH_SECTIONS)}")
-    engine = open_engine_or_fail(args)
+    engine = open_engine_from(args)     # a UserError: one line, from main
     try:
         if is_gpu_engine(engine):       # threads mean nothing to it; ONNX Runtime on the CPU is the baseline
             one_core, cpu = engine, open_engine("onnxruntime", args.model, args.threads)

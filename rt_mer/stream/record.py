@@ -22,9 +22,9 @@ class Recorder:
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self.error: OSError | None = None
         self._on_error = on_error
+        self.written = 0
         self._thread = threading.Thread(target=self._write, name="recorder", daemon=True)
         self._thread.start()
-        self.written = 0
 
     def __call__(self, message: Message) -> None:
         if self.error is None:
