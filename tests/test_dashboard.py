@@ -166,6 +166,14 @@ def test_history_window_trail_and_missed_messages():
     assert "p50 --" in screen(state)
 
 
+def test_rare_counters_show_only_once_they_happen():
+    state = DashboardState()
+    state.update(status("mic", 0))
+    assert "out of range" not in screen(state) and "truncated" not in screen(state)
+    state.update(status("mic", 1, out_of_range=2, truncated=1, state="ended"))
+    assert "out of range 2" in screen(state) and "truncated 1" in screen(state)
+
+
 def test_a_seq_far_ahead_is_a_restart_not_missed_messages():
     state = DashboardState()
     state.update(status("mic", 0))

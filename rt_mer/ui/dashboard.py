@@ -281,12 +281,14 @@ def status(view: StreamView, compact: bool = False) -> Text:
     timing = (f"window {_fmt(_num(s, 'window_s'), 'g', ' s')} / hop {_fmt(_num(s, 'hop_s'), 'g', ' s')}"
               f" · {'' if compact else 'latency '}p50 {_fmt(_num(s, 'latency_ms', 'p50', 'total'), '.1f', ' ms')}"
               f" · p99 {_fmt(_num(s, 'latency_ms', 'p99', 'total'), '.1f', ' ms')}")
+    # Rare events (a format mix-up, a file that ends before its header says)
+    # are shown only once they happen, and first: a narrow screen cuts the end.
+    rare = [(label, value) for label, value in (("out of range", _num(s, "out_of_range")),
+                                                ("truncated", _num(s, "truncated"))) if value]
     counters = Text()
-    for label, value in (("overflows", _num(s, "overflows")), ("dropped", _num(s, "dropped_blocks")),
-                         ("nonfinite", _num(s, "nonfinite")), ("late", _num(s, "late_windows")),
-                         ("missed", view.missed), ("out of range", _num(s, "out_of_range"))):
-        if label == "out of range" and not value:
-            continue                               # rare (a format mix-up): shown only when it happens
+    for label, value in rare + [("overflows", _num(s, "overflows")), ("dropped", _num(s, "dropped_blocks")),
+                                ("nonfinite", _num(s, "nonfinite")), ("late", _num(s, "late_windows")),
+                                ("missed", view.missed)]:
         counters.append(" · " if counters else "")
         counters.append(f"{label} {_fmt(value, '.0f')}", "bold red" if value else "")
     first = f"engine {engine} · {timing}{reason}" if compact else f"engine {engine}{reason}\n{timing}"
