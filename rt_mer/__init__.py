@@ -3,6 +3,7 @@
     >>> import rt_mer
     >>> trajectory = rt_mer.analyze_file("song.flac")     # valence/arousal per window
 """
+from .audio.io import AudioError, TruncatedAudio
 from .stream.offline import Trajectory, analyze_file
 
-__all__ = ["Trajectory", "analyze_file"]
+__all__ = ["AudioError", "Trajectory", "TruncatedAudio", "analyze_file"]

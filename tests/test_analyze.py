@@ -10,7 +10,6 @@ import soundfile
 
 from music import chord_music, cut_short, write
 import rt_mer
-from rt_mer.audio.io import TruncatedAudio
 from rt_mer.stream.offline import analyze_file
 
 HEADER = ["file", "t_start", "t_end", "valence", "arousal", "quadrant", "mood"]
@@ -151,7 +150,7 @@ def test_truncated_files_say_so_and_keep_the_windows_that_decoded(good_files, tm
         decoded = decodable_seconds(path)
         assert 8 < decoded < 20 and decoded - 0.5 - 0.1 < max(ends) <= decoded, (decoded, ends)
     assert [r["file"] for r in read_csv(summary)] == [str(good_files[0])]     # a part is no song's summary
-    with pytest.raises(TruncatedAudio) as raised:
+    with pytest.raises(rt_mer.TruncatedAudio) as raised:       # public, as the README says
         analyze_file(cut[0])
     assert [f"{t:.3f}" for t in raised.value.trajectory.t_end] == \
         [r["t_end"] for r in rows if r["file"] == str(cut[0])]

@@ -1,8 +1,9 @@
 """Audio in: files, live sources (mic, file as if live, stdin, demo), the
 ring buffer between a capture thread and the analysis thread, resampling."""
-from .io import AudioError, Resampler, open_audio, read_audio, to_mono
+from .io import AudioError, Resampler, TruncatedAudio, open_audio, read_audio, to_mono
 from .ring import RingBuffer
 from .sources import DemoSource, FileSource, MicSource, Source, StdinSource, demo_path, find_input_device, list_devices
 
 __all__ = ["AudioError", "DemoSource", "FileSource", "MicSource", "Resampler", "RingBuffer", "Source",
-           "StdinSource", "demo_path", "find_input_device", "list_devices", "open_audio", "read_audio", "to_mono"]
+           "StdinSource", "TruncatedAudio", "demo_path", "find_input_device", "list_devices", "open_audio", "read_audio",
+           "to_mono"]
