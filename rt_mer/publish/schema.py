@@ -13,7 +13,7 @@ status:  v, type="status", stream, seq, t, wall, source, rate, channels,
          engine, engine_reason, window_s, hop_s, level_dbfs, peak_dbfs, clipped
          (reads that clipped since the previous status),
          overflows, dropped_blocks, underruns, nonfinite, out_of_range,
-         late_windows, state
+         truncated (a file) or truncated_bytes (stdin), late_windows, state
          ("warming" | "running" | "ended"),
          latency_ms {p50: {stage: ms}, p99: {stage: ms}}
 
@@ -241,8 +241,8 @@ class EmotionMessage:
 class StatusMessage:
     """A stream's health: `status.<stream>`, about once a second and once
     more with state "ended". `counters` are the source's (overflows,
-    dropped_blocks, underruns, nonfinite, out_of_range, and for stdin
-    truncated_bytes), flat in the payload; latency_ms is {"p50": {stage:
+    dropped_blocks, underruns, nonfinite, out_of_range, and for a file
+    truncated, for stdin truncated_bytes), flat in the payload; latency_ms is {"p50": {stage:
     ms}, "p99": {...}} over recent windows, None before any."""
     stream: str
     seq: int
