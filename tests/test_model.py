@@ -26,6 +26,8 @@ def passages(tmp_path_factory):
         "quiet": render_passage(folder, "quiet", tempo_bpm=60, velocity=35, staccato=0.0, density=4),
         "major": render_passage(folder, "major", major=True),
         "minor": render_passage(folder, "minor", major=False),
+        "soft": render_passage(folder, "soft", velocity=35),
+        "hard": render_passage(folder, "hard", velocity=115),
     }
 
 
@@ -70,6 +72,23 @@ def test_major_is_more_positive_than_minor(engine, passages):
     major, _ = means(engine, passages["major"])
     minor, _ = means(engine, passages["minor"])
     assert major > minor + 0.1, (major, minor)
+
+
+def peak_normalised(path, out):
+    import soundfile
+    audio, rate = soundfile.read(path, dtype="float32")
+    soundfile.write(out, audio * (0.5 / np.abs(audio).max()), rate, subtype="FLOAT")
+    return out
+
+
+@pytest.mark.xfail(strict=True, reason="the shipped model does not hear soft playing in the timbre yet: arousal "
+                   "differs by -0.02 to +0.03 between velocity 35 and 115 over five passages (MODEL_CARD.md, limits)")
+def test_soft_playing_is_calmer_than_hard_playing_at_the_same_peak_level(engine, passages, tmp_path):
+    """The same notes at MIDI velocity 35 and 115, both brought to one peak
+    level: soft playing is heard in the timbre (a darker attack), not the fader."""
+    _, soft = means(engine, peak_normalised(passages["soft"], tmp_path / "soft.wav"))
+    _, hard = means(engine, peak_normalised(passages["hard"], tmp_path / "hard.wav"))
+    assert hard > soft + 0.1, (hard, soft)
 
 
 @pytest.mark.parametrize("gain_db", [-12, 12])

@@ -1,4 +1,5 @@
-"""Training corpora: EMOPIA rendered to audio, and a procedurally generated,
+"""Training corpora: real recordings of every genre (the 4Q audio emotion
+dataset), EMOPIA rendered to audio, and a procedurally generated,
 rule-labelled corpus that widens the timbre beyond piano.
 
 Renders are build artefacts, cached under rt_mer.cache.cache_dir() ($RT_MER_CACHE,
@@ -22,6 +23,7 @@ from rt_mer.cache import cache_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 EMOPIA = Path(os.environ.get("RT_MER_EMOPIA", ROOT.parent / "shared" / "data" / "emopia"))
+FOURQ = Path(os.environ.get("RT_MER_4Q", ROOT.parent / "shared" / "data" / "4q"))
 CACHE = cache_dir()
 SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 RENDER_RATE = 22050
@@ -54,6 +56,12 @@ def emopia_split(split: str, limit: int | None = None) -> list[tuple[Path, int]]
     pairs = [(EMOPIA / "midi" / f"{row['fname']}.mid", CACHE / "emopia" / f"{row['fname']}.flac") for row in rows]
     audio = render_all(pairs)
     return [(path, int(row["label"].lstrip("Q"))) for path, row in zip(audio, rows)]
+
+
+def fourq_clips() -> list[tuple[Path, int, str]]:
+    """The 4Q recordings: (MP3 path, quadrant 1..4, artist), in labels.csv order."""
+    with open(FOURQ / "labels.csv", newline="") as f:
+        return [(FOURQ / row["file"], int(row["quadrant"].lstrip("Q")), row["artist"]) for row in csv.DictReader(f)]
 
 
 def main() -> None:

@@ -1,7 +1,14 @@
-"""Train the shipped model, score it and a handcrafted-descriptor baseline on
-the EMOPIA validation split, and export it to ONNX.
+"""Train the shipped model on real recordings (4Q), EMOPIA piano renders and
+the procedural corpus; validate it by artist; export it to ONNX.
 
-    python tools/train.py --seed 0            # reproduces engines/rt-mer.onnx
+    python tools/train.py --seed 0                  # reproduces engines/rt-mer.onnx
+    python tools/train.py --seed 0 --no-cv          # the same model, without the cross-validation
+
+First, artist-grouped 5-fold cross-validation over the 4Q recordings (no
+artist in two folds; every clip scored once by a model that never heard its
+artist) for each of --cv-seeds, each fold model also scored on the EMOPIA
+validation split, and the handcrafted-descriptor baseline on the same folds.
+Then the shipped model: the same recipe on all of it, with --seed.
 
 Renders and features are cached under $RT_MER_CACHE (~/.cache/rt-mer).
 Needs the [train] extra and Debian's fluidsynth and fluid-soundfont-gm.
@@ -14,11 +21,14 @@ import json
 import random
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from sklearn.model_selection import StratifiedGroupKFold
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import corpus  # noqa: E402
@@ -32,6 +42,18 @@ VALENCE_POSITIVE = {1: 1.0, 2: 0.0, 3: 0.0, 4: 1.0}
 AROUSAL_POSITIVE = {1: 1.0, 2: 1.0, 3: 0.0, 4: 0.0}
 LABEL_SMOOTHING = 0.1
 VALIDATION_HOP_FRAMES = int(frontend.FRAMES_PER_SECOND)
+FOLDS = 5
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What a training run does; the cross-validation and the shipped model
+    share one."""
+    steps: int = 1200
+    batch: int = 24
+    recordings: float = 0.45       # share of each batch from the 4Q recordings
+    procedural: float = 0.15       # ... from the procedural corpus; EMOPIA has the rest
+    procedural_weight: float = 0.5
 
 
 # ---------------------------------------------------------------- data
@@ -52,19 +74,34 @@ def features(path: Path) -> np.ndarray:
 class Clip:
     """One training clip: its spectrogram and soft targets P(positive)."""
 
-    def __init__(self, path: Path, valence: float, arousal: float, quadrant: int | None) -> None:
+    def __init__(self, path: Path, valence: float, arousal: float, quadrant: int | None, artist: str = "") -> None:
         self.path, self.spec = path, features(path)
-        self.valence, self.arousal, self.quadrant = valence, arousal, quadrant
+        self.valence, self.arousal, self.quadrant, self.artist = valence, arousal, quadrant, artist
+
+
+def labelled_clip(path: Path, quadrant: int, artist: str = "") -> Clip:
+    return Clip(path, VALENCE_POSITIVE[quadrant], AROUSAL_POSITIVE[quadrant], quadrant - 1, artist)
 
 
 def emopia_clips(split: str, limit: int | None) -> list[Clip]:
-    rows = corpus.emopia_split(split, limit)
-    return [Clip(path, VALENCE_POSITIVE[q], AROUSAL_POSITIVE[q], q - 1) for path, q in rows]
+    return [labelled_clip(path, q) for path, q in corpus.emopia_split(split, limit)]
+
+
+def recording_clips(limit: int | None) -> list[Clip]:
+    return [labelled_clip(path, q, artist) for path, q, artist in corpus.fourq_clips()[:limit]]
 
 
 def procedural_clips(count: int) -> list[Clip]:
     rows = procedural.make_corpus(corpus.CACHE / "procedural", count=count) if count else []
     return [Clip(path, (v + 1) / 2, (a + 1) / 2, None) for path, v, a in rows]
+
+
+def artist_folds(clips: list[Clip], folds: int = FOLDS) -> list[np.ndarray]:
+    """Held-out clip indices per fold: no artist in two folds, quadrants
+    balanced across folds."""
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=0)
+    quadrants = [clip.quadrant for clip in clips]
+    return [test for _, test in splitter.split(np.zeros(len(clips)), quadrants, [c.artist for c in clips])]
 
 
 def crop(spec: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -76,33 +113,83 @@ def crop(spec: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return spec[:, start:start + frames]
 
 
+# ----------------------------------------------------------- augmentation
+
 def augment(spec: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Changes that should not change perceived emotion, applied to a batch
-    of log spectrograms [B, bins, frames] in dB: gain, EQ tilt, moderate
-    coloured noise and transposition by up to two semitones (time shifts come
-    from random crops)."""
-    batch, bins, _ = spec.shape
+    of log spectrograms [B, bins, frames] in dB: what microphones, speakers,
+    rooms and codecs do to a recording (gain, EQ tilt and colouring, band
+    limits, reverberation, noise) and transposition by up to two semitones
+    (time shifts come from random crops)."""
+    def uniform(like: torch.Tensor, low: float, high: float) -> torch.Tensor:
+        return torch.rand(len(like), 1, 1, generator=generator) * (high - low) + low
 
-    def uniform(low: float, high: float) -> torch.Tensor:
-        return (torch.rand(batch, 1, 1, generator=generator) * (high - low) + low)
+    def sometimes(p: float, change, spec: torch.Tensor) -> torch.Tensor:
+        chosen = torch.rand(len(spec), generator=generator) < p
+        if chosen.any():
+            spec = spec.clone()
+            spec[chosen] = change(spec[chosen])
+        return spec
 
-    octaves = (torch.arange(bins) - bins / 2)[None, :, None] / (12 * frontend.BINS_PER_SEMITONE)
-    spec = spec + uniform(-12, 12) + uniform(-3, 3) * octaves
-    peak = spec.amax(dim=(1, 2), keepdim=True)
-    noise = peak - uniform(30, 60) + uniform(-3, 0) * octaves + 3 * torch.randn(spec.shape, generator=generator)
-    noisy = 10 * torch.log10(10 ** (spec / 10) + 10 ** (noise / 10))
-    spec = torch.where(torch.rand(batch, 1, 1, generator=generator) < 0.5, noisy, spec)
+    octaves = (torch.arange(spec.shape[1]) - spec.shape[1] / 2)[None, :, None] / (12 * frontend.BINS_PER_SEMITONE)
+
+    def colour(spec: torch.Tensor) -> torch.Tensor:
+        """Gain, tilt and a smooth random EQ curve (+-9 dB at most)."""
+        curve = sum(uniform(spec, -3, 3) * torch.cos(2 * np.pi * uniform(spec, 0.3, 2.0) * octaves
+                                                     + uniform(spec, 0, 2 * np.pi)) for _ in range(3))
+        return spec + uniform(spec, -12, 12) + uniform(spec, -3, 3) * octaves + curve
+
+    def band_limit(spec: torch.Tensor) -> torch.Tensor:
+        """A codec's or small speaker's pass band: steep roll-offs below a
+        high pass (60 .. 250 Hz) and above a low pass (3 .. 7 kHz)."""
+        hz = torch.from_numpy(frontend.bin_frequencies()).float()[None, :, None]
+        below = torch.log2(uniform(spec, 60, 250) / hz).clamp(min=0)
+        above = torch.log2(hz / uniform(spec, 3000, 7000)).clamp(min=0)
+        return spec - 24 * below - 48 * above
+
+    def reverberate(spec: torch.Tensor) -> torch.Tensor:
+        """A room: every frame's power decays into the next ones
+        (reverberation time 0.3 .. 2 s), mixed 0 .. 10 dB below the direct
+        sound."""
+        batch, bins, frames = spec.shape
+        taps = 24
+        decay_db = 60 / uniform(spec, 0.3, 2.0) / frontend.FRAMES_PER_SECOND
+        tail_db = -decay_db * torch.arange(1, taps + 1)[None, None, :] - uniform(spec, 0, 10)
+        kernel = torch.flip(10 ** (tail_db / 10), dims=[2]).repeat_interleave(bins, dim=0)
+        power = F.pad(10 ** (spec / 10), (taps, 0)).reshape(1, batch * bins, -1)
+        tail = F.conv1d(power, kernel, groups=batch * bins)[..., :frames].reshape(batch, bins, frames)
+        return power_sum(spec, 10 * torch.log10(tail + 1e-30))
+
+    def add_noise(spec: torch.Tensor) -> torch.Tensor:
+        """Coloured noise 30 .. 60 dB below the peak: a room, a crowd, hiss."""
+        peak = spec.amax(dim=(1, 2), keepdim=True)
+        noise = (peak - uniform(spec, 30, 60) + uniform(spec, -3, 0) * octaves
+                 + 3 * torch.randn(spec.shape, generator=generator))
+        return power_sum(spec, noise)
+
+    spec = sometimes(0.5, add_noise, sometimes(0.3, reverberate, sometimes(0.3, band_limit, colour(spec))))
+    return transpose(spec, torch.randint(-6, 7, (len(spec),), generator=generator).tolist())
+
+
+def power_sum(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return 10 * torch.log10(10 ** (a / 10) + 10 ** (b / 10))
+
+
+def transpose(spec: torch.Tensor, shifts: list[int]) -> torch.Tensor:
+    bins = spec.shape[1]
     shifted = torch.full_like(spec, frontend.FLOOR_DB)
-    for i, shift in enumerate(torch.randint(-6, 7, (batch,), generator=generator).tolist()):
+    for i, shift in enumerate(shifts):
         src = spec[i, max(0, -shift):bins - max(0, shift)]
         shifted[i, max(0, shift):max(0, shift) + src.shape[0]] = src
     return shifted
 
 
 def stack(spec: torch.Tensor) -> torch.Tensor:
-    """Torch twin of frontend.harmonic_stack, with the same gather index."""
-    floor = torch.full_like(spec[:, :1], frontend.FLOOR_DB)
-    return torch.cat([spec, floor], dim=1)[:, torch.from_numpy(frontend.STACK_INDEX)]
+    """Torch twin of frontend.harmonic_stack: harmonic k of bin p is bin
+    p + offset_k, the floor above the top bin."""
+    floor = torch.full_like(spec, frontend.FLOOR_DB)
+    padded = torch.cat([spec, floor], dim=1)
+    return torch.stack([padded[:, offset:offset + spec.shape[1]] for offset in frontend.harmonic_offsets()], dim=1)
 
 
 # ------------------------------------------------------------ training
@@ -125,39 +212,56 @@ def loss_on(network: HarmonicCNN, clips: list[Clip], rng: np.random.Generator,
 
 def quadrant_balance(clips: list[Clip]) -> np.ndarray:
     """Sampling probabilities that make each quadrant equally likely: the
-    model should not learn the split's prior (EMOPIA's train split is 31 %
+    model should not learn a corpus's prior (EMOPIA's train split is 31 %
     Q4), since the music it will hear has its own."""
     quadrants = np.array([clip.quadrant for clip in clips])
-    weights = 1.0 / np.bincount(quadrants)[quadrants]
+    weights = 1.0 / np.bincount(quadrants, minlength=4)[quadrants]
     return weights / weights.sum()
 
 
-def train(train_clips: list[Clip], extra_clips: list[Clip], steps: int, batch: int, seed: int,
-          procedural_fraction: float, procedural_weight: float = 0.5) -> torch.nn.Module:
+class Sampler:
+    """Draws each batch from the corpora in fixed shares, each labelled
+    corpus quadrant-balanced."""
+
+    def __init__(self, corpora: list[tuple[list[Clip], float]], batch: int, rng: np.random.Generator) -> None:
+        corpora = [(clips, share) for clips, share in corpora if clips and share > 0]
+        total = sum(share for _, share in corpora)
+        self.parts = [(clips, round(batch * share / total),
+                       quadrant_balance(clips) if clips[0].quadrant is not None else None) for clips, share in corpora]
+        self.rng = rng
+
+    def __call__(self) -> list[Clip]:
+        return [clips[i] for clips, count, p in self.parts for i in self.rng.choice(len(clips), count, p=p)]
+
+
+def train(recordings: list[Clip], emopia: list[Clip], extra: list[Clip], recipe: Recipe, seed: int,
+          log=print) -> torch.nn.Module:
     rng = np.random.default_rng(seed)
     generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
     network = HarmonicCNN()
     average = torch.optim.swa_utils.AveragedModel(
         network, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(0.995), use_buffers=True)
     optimiser = torch.optim.AdamW(network.parameters(), lr=3e-3, weight_decay=1e-3)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=3e-3, total_steps=steps, pct_start=0.1)
-    extra = round(batch * procedural_fraction) if extra_clips else 0
-    balance = quadrant_balance(train_clips)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=3e-3, total_steps=recipe.steps, pct_start=0.1)
+    emopia_share = 1.0 - recipe.recordings - recipe.procedural
+    sample = Sampler([(recordings, recipe.recordings), (emopia, emopia_share), (extra, recipe.procedural)],
+                     recipe.batch, rng)
     started = time.time()
-    for step in range(1, steps + 1):
+    for step in range(1, recipe.steps + 1):
         network.train()
-        clips = [train_clips[i] for i in rng.choice(len(train_clips), batch - extra, p=balance)]
-        clips += [extra_clips[i] for i in rng.integers(0, len(extra_clips), extra)] if extra else []
-        loss = loss_on(network, clips, rng, generator, procedural_weight)
+        loss = loss_on(network, sample(), rng, generator, recipe.procedural_weight)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
         schedule.step()
         average.update_parameters(network)
-        if step % 50 == 0 or step == steps:
-            print(f"step {step}/{steps}  loss {loss.item():.3f}  {time.time() - started:.0f} s", flush=True)
+        if step % 100 == 0 or step == recipe.steps:
+            log(f"step {step}/{recipe.steps}  loss {loss.item():.3f}  {time.time() - started:.0f} s")
     return average.module.eval()
 
+
+# ------------------------------------------------------------ scoring
 
 @torch.no_grad()
 def clip_logits(network: torch.nn.Module, clip: Clip) -> np.ndarray:
@@ -171,14 +275,95 @@ def clip_logits(network: torch.nn.Module, clip: Clip) -> np.ndarray:
     return explanation.mean(dim=(2, 3)).mean(dim=0).numpy()
 
 
-def scores(positive: np.ndarray, quadrants: np.ndarray) -> dict[str, float]:
-    """positive: [clips, 2] booleans (valence > 0, arousal > 0) -> accuracies."""
-    truth = np.stack([np.vectorize(VALENCE_POSITIVE.get)(quadrants) > 0.5,
-                      np.vectorize(AROUSAL_POSITIVE.get)(quadrants) > 0.5], axis=1)
-    return {"quadrant_accuracy": float((positive == truth).all(axis=1).mean()),
-            "valence_accuracy": float((positive[:, 0] == truth[:, 0]).mean()),
-            "arousal_accuracy": float((positive[:, 1] == truth[:, 1]).mean())}
+def predicted_quadrants(logits: np.ndarray) -> np.ndarray:
+    """[clips, 2] (valence, arousal) logits -> quadrants 0..3."""
+    valence, arousal = logits[:, 0] > 0, logits[:, 1] > 0
+    return np.select([valence & arousal, ~valence & arousal, ~valence & ~arousal], [0, 1, 2], 3)
 
+
+def scores(predicted: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """Quadrants 0..3, predicted and true -> four-quadrant, valence and
+    arousal accuracy."""
+    positive_valence, high_arousal = np.array([True, False, False, True]), np.array([True, True, False, False])
+    return {"quadrant": round(float((predicted == truth).mean()), 4),
+            "valence": round(float((positive_valence[predicted] == positive_valence[truth]).mean()), 4),
+            "arousal": round(float((high_arousal[predicted] == high_arousal[truth]).mean()), 4)}
+
+
+def truth(clips: list[Clip]) -> np.ndarray:
+    return np.array([clip.quadrant for clip in clips])
+
+
+# ----------------------------------------------------- cross-validation
+
+CORPORA: dict[str, list[Clip]] = {}       # loaded once; forked workers share them
+
+
+def fold_run(task: tuple[int, int, Recipe]) -> dict:
+    """Train on every fold but one and score the held-out fold and EMOPIA's
+    validation split: the logits of both."""
+    fold, seed, recipe = task
+    torch.set_num_threads(1)
+    recordings, held_out = CORPORA["recordings"], CORPORA["folds"][fold]
+    training = [recordings[i] for i in np.setdiff1d(np.arange(len(recordings)), held_out)]
+    network = train(training, CORPORA["emopia"], CORPORA["procedural"], recipe, seed, log=lambda line: None)
+    return {"fold": fold, "seed": seed,
+            "recordings": np.stack([clip_logits(network, recordings[i]) for i in held_out]),
+            "emopia": np.stack([clip_logits(network, clip) for clip in CORPORA["emopia_val"]])}
+
+
+def cross_validate(recipe: Recipe, seeds: list[int], jobs: int) -> dict:
+    recordings, folds = CORPORA["recordings"], CORPORA["folds"]
+    tasks = [(fold, seed, recipe) for seed in seeds for fold in range(len(folds))]
+    report: dict = {"runs": []}
+    with ProcessPoolExecutor(jobs) as pool:
+        runs = list(pool.map(fold_run, tasks))
+    for seed in seeds:
+        logits = np.zeros((len(recordings), 2), np.float32)
+        for run in (r for r in runs if r["seed"] == seed):
+            held_out = folds[run["fold"]]
+            logits[held_out] = run["recordings"]
+            entry = {"seed": seed, "fold": run["fold"],
+                     "recordings": scores(predicted_quadrants(run["recordings"]), truth(recordings)[held_out]),
+                     "emopia_val": scores(predicted_quadrants(run["emopia"]), truth(CORPORA["emopia_val"]))}
+            report["runs"].append(entry)
+            print(f"seed {seed} fold {run['fold']}: 4Q {entry['recordings']}  EMOPIA val {entry['emopia_val']}",
+                  flush=True)
+        report.setdefault("total", {})[seed] = scores(predicted_quadrants(logits), truth(recordings))
+        print(f"seed {seed} all {len(recordings)} clips: {report['total'][seed]}", flush=True)
+    report["summary"] = summarise(report["runs"])
+    print("summary", json.dumps(report["summary"]), flush=True)
+    return report
+
+
+def summarise(runs: list[dict]) -> dict:
+    """Mean, standard deviation, minimum and maximum over runs (folds x seeds)."""
+    summary = {}
+    for corpus_name in ("recordings", "emopia_val"):
+        for metric in ("quadrant", "valence", "arousal"):
+            values = np.array([run[corpus_name][metric] for run in runs])
+            summary[f"{corpus_name}_{metric}"] = {"mean": round(float(values.mean()), 4),
+                                                  "std": round(float(values.std()), 4),
+                                                  "min": round(float(values.min()), 4),
+                                                  "max": round(float(values.max()), 4)}
+    return summary
+
+
+def baseline_on_folds() -> dict:
+    """The handcrafted-descriptor baseline on the same artist folds."""
+    from baseline import baseline_predictions, descriptor_matrix
+    recordings, folds = CORPORA["recordings"], CORPORA["folds"]
+    x, y = descriptor_matrix([clip.path for clip in recordings]), truth(recordings)
+    predicted: dict[str, np.ndarray] = {}
+    report: dict = {"folds": []}
+    for fold, held_out in enumerate(folds):
+        training = np.setdiff1d(np.arange(len(recordings)), held_out)
+        for name, guess in baseline_predictions(x[training], y[training], x[held_out]).items():
+            predicted.setdefault(name, np.zeros(len(recordings), int))[held_out] = guess
+            report["folds"].append({"fold": fold, "classifier": name, **scores(guess, y[held_out])})
+    report["total"] = {name: scores(guess, y) for name, guess in predicted.items()}
+    print("baseline", json.dumps(report["total"]), flush=True)
+    return report
 
 
 # --------------------------------------------------------------- export
@@ -191,39 +376,49 @@ def export(network: torch.nn.Module, path: Path) -> None:
                       dynamic_axes={"spectrogram": batch, "valence": batch, "arousal": batch, "explanation": batch})
 
 
+def seed_list(text: str) -> list[int]:
+    return [int(seed) for seed in text.split(",")]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--steps", type=int, default=4000)
-    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the shipped model")
+    parser.add_argument("--cv-seeds", type=seed_list, default=[0, 1, 2], help="seeds of the cross-validation")
+    parser.add_argument("--no-cv", action="store_true", help="train the shipped model only")
+    parser.add_argument("--cv-only", action="store_true", help="cross-validate, then stop (recipe trials)")
+    parser.add_argument("--jobs", type=int, default=2, help="cross-validation runs at once, one thread each")
+    parser.add_argument("--steps", type=int, default=Recipe.steps)
+    parser.add_argument("--batch", type=int, default=Recipe.batch)
     parser.add_argument("--procedural", type=int, default=400, help="procedural clips (0: none)")
-    parser.add_argument("--procedural-fraction", type=float, default=0.25, help="share of each batch")
-    parser.add_argument("--limit", type=int, default=None, help="EMOPIA clips per split (smoke tests)")
+    parser.add_argument("--limit", type=int, default=None, help="clips per corpus (smoke tests)")
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--out", type=Path, default=ROOT / "engines" / "rt-mer.onnx")
     args = parser.parse_args()
+    recipe = Recipe(steps=args.steps, batch=args.batch)
     random.seed(args.seed)
-    torch.manual_seed(args.seed)
     # Summation order, hence the weights after thousands of steps, depends on
     # the thread count: one thread gives the same model whatever the cores.
     torch.set_num_threads(1)
 
-    train_clips, val_clips = emopia_clips("train", args.limit), emopia_clips("val", args.limit)
-    extra_clips = procedural_clips(args.procedural)
-    print(f"EMOPIA train {len(train_clips)}, val {len(val_clips)}, procedural {len(extra_clips)} clips", flush=True)
-    report: dict = {"seed": args.seed, "steps": args.steps, "batch": args.batch,
-                    "procedural_clips": len(extra_clips), "procedural_fraction": args.procedural_fraction}
+    CORPORA.update(recordings=recording_clips(args.limit), emopia=emopia_clips("train", args.limit),
+                   emopia_val=emopia_clips("val", args.limit), procedural=procedural_clips(args.procedural))
+    CORPORA["folds"] = artist_folds(CORPORA["recordings"])
+    print(", ".join(f"{name} {len(clips)}" for name, clips in CORPORA.items()), "clips", flush=True)
+    report: dict = {"seed": args.seed, "recipe": recipe.__dict__, "procedural_clips": len(CORPORA["procedural"])}
     if not args.no_baseline:
-        from baseline import descriptor_baseline
-        report["baseline"] = descriptor_baseline(train_clips, val_clips)
-        print("baseline", json.dumps(report["baseline"]), flush=True)
+        report["baseline"] = baseline_on_folds()
+    if not args.no_cv:
+        report["cross_validation"] = cross_validate(recipe, args.cv_seeds, args.jobs)
+    if args.cv_only:
+        args.out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+        return
 
-    network = train(train_clips, extra_clips, args.steps, args.batch, args.seed, args.procedural_fraction)
-    quadrants = np.array([clip.quadrant + 1 for clip in val_clips])
-    positive = np.stack([clip_logits(network, clip) for clip in val_clips]) > 0
-    report["model"] = scores(positive, quadrants)
+    network = train(CORPORA["recordings"], CORPORA["emopia"], CORPORA["procedural"], recipe, args.seed,
+                    log=lambda line: print(line, flush=True))
+    logits = np.stack([clip_logits(network, clip) for clip in CORPORA["emopia_val"]])
+    report["emopia_val"] = scores(predicted_quadrants(logits), truth(CORPORA["emopia_val"]))
     report["parameters"] = sum(p.numel() for p in network.parameters())
-    print("model", json.dumps(report["model"]), flush=True)
+    print("shipped model, EMOPIA val", json.dumps(report["emopia_val"]), flush=True)
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     export(network, args.out)

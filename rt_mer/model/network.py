@@ -5,9 +5,15 @@ harmonic series see a note and its overtones together, octave folding gives
 pitch classes, and a circular convolution over pitch classes detects
 intervals whatever the key. A key branch applies the same idea to the
 window's mean pitch-class profile, as key finding does (Krumhansl), since
-mode is heard over seconds, not in one chord. Pooling each interval
-template at its best root, before linear heads, keeps the class activation
-map exact: its mean over (pitch class, time) is the output logit.
+mode is heard over seconds, not in one chord. Real recordings need more
+than harmony: a timbre branch reads per-frame band levels, spectral contrast
+(peaks against valleys: tonal against noisy), spectral flux (attacks) and
+the frame level (dynamics within the window), as the timbral filters of
+musicnn do; a rhythm branch reads the autocorrelation of the onset envelope
+over the window (tempo and pulse clarity). Pooling each interval template at
+its best root, and every branch by a mean before linear heads, keeps the
+class activation map exact: its mean over (pitch class, time) is the output
+logit.
 
 Input: [batch, harmonics, pitch bins, frames] in dB, as
 `rt_mer.dsp.frontend.harmonic_stack` makes it.
@@ -25,15 +31,21 @@ from ..dsp.frontend import BINS_PER_SEMITONE, FLOOR_DB, HARMONICS, N_OCTAVES
 
 DYNAMIC_RANGE_DB = 60.0        # below the window's peak; the -160 dB floor stays out of sight
 TIME_POOL = 4                  # frames per step of the explanation map
+HARMONY_POOL = 2               # the harmony branches run at 8 frames/s: chords change slower than attacks
+BAND_BINS = 4 * BINS_PER_SEMITONE       # timbre bands of 4 semitones: a third of an octave
+RHYTHM_LAGS = 48               # onset autocorrelation up to 3 s: tempi down to 20 bpm, bars at 80 bpm
 
 
-def normalise_level(x: torch.Tensor) -> torch.Tensor:
+def level_reference(x: torch.Tensor) -> torch.Tensor:
+    """The window's loudest bin [B, 1, 1], never below the floor plus the
+    range, so silence maps to 0 rather than to a full-scale flat spectrum."""
+    return x[:, 0].amax(dim=(1, 2), keepdim=True).clamp(min=FLOOR_DB + DYNAMIC_RANGE_DB)
+
+
+def normalise_level(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     """dB relative to the window's loudest bin, mapped [-60, 0] dB -> [0, 1]:
     a gain change leaves it unchanged, so the network learns from dynamics
-    within the window, not from the input's arbitrary absolute level. The
-    reference never drops below the floor plus the range, so silence maps to
-    0 rather than to a full-scale flat spectrum."""
-    reference = x[:, :1].amax(dim=(1, 2, 3), keepdim=True).clamp(min=FLOOR_DB + DYNAMIC_RANGE_DB)
+    within the window, not from the input's arbitrary absolute level."""
     return torch.clamp((x - reference) / DYNAMIC_RANGE_DB + 1.0, 0.0, 1.0)
 
 
@@ -51,13 +63,43 @@ def at_best_root(pitch_map: torch.Tensor) -> torch.Tensor:
     return pitch_map * (roots == pitch_map.argmax(dim=2, keepdim=True)) * 12.0
 
 
+def band_descriptors(level: torch.Tensor) -> torch.Tensor:
+    """Normalised spectrogram [B, bins, T] -> per-frame timbre descriptors
+    [B, 3 * bands + 1, T]: band levels, band contrast (peak over mean), band
+    flux (rises only: attacks), and the frame's level (dynamics)."""
+    batch, bins, frames = level.shape
+    bands = level.reshape(batch, bins // BAND_BINS, BAND_BINS, frames)
+    band_level = bands.mean(dim=2)
+    contrast = bands.amax(dim=2) - band_level
+    flux = F.relu(band_level[:, :, 1:] - band_level[:, :, :-1])
+    flux = torch.cat([torch.zeros_like(flux[:, :, :1]), flux], dim=2)
+    return torch.cat([band_level, contrast, flux, level.amax(dim=1, keepdim=True)], dim=1)
+
+
+def onset_autocorrelation(descriptors: torch.Tensor) -> torch.Tensor:
+    """Normalised autocorrelation of the onset envelope (the mean band flux)
+    at lags 1 .. RHYTHM_LAGS frames [B, RHYTHM_LAGS]: peaks at the beat
+    period, their height is pulse clarity."""
+    bands = (descriptors.shape[1] - 1) // 3
+    onsets = descriptors[:, 2 * bands:3 * bands].mean(dim=1)
+    onsets = onsets - onsets.mean(dim=1, keepdim=True)
+    energy = (onsets * onsets).sum(dim=1, keepdim=True) + 1e-6
+    frames = onsets.shape[1]
+    # one gather for every lag: row l holds the envelope shifted by l + 1, zero past the end
+    shifted = torch.arange(1, RHYTHM_LAGS + 1)[:, None] + torch.arange(frames)[None, :]
+    padded = torch.cat([onsets, torch.zeros_like(onsets[:, :RHYTHM_LAGS + 1])], dim=1)
+    later = padded[:, shifted.clamp(max=frames + RHYTHM_LAGS)]            # [B, lags, T]
+    return (later * onsets[:, None, :]).sum(dim=2) / energy
+
+
 def conv_block(conv: nn.Module, channels: int, norm: type = nn.BatchNorm2d) -> nn.Sequential:
     return nn.Sequential(conv, norm(channels), nn.ReLU())
 
 
 class HarmonicCNN(nn.Module):
     def __init__(self, harmonic_channels: int = 24, interval_channels: int = 48,
-                 temporal_channels: int = 48, key_channels: int = 32, dropout: float = 0.3) -> None:
+                 temporal_channels: int = 48, key_channels: int = 32, timbre_channels: int = 64,
+                 rhythm_channels: int = 24, dropout: float = 0.3) -> None:
         super().__init__()
         c = harmonic_channels
         # Non-contiguous harmonic filters: harmonics are the input channels,
@@ -76,38 +118,60 @@ class HarmonicCNN(nn.Module):
             conv_block(nn.Conv1d(c * N_OCTAVES, temporal_channels, 5, padding=2), temporal_channels, nn.BatchNorm1d),
             nn.MaxPool1d(2),
             conv_block(nn.Conv1d(temporal_channels, temporal_channels, 5, padding=4, dilation=2),
-                       temporal_channels, nn.BatchNorm1d),
+                       temporal_channels, nn.BatchNorm1d))
+        # Timbre, texture and dynamics: per-frame band descriptors over time.
+        descriptors = 3 * (N_OCTAVES * 12 * BINS_PER_SEMITONE // BAND_BINS) + 1
+        self.timbre = nn.Sequential(
+            conv_block(nn.Conv1d(descriptors, timbre_channels, 5, padding=2), timbre_channels, nn.BatchNorm1d),
+            nn.MaxPool1d(2),
+            conv_block(nn.Conv1d(timbre_channels, timbre_channels, 5, padding=4, dilation=2),
+                       timbre_channels, nn.BatchNorm1d),
             nn.MaxPool1d(2))
+        # Rhythm: tempo and pulse clarity from the onset envelope's periodicity.
+        self.rhythm = nn.Sequential(nn.Linear(RHYTHM_LAGS, rhythm_channels), nn.BatchNorm1d(rhythm_channels), nn.ReLU())
         self.dropout = nn.Dropout(dropout)
         self.emotion_interval = nn.Linear(interval_channels, 2, bias=False)
         self.emotion_key = nn.Linear(key_channels, 2, bias=False)
         self.emotion_temporal = nn.Linear(temporal_channels, 2)
-        self.quadrant = nn.Linear(interval_channels + key_channels + temporal_channels, 4)
+        self.emotion_timbre = nn.Linear(timbre_channels, 2, bias=False)
+        self.emotion_rhythm = nn.Linear(rhythm_channels, 2, bias=False)
+        self.quadrant = nn.Linear(interval_channels + key_channels + temporal_channels + timbre_channels
+                                  + rhythm_channels, 4)
 
-    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """-> pitch-class map [B, C, 12, T/4], key map [B, K, 12, 1] and
-        time map [B, C, T/4]."""
-        h = self.harmonic(normalise_level(x))                         # [B, c, 84, T]
-        batch, c, _, frames = h.shape
+    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """-> pitch-class map [B, C, 12, T/4], key map [B, K, 12, 1], register
+        map [B, C, T/4], timbre map [B, C, T/4] and rhythm [B, C]."""
+        reference = level_reference(x)
+        descriptors = band_descriptors(normalise_level(x[:, 0], reference))
+        frames = x.shape[3] // HARMONY_POOL
+        pooled = x.reshape(*x.shape[:3], frames, HARMONY_POOL).mean(dim=4)
+        h = self.harmonic(normalise_level(pooled, reference[:, None]))  # [B, c, 84, T/2]
+        batch, c = h.shape[:2]
         octaves = h.reshape(batch, c, N_OCTAVES, 12, frames)
-        chroma = F.max_pool2d(octaves.sum(dim=2), (1, TIME_POOL))       # [B, c, 12, T/4]
+        chroma = F.max_pool2d(octaves.sum(dim=2), (1, TIME_POOL // HARMONY_POOL))   # [B, c, 12, T/4]
         pitch_map = self.interval(wrap(chroma))                         # [B, C, 12, T/4]
         key_map = self.key(wrap(chroma.mean(dim=3, keepdim=True)))       # [B, K, 12, 1]
         energies = octaves.sum(dim=3).reshape(batch, c * N_OCTAVES, frames)
-        return pitch_map, key_map, self.temporal(energies)
+        return (pitch_map, key_map, self.temporal(energies), self.timbre(descriptors),
+                self.rhythm(onset_autocorrelation(descriptors)))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        pitch_map, key_map, time_map = self.features(x)
+        pitch_map, key_map, time_map, timbre_map, rhythm = self.features(x)
         strongest, key = at_best_root(pitch_map), at_best_root(key_map)
-        pooled = torch.cat([strongest.mean(dim=(2, 3)), key.mean(dim=(2, 3)), time_map.mean(dim=2)], dim=1)
+        pooled = torch.cat([strongest.mean(dim=(2, 3)), key.mean(dim=(2, 3)), time_map.mean(dim=2),
+                            timbre_map.mean(dim=2), rhythm], dim=1)
         quadrant_logits = self.quadrant(self.dropout(pooled))
         # Exact class activation map: the linear heads applied at every
-        # (pitch class, time) before pooling; its mean is the logit. The key
-        # term holds for the whole window, so it is spread evenly over time.
+        # (pitch class, time) before pooling; its mean is the logit. Time
+        # maps hold for every pitch class, and the key and rhythm terms for
+        # the whole window, so they are spread evenly.
+        frames = strongest.shape[3]
+        per_frame = self.emotion_temporal(self.dropout(time_map).transpose(1, 2)) + self.emotion_timbre(
+            self.dropout(timbre_map).transpose(1, 2))
         explanation = (torch.einsum("oc,bckt->bokt", self.emotion_interval.weight, self.dropout(strongest))
                        + torch.einsum("oc,bckt->bokt", self.emotion_key.weight, self.dropout(key))
-                       + (self.emotion_temporal(self.dropout(time_map).transpose(1, 2))
-                          .transpose(1, 2)[:, :, None, :]))
+                       + per_frame.transpose(1, 2)[:, :, None, :]
+                       + self.emotion_rhythm(self.dropout(rhythm))[:, :, None, None].expand(-1, -1, 1, frames))
         logits = explanation.mean(dim=(2, 3))
         emotion = 2.0 * torch.sigmoid(logits) - 1.0
         return emotion[:, 0], emotion[:, 1], explanation, quadrant_logits
