@@ -82,7 +82,7 @@ def peak_normalised(path, out):
 
 
 @pytest.mark.xfail(strict=True, reason="the shipped model does not hear soft playing in the timbre yet: arousal "
-                   "differs by -0.02 to +0.03 between velocity 35 and 115 over five passages (MODEL_CARD.md, limits)")
+                   "differs by -0.06 to +0.01 between velocity 35 and 115 over five passages (MODEL_CARD.md, limits)")
 def test_soft_playing_is_calmer_than_hard_playing_at_the_same_peak_level(engine, passages, tmp_path):
     """The same notes at MIDI velocity 35 and 115, both brought to one peak
     level: soft playing is heard in the timbre (a darker attack), not the fader."""

@@ -87,8 +87,8 @@ def onset_autocorrelation(descriptors: torch.Tensor) -> torch.Tensor:
     frames = onsets.shape[1]
     # one gather for every lag: row l holds the envelope shifted by l + 1, zero past the end
     shifted = torch.arange(1, RHYTHM_LAGS + 1)[:, None] + torch.arange(frames)[None, :]
-    padded = torch.cat([onsets, torch.zeros_like(onsets[:, :RHYTHM_LAGS + 1])], dim=1)
-    later = padded[:, shifted.clamp(max=frames + RHYTHM_LAGS)]            # [B, lags, T]
+    padded = torch.cat([onsets, torch.zeros_like(onsets[:, :RHYTHM_LAGS])], dim=1)
+    later = padded[:, shifted]                                           # [B, lags, T]
     return (later * onsets[:, None, :]).sum(dim=2) / energy
 
 
