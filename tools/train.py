@@ -290,7 +290,7 @@ def scores(predicted: np.ndarray, truth: np.ndarray) -> dict[str, float]:
             "arousal": round(float((high_arousal[predicted] == high_arousal[truth]).mean()), 4)}
 
 
-def truth(clips: list[Clip]) -> np.ndarray:
+def labelled_quadrants(clips: list[Clip]) -> np.ndarray:
     return np.array([clip.quadrant for clip in clips])
 
 
@@ -324,12 +324,14 @@ def cross_validate(recipe: Recipe, seeds: list[int], jobs: int) -> dict:
             held_out = folds[run["fold"]]
             logits[held_out] = run["recordings"]
             entry = {"seed": seed, "fold": run["fold"],
-                     "recordings": scores(predicted_quadrants(run["recordings"]), truth(recordings)[held_out]),
-                     "emopia_val": scores(predicted_quadrants(run["emopia"]), truth(CORPORA["emopia_val"]))}
+                     "recordings": scores(predicted_quadrants(run["recordings"]),
+                                          labelled_quadrants(recordings)[held_out]),
+                     "emopia_val": scores(predicted_quadrants(run["emopia"]),
+                                          labelled_quadrants(CORPORA["emopia_val"]))}
             report["runs"].append(entry)
             print(f"seed {seed} fold {run['fold']}: 4Q {entry['recordings']}  EMOPIA val {entry['emopia_val']}",
                   flush=True)
-        report.setdefault("total", {})[seed] = scores(predicted_quadrants(logits), truth(recordings))
+        report.setdefault("total", {})[seed] = scores(predicted_quadrants(logits), labelled_quadrants(recordings))
         print(f"seed {seed} all {len(recordings)} clips: {report['total'][seed]}", flush=True)
     report["summary"] = summarise(report["runs"])
     print("summary", json.dumps(report["summary"]), flush=True)
@@ -353,7 +355,7 @@ def baseline_on_folds() -> dict:
     """The handcrafted-descriptor baseline on the same artist folds."""
     from baseline import baseline_predictions, descriptor_matrix
     recordings, folds = CORPORA["recordings"], CORPORA["folds"]
-    x, y = descriptor_matrix([clip.path for clip in recordings]), truth(recordings)
+    x, y = descriptor_matrix([clip.path for clip in recordings]), labelled_quadrants(recordings)
     predicted: dict[str, np.ndarray] = {}
     report: dict = {"folds": []}
     for fold, held_out in enumerate(folds):
@@ -416,7 +418,7 @@ def main() -> None:
     network = train(CORPORA["recordings"], CORPORA["emopia"], CORPORA["procedural"], recipe, args.seed,
                     log=lambda line: print(line, flush=True))
     logits = np.stack([clip_logits(network, clip) for clip in CORPORA["emopia_val"]])
-    report["emopia_val"] = scores(predicted_quadrants(logits), truth(CORPORA["emopia_val"]))
+    report["emopia_val"] = scores(predicted_quadrants(logits), labelled_quadrants(CORPORA["emopia_val"]))
     report["parameters"] = sum(p.numel() for p in network.parameters())
     print("shipped model, EMOPIA val", json.dumps(report["emopia_val"]), flush=True)
 
