@@ -14,7 +14,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
-from corpus import CACHE
+from corpus import cached_array
 from rt_mer.audio.io import read_audio
 from rt_mer.dsp.frontend import SAMPLE_RATE
 
@@ -56,11 +56,7 @@ def descriptors(path: Path) -> np.ndarray:
 
 
 def cached_descriptors(path: Path) -> np.ndarray:
-    cached = CACHE / "descriptors" / f"v{DESCRIPTORS_VERSION}" / (path.parent.name + "-" + path.stem + ".npy")
-    if not cached.exists():
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        np.save(cached, descriptors(path))
-    return np.load(cached)
+    return cached_array("descriptors", f"v{DESCRIPTORS_VERSION}", path, descriptors)
 
 
 def descriptor_matrix(paths: list[Path]) -> np.ndarray:

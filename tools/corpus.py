@@ -18,6 +18,9 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Callable
+
+import numpy as np
 
 from rt_mer.cache import cache_dir
 
@@ -27,6 +30,16 @@ FOURQ = Path(os.environ.get("RT_MER_4Q", ROOT.parent / "shared" / "data" / "4q")
 CACHE = cache_dir()
 SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 RENDER_RATE = 22050
+
+
+def cached_array(kind: str, version: str, path: Path, compute: Callable[[Path], np.ndarray]) -> np.ndarray:
+    """`compute(path)`, cached as CACHE/kind/version/<folder>-<stem>.npy:
+    bump `version` whenever what `compute` returns changes."""
+    cached = CACHE / kind / version / f"{path.parent.name}-{path.stem}.npy"
+    if not cached.exists():
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        np.save(cached, compute(path))
+    return np.load(cached)
 
 
 def render(midi: Path, out: Path) -> Path:

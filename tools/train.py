@@ -60,15 +60,9 @@ class Recipe:
 
 def features(path: Path) -> np.ndarray:
     """The serving front-end's log spectrogram of a file, cached as float16."""
-    cached = corpus.CACHE / "features" / f"{frontend.N_FFT}-{frontend.FRAME_HOP}-{frontend.N_BINS}-{frontend.FLOOR_DB:g}" / (
-        path.parent.name + "-" + path.stem + ".npy")
-    if cached.exists():
-        return np.load(cached)
-    audio = read_audio(path)
-    spec = frontend.spectrogram(audio).astype(np.float16)
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    np.save(cached, spec)
-    return spec
+    version = f"{frontend.N_FFT}-{frontend.FRAME_HOP}-{frontend.N_BINS}-{frontend.FLOOR_DB:g}"
+    return corpus.cached_array("features", version, path,
+                               lambda audio_path: frontend.spectrogram(read_audio(audio_path)).astype(np.float16))
 
 
 class Clip:
