@@ -257,6 +257,8 @@ def osc(args: argparse.Namespace) -> int:
 
 def plot(args: argparse.Namespace) -> int:
     from .ui.plot import PlotError, plot as draw
+    if args.output is None:         # not argparse's required=: a --config file may give it
+        fail("plot needs -o/--output FILE.png, .svg or .pdf (see rt-mer plot --help)")
     try:
         written = draw(args.inputs, args.output)
     except PlotError as error:
@@ -419,7 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "one panel per analysed file or live stream, several inputs into one image (or one PDF "
                     "page per four panels). Needs matplotlib: pip install 'rt-mer[plot]'.")
     plot_parser.add_argument("inputs", nargs="+", type=Path, metavar="FILE", help="CSV or JSONL files")
-    plot_parser.add_argument("-o", "--output", type=Path, required=True, help="the image: .png, .svg or .pdf")
+    plot_parser.add_argument("-o", "--output", type=Path, default=None, help="the image: .png, .svg or .pdf")
     plot_parser.set_defaults(handler=plot)
 
     bench_parser = commands.add_parser("bench", help="speed figures against in-process baselines")

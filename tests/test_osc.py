@@ -192,6 +192,8 @@ def test_names_and_values_are_osc_safe():
     del message["level_dbfs"]                          # optional in the schema: then not sent
     assert [address for address, _, _ in osc_values(message)] == [f"/rt-mer/a/{f}" for f in FIELDS[:4]]
     assert osc_values(emotion("a", 0, level_dbfs=-200.0), normalize=True)[-1][2] == 0.0
+    assert osc_values(emotion("a", 0, level_dbfs=10 ** 400))[-1][2] == 200.0     # valid JSON, clamped
+    assert osc_values(emotion("a", 0, mood="ca\0lm"))[3][2] == "calm"
 
 
 @pytest.mark.parametrize("target, message", [

@@ -171,6 +171,8 @@ def test_bad_inputs_and_outputs_are_one_line(analysis, recording, tmp_path):
         line = one_error_line(rt_mer("plot", *inputs, "-o", out, cwd=tmp_path))
         assert line.startswith(f"rt-mer: error: {message}"), (inputs, line)
     assert not (tmp_path / "x.png").exists()
+    line = one_error_line(rt_mer("plot", analysis))
+    assert line == "rt-mer: error: plot needs -o/--output FILE.png, .svg or .pdf (see rt-mer plot --help)"
 
 
 def test_without_matplotlib_it_says_how_to_install_it(analysis, tmp_path):

@@ -52,17 +52,26 @@ def parse_target(text: str) -> tuple[str, int]:
 def osc_values(message: dict, normalize: bool = False) -> list[tuple[str, str, float | int | str]]:
     """(address, OSC type tag, value) for one decoded emotion message. A
     level that is missing or not a number is left out (untrusted input)."""
-    valence, arousal, level = message["valence"], message["arousal"], message.get("level_dbfs")
-    has_level = isinstance(level, (int, float)) and not isinstance(level, bool)
-    if has_level:
-        level = schema.finite(level, *schema.LEVEL_RANGE_DBFS)
+    valence, arousal, level = message["valence"], message["arousal"], level_dbfs(message)
     if normalize:
         valence, arousal = (valence + 1) / 2, (arousal + 1) / 2
-        level = min(max(1 - level / LEVEL_FLOOR_DBFS, 0.0), 1.0) if has_level else None
+        level = None if level is None else min(max(1 - level / LEVEL_FLOOR_DBFS, 0.0), 1.0)
     prefix = f"{PREFIX}/{osc_name(message['stream'])}"
     values = [("valence", "f", valence), ("arousal", "f", arousal), ("quadrant", "i", message["quadrant"]),
-              ("mood", "s", message["mood"])] + ([("level", "f", level)] if has_level else [])
+              ("mood", "s", message["mood"].replace("\0", ""))]     # a NUL would end an OSC string early
+    if level is not None:
+        values.append(("level", "f", level))
     return [(f"{prefix}/{name}", tag, value) for name, tag, value in values]
+
+
+def level_dbfs(message: dict) -> float | None:
+    """The message's level in the schema's range; None if it is missing or
+    not a number (the schema does not require it)."""
+    level = message.get("level_dbfs")
+    if isinstance(level, bool) or not isinstance(level, (int, float)):
+        return None
+    low, high = schema.LEVEL_RANGE_DBFS
+    return float(min(max(level, low), high))          # clamped first: float() of a huge int overflows
 
 
 class OscSender:

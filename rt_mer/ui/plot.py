@@ -80,7 +80,7 @@ def from_csv(path: Path, text: str) -> list[Trajectory]:
             quadrant = number(row, "quadrant", int)
             schema.check_ranges({"type": "CSV", "valence": valence, "arousal": arousal, "quadrant": quadrant})
             files.setdefault(row["file"], []).append(((start + end) / 2, valence, arousal, quadrant))
-    except ValueError as error:                   # schema.MessageError is one
+    except (ValueError, csv.Error) as error:      # schema.MessageError is a ValueError
         raise PlotError(f"{path} line {reader.line_num}: {error}") from None
     if not files:
         raise PlotError(f"{path}: no rows")
@@ -103,19 +103,19 @@ def number(row: dict, column: str, kind: type) -> float | int:
 
 def from_jsonl(path: Path, text: str) -> list[Trajectory]:
     """A recording's emotion messages (status messages skipped), one section
-    per stream in order of name, each checked by the schema as a subscriber would. A last
-    line cut off (the recording process was killed) is skipped."""
+    per stream in order of name, each checked by the schema as a subscriber
+    would. A last line cut off (the recording process was killed) is skipped."""
     streams: dict[str, list[tuple]] = {}
     lines = text.split("\n")
-    for number, line in enumerate(lines, 1):
+    for line_number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             message = schema.decode(line.encode())
         except schema.MessageError as error:
-            if number == len(lines):             # no newline after it: the writer never finished it
+            if line_number == len(lines):        # no newline after it: the writer never finished it
                 break
-            raise PlotError(f"{path} line {number}: {error}") from None
+            raise PlotError(f"{path} line {line_number}: {error}") from None
         if message["type"] == "emotion":
             streams.setdefault(message["stream"], []).append((
                 message["t"] - WINDOW_SECONDS / 2, message["valence"], message["arousal"], message["quadrant"]))
