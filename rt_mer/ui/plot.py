@@ -185,8 +185,9 @@ def window_edges(time: np.ndarray) -> np.ndarray:
 
 
 def draw_series(axes, trajectory: Trajectory, edges: np.ndarray) -> None:
+    lone = {"marker": "o", "markersize": 4} if len(trajectory.time) == 1 else {}     # a line needs two points
     for name, values, style in (("valence", trajectory.valence, VALENCE), ("arousal", trajectory.arousal, AROUSAL)):
-        axes.plot(trajectory.time, values, label=name, **style)
+        axes.plot(trajectory.time, values, label=name, **style, **lone)
     axes.axhline(0, color="0.6", linewidth=0.6)
     axes.set(ylim=(-1.05, 1.05), xlim=(edges[0], edges[-1]), yticks=(-1, -0.5, 0, 0.5, 1))
     axes.grid(axis="y", color="0.9", linewidth=0.5)
@@ -219,8 +220,9 @@ def draw_plane(figure, axes, trajectory: Trajectory) -> None:
     for number, (name, colour, _) in QUADRANTS.items():
         sx, sy = (1 if number in (1, 4) else -1), (1 if number in (1, 2) else -1)
         axes.fill_between((0, sx), 0, sy, color=colour, alpha=0.13, linewidth=0)
-        axes.text(0.95 * sx, 0.95 * sy, f"{number} {name}", fontsize=7, color="0.25",
-                  ha="right" if sx > 0 else "left", va="top" if sy > 0 else "bottom")
+        axes.text(0.95 * sx, 0.95 * sy, f"{number} {name}", fontsize=7, color="0.25", zorder=3,
+                  ha="right" if sx > 0 else "left", va="top" if sy > 0 else "bottom",
+                  bbox={"facecolor": "white", "alpha": 0.6, "linewidth": 0, "pad": 1})
     axes.axhline(0, color="0.6", linewidth=0.6)
     axes.axvline(0, color="0.6", linewidth=0.6)
     points = np.column_stack([trajectory.valence, trajectory.arousal])
@@ -267,8 +269,9 @@ def clock(seconds: float, _position=None) -> str:
 
 VALENCE = {"color": "black", "linestyle": "-", "linewidth": 1.3}
 AROUSAL = {"color": "#CC79A7", "linestyle": (0, (4, 1.5)), "linewidth": 1.5}
-START = {"marker": "o", "markersize": 6, "markerfacecolor": "white", "markeredgecolor": "black", "linestyle": ""}
-END = {"marker": "s", "markersize": 5, "color": "black", "linestyle": ""}
+START = {"marker": "o", "markersize": 6, "markerfacecolor": "white", "markeredgecolor": "black", "linestyle": "",
+         "clip_on": False}
+END = {"marker": "s", "markersize": 5, "color": "black", "linestyle": "", "clip_on": False}
 
 
 def legend_handles() -> list:
