@@ -246,6 +246,29 @@ def dash(args: argparse.Namespace) -> int:
     return 0
 
 
+def osc(args: argparse.Namespace) -> int:
+    from .publish import PublishError
+    from .publish.osc import serve
+    try:
+        return serve(args.target, getattr(args, "from"), bundle=not args.no_bundle, normalize=args.normalize)
+    except PublishError as error:
+        fail(str(error))
+
+
+def plot(args: argparse.Namespace) -> int:
+    from .ui.plot import PlotError, plot as draw
+    if args.output is None:         # not argparse's required=: a --config file may give it
+        fail("plot needs -o/--output FILE.png, .svg or .pdf (see rt-mer plot --help)")
+    try:
+        written = draw(args.inputs, args.output)
+    except PlotError as error:
+        fail(str(error))
+    for path, pages, titles in written:
+        on_pages = f" on {pages} pages" if pages > 1 else ""
+        print(f"{path}: {len(titles)} panel(s){on_pages}: {', '.join(titles)}")
+    return 0
+
+
 BENCH_SECTIONS = ["analyze", "latency", "streams", "gpu", "cpu"]
 
 
@@ -376,6 +399,30 @@ def build_parser() -> argparse.ArgumentParser:
     dash_parser.add_argument("endpoint", nargs="?", default=DEFAULT_ENDPOINT)
     dash_parser.add_argument("--refresh", type=positive_float, default=10.0, help="redraws per second (max 15)")
     dash_parser.set_defaults(handler=dash)
+
+    osc_parser = commands.add_parser(
+        "osc", help="forward every emotion message as OSC over UDP (lighting desks, VJ software)",
+        description="Subscribes like `rt-mer listen` and sends each emotion message as OSC to HOST:PORT: "
+                    "/rt-mer/<stream>/valence, /arousal (float -1..1), /quadrant (int 1..4), /mood (string), "
+                    "/level (float dBFS), one bundle per message. Runs until Ctrl-C.")
+    osc_parser.add_argument("target", metavar="HOST:PORT", help="the OSC receiver, e.g. 127.0.0.1:9000")
+    osc_parser.add_argument("--from", default=DEFAULT_ENDPOINT, metavar="ENDPOINT",
+                            help="the rt-mer publisher (default: %(default)s)")
+    osc_parser.add_argument("--no-bundle", action="store_true",
+                            help="one datagram per address instead of one bundle per message")
+    osc_parser.add_argument("--normalize", action="store_true",
+                            help="valence, arousal as 0..1 ((x + 1) / 2), level as 0..1 over -60..0 dBFS: "
+                                 "for programs that read a float as a fader (QLC+, Resolume)")
+    osc_parser.set_defaults(handler=osc)
+
+    plot_parser = commands.add_parser(
+        "plot", help="draw valence and arousal over time and the path through the plane",
+        description="Draws the trajectory of an `rt-mer analyze --out` CSV or a `--record` JSONL recording: "
+                    "one panel per analysed file or live stream, several inputs into one image (or one PDF "
+                    "page per four panels). Needs matplotlib: pip install 'rt-mer[plot]'.")
+    plot_parser.add_argument("inputs", nargs="+", type=Path, metavar="FILE", help="CSV or JSONL files")
+    plot_parser.add_argument("-o", "--output", type=Path, default=None, help="the image: .png, .svg or .pdf")
+    plot_parser.set_defaults(handler=plot)
 
     bench_parser = commands.add_parser("bench", help="speed figures against in-process baselines")
     bench_parser.add_argument("sections", nargs="*", metavar="SECTION",
