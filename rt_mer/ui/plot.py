@@ -209,7 +209,7 @@ def draw_band(axes, quadrants: np.ndarray, edges: np.ndarray) -> None:
     axes.xaxis.set_major_locator(clock_ticks(edges[0], edges[-1], 8))
     axes.xaxis.set_major_formatter(FuncFormatter(clock))
     axes.tick_params(labelsize=7)
-    axes.set_xlabel("time (centre of each 8 s window)", fontsize=7)
+    axes.set_xlabel(f"time (centre of each {WINDOW_SECONDS:g} s window)", fontsize=7)
 
 
 def draw_plane(figure, axes, trajectory: Trajectory) -> None:
