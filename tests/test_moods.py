@@ -65,14 +65,14 @@ def test_a_user_file_with_unicode_words_and_defaults(tmp_path):
     ("calm = [0.5, -0.5\n", "not valid TOML"),
     ("", "no mood words"),
     ("distance = 0.4\n", "no mood words"),
-    ("calm = 0.5\n", "calm must be [valence, arousal], two numbers in [-1, 1], got 0.5"),
-    ("calm = [0.5]\n", "calm must be [valence, arousal]"),
-    ("calm = [0.5, -0.5, 0.1]\n", "calm must be [valence, arousal]"),
-    ("calm = [0.5, -1.5]\n", "calm must be [valence, arousal], two numbers in [-1, 1], got [0.5, -1.5]"),
-    ('calm = ["high", "low"]\n', "calm must be [valence, arousal]"),
-    ("calm = [true, false]\n", "calm must be [valence, arousal]"),
-    ("calm = [nan, 0.0]\n", "calm must be [valence, arousal]"),
-    ("[calm]\nvalence = 0.5\n", "calm must be [valence, arousal]"),
+    ("calm = 0.5\n", "'calm' must be [valence, arousal], two numbers in [-1, 1], got 0.5"),
+    ("calm = [0.5]\n", "'calm' must be [valence, arousal]"),
+    ("calm = [0.5, -0.5, 0.1]\n", "'calm' must be [valence, arousal]"),
+    ("calm = [0.5, -1.5]\n", "'calm' must be [valence, arousal], two numbers in [-1, 1], got [0.5, -1.5]"),
+    ('calm = ["high", "low"]\n', "'calm' must be [valence, arousal]"),
+    ("calm = [true, false]\n", "'calm' must be [valence, arousal]"),
+    ("calm = [nan, 0.0]\n", "'calm' must be [valence, arousal]"),
+    ("[calm]\nvalence = 0.5\n", "'calm' must be [valence, arousal]"),
     (f"{'x' * (MAX_MOOD_CHARS + 1)} = [0.0, 0.0]\n", f"is longer than {MAX_MOOD_CHARS} characters"),
     ('"  " = [0.0, 0.0]\n', "must be printable text"),
     ('"a\\tb" = [0.0, 0.0]\n', "must be printable text"),
@@ -156,7 +156,7 @@ def test_analyze_writes_the_users_words(music, tmp_path):
 def test_a_bad_moods_file_stops_analyze_and_run_with_one_line(music, tmp_path):
     cases = [(tmp_path / "absent.toml", "cannot read"),
              (vocabulary("calm = [0.5, -0.5\n", tmp_path, "broken.toml"), "not valid TOML"),
-             (vocabulary("calm = [2, 0]\n", tmp_path, "range.toml"), "calm must be [valence, arousal]"),
+             (vocabulary("calm = [2, 0]\n", tmp_path, "range.toml"), "'calm' must be [valence, arousal]"),
              (vocabulary(f"{'x' * 30} = [0, 0]\n", tmp_path, "long.toml"), "longer than 24 characters")]
     for path, message in cases:
         for command in (["analyze", "--quiet", music], ["run", "--no-dash", "--file", music]):

@@ -5,11 +5,11 @@ the point's quadrant. The default vocabulary (moods.toml beside this file)
 places English words where published affective norms put them; a user's
 TOML file of the same form replaces it:
 
-    browse = [0.3, -0.2]        # word = [valence, arousal], each in [-1, 1]
+    browse = [0.4, -0.3]        # word = [valence, arousal], each in [-1, 1]
     linger = [0.6, -0.6]
-    rush = [0.1, 0.8]
-    distance = 0.5              # optional: how far a word reaches
-    quadrants = ["busy", "hectic", "dead", "quiet"]   # optional: Q1 to Q4
+    rush = [0.2, 0.8]
+    distance = 0.6              # optional (default 0.5): how far a word reaches
+    quadrants = ["lively", "hectic", "dull", "easy"]   # optional: the words beyond, Q1 to Q4
 """
 from __future__ import annotations
 
@@ -91,7 +91,7 @@ def _checked_word(word, source: str) -> str:
 
 def _point(word: str, value, source: str) -> tuple[float, float]:
     if not (isinstance(value, list) and len(value) == 2 and all(_is_number(x) and -1 <= x <= 1 for x in value)):
-        raise MoodError(f"{source}: {word} must be [valence, arousal], two numbers in [-1, 1], got {value!r}")
+        raise MoodError(f"{source}: {word!r} must be [valence, arousal], two numbers in [-1, 1], got {value!r}")
     return float(value[0]), float(value[1])
 
 
