@@ -33,6 +33,15 @@ def open_engine_from(args: argparse.Namespace):
         raise UserError(str(error)) from None
 
 
+def moods_from(args: argparse.Namespace):
+    """The mood vocabulary --moods names, else the shipped one."""
+    from .stream.moods import MoodError, load_moods
+    try:
+        return load_moods(getattr(args, "moods", None))
+    except MoodError as error:
+        raise UserError(str(error)) from None
+
+
 def close_engine(engine) -> None:
     """GPU engines hand their memory back; ONNX Runtime needs nothing."""
     if hasattr(engine, "close"):
@@ -82,12 +91,13 @@ def run(args: argparse.Namespace) -> int:
     from .stream.loop import AnalysisLoop, LoopOptions
     from .stream.record import Recorder
 
+    moods = moods_from(args)
     try:
         parse_endpoint(args.pub)
         sources = build_sources(args)
         engine = open_engine_from(args)
         options = LoopOptions(hop=args.hop, smoothing=args.smooth, smoothing_time=args.smooth_time,
-                              explain=args.explain, engine_reason=engine.reason)
+                              explain=args.explain, engine_reason=engine.reason, moods=moods)
         publisher = Publisher(args.pub, codec=args.codec)
         loop = AnalysisLoop(sources, engine, [publisher.send], options)
     except (AudioError, PublishError, ValueError) as error:

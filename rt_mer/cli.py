@@ -10,7 +10,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from . import app
-from .app import EXIT_SOME_FAILED, EXIT_USER_ERROR, UserError, close_engine, open_engine_from
+from .app import EXIT_SOME_FAILED, EXIT_USER_ERROR, UserError, close_engine, moods_from, open_engine_from
 from .dsp.frontend import FRAMES_PER_SECOND, SAMPLE_RATE, WINDOW_SECONDS
 from .publish import DEFAULT_ENDPOINT
 from .stream.windows import DEFAULT_HOP
@@ -88,6 +88,12 @@ def positive_ints(text: str) -> list[int]:
     return [positive_int(part) for part in text.split(",")]
 
 
+def add_moods_option(parser) -> None:
+    parser.add_argument("--moods", type=Path, default=None, metavar="FILE.toml",
+                        help="mood words of your own, word = [valence, arousal] (default: English words "
+                             "placed by published affective norms)")
+
+
 def add_engine_options(parser: argparse.ArgumentParser, engine: bool = True) -> None:
     from .engines import DEFAULT_MAX_BATCH, ENGINES, PRECISIONS
     if engine:
@@ -116,7 +122,8 @@ def analyze(args: argparse.Namespace) -> int:
     files = audio_files(args.inputs)
     if not files:
         fail("no audio files found in " + ", ".join(map(str, args.inputs)))
-    engine = open_engine_from(args)     # a UserError: one line, from main
+    moods = moods_from(args)            # a UserError: one line, from main
+    engine = open_engine_from(args)
     print(f"rt-mer: engine {engine.name} ({engine.reason})", file=sys.stderr)
     failed = 0
     with ExitStack() as stack:
@@ -131,7 +138,8 @@ def analyze(args: argparse.Namespace) -> int:
         for path in files:
             progress.update(task, description=f"{path.name[:30]:30}")
             try:
-                trajectory = analyze_file(path, engine, args.hop, progress=lambda s: _advance(progress, task, s))
+                trajectory = analyze_file(path, engine, args.hop, progress=lambda s: _advance(progress, task, s),
+                                          moods=moods)
             except (AudioError, EngineError) as error:
                 print(f"rt-mer: error: {error}", file=sys.stderr)
                 failed += 1
@@ -334,6 +342,7 @@ def add_live_options(parser: argparse.ArgumentParser, inputs: bool = True) -> No
                        help="smoothing of published valence/arousal (raw values are published too)")
     group.add_argument("--smooth-time", type=positive_float, default=2.0, help="smoothing time constant, s")
     group.add_argument("--explain", action="store_true", help="publish the explanation map with each message")
+    add_moods_option(group)
     add_engine_options(parser)
     group = parser.add_argument_group("output")
     group.add_argument("--pub", default=DEFAULT_ENDPOINT, help="ZeroMQ PUB endpoint (default: %(default)s)")
@@ -366,6 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 help=f"seconds between windows, a multiple of {1 / FRAMES_PER_SECOND:g} "
                                      f"(default: %(default)s)")
     analyze_parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_moods_option(analyze_parser)
     add_engine_options(analyze_parser)
     analyze_parser.set_defaults(handler=analyze)
 

@@ -14,9 +14,14 @@ import pytest
 from rich.console import Console
 
 from rt_mer.publish import Publisher, Subscriber
-from rt_mer.stream.post import mood, quadrant
+from rt_mer.stream.moods import default_moods
+from rt_mer.stream.post import quadrant
 from rt_mer.ui import DashboardState, dash, render
 from rt_mer.ui.dashboard import plane
+
+
+mood = default_moods().word        # the shipped vocabulary, as `rt-mer run` names moods
+HAPPY = " ".join(mood(0.42, 0.31).upper())     # the big spaced capitals of scripted()'s last point
 
 
 def status(stream, seq, **fields):
@@ -31,7 +36,7 @@ def status(stream, seq, **fields):
 
 
 def emotion(stream, seq, t, valence, arousal, **fields):
-    """An emotion message whose quadrant and mood come from the real post stage."""
+    """An emotion message whose quadrant and mood come from the real post stage and vocabulary."""
     message = dict(v=1, type="emotion", stream=stream, seq=seq, t=t, wall=1.7e9 + t, valence=valence,
                    arousal=arousal, valence_raw=valence, arousal_raw=arousal, quadrant=quadrant(valence, arousal),
                    mood=mood(valence, arousal), level_dbfs=-20.0, peak_dbfs=-4.0,
@@ -70,7 +75,7 @@ def test_one_stream_shows_its_values_at_80x24():
     assert len(lines) == 24 and all(len(line) == 80 for line in lines)
     assert lines[0].startswith("╭─ mic · running · t 32.5 s")
     assert lines[-1].startswith("╰") and lines[-1].endswith("╯")         # the bottom border is not cut
-    assert mood(0.42, 0.31) == "happy" and "H A P P Y" in text and "Q1  +valence +arousal" in text
+    assert HAPPY in text and "Q1  +valence +arousal" in text
     assert "valence +0.42" in text and "arousal +0.31" in text
     for name in ("tense", "happy", "sad", "calm", "arousal ↑", "valence →", "last 60 s", "input"):
         assert name in text, name
@@ -122,8 +127,9 @@ def test_two_streams_get_a_panel_each():
     titles = [line for line in lines if line.startswith("╭─ ")]
     assert [t.split()[1] for t in titles] == ["mic", "line-in"]
     mic, line_in = text.split(titles[1])
-    assert "HAPPY" in mic and "valence +0.42" in mic and "arousal +0.31" in mic and "engine onnxruntime" in mic
-    assert "GLOOMY" in line_in and "valence -0.55" in line_in and "arousal -0.45" in line_in
+    assert mood(0.42, 0.31).upper() in mic and "valence +0.42" in mic and "arousal +0.31" in mic
+    assert "engine onnxruntime" in mic
+    assert mood(-0.55, -0.45).upper() in line_in and "valence -0.55" in line_in and "arousal -0.45" in line_in
     assert "engine tensorrt" in line_in and "CLIP" in line_in and "CLIP" not in mic
     for panel in (mic, line_in):
         for name in ("tense", "happy", "sad", "calm", "p50 12.3 ms", "p99 25.7 ms", "missed 0"):
@@ -206,7 +212,7 @@ def test_dash_draws_what_a_real_subscriber_receives():
                 publisher.publish("emotion", "mic", dict(emotion("mic", seq, 3.0 + seq, 0.9, 0.9), v=99))
                 publisher.publish("emotion", "mic", emotion("mic", seq, 3.0 + seq, 0.42, 0.31))
                 time.sleep(0.05)
-            assert shown("H A P P Y") and shown("valence +0.42") and shown("p99 25.7 ms")
+            assert shown(HAPPY) and shown("valence +0.42") and shown("p99 25.7 ms")
             time.sleep(0.2)                               # everything sent has arrived by now
             assert subscriber.rejected >= 1 and shown(f"{endpoint} · {subscriber.rejected} rejected")
             frames = console.export_text(clear=False)

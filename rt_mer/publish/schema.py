@@ -23,8 +23,8 @@ subscriber missed messages. `t` is stream time (s) at the window's end;
 `EmotionMessage` and `StatusMessage` (below) are the typed forms the
 analysis builds; `to_dict` gives the payload, rounded, every float finite.
 Subscribers treat payloads as untrusted: `decode` checks size, type,
-fields and ranges (valence and arousal in [-1, 1], quadrant 1 to 4) and
-never unpickles.
+fields and ranges (valence and arousal in [-1, 1], quadrant 1 to 4, a
+mood word of at most MAX_MOOD_CHARS characters) and never unpickles.
 """
 from __future__ import annotations
 
@@ -37,6 +37,7 @@ import numpy as np
 
 VERSION = 1
 MAX_PAYLOAD_BYTES = 64 * 1024
+MAX_MOOD_CHARS = 24            # an emotion message's mood word (moods files are checked against it)
 CLIP_DBFS = -0.1               # a peak at or above this counts as clipped (status "clipped")
 TOPICS = ("emotion", "status")
 # One topic carries at most one message a frame (1/16 s, the shortest hop) of
@@ -161,6 +162,8 @@ def decode(payload: bytes, codec: str = "json") -> dict[str, Any]:
         if not isinstance(value, expected) or isinstance(value, bool) or (
                 expected is float and not math.isfinite(value)):
             raise MessageError(f"{kind} field {name!r} missing or not {expected.__name__}")
+    if kind == "emotion" and len(message["mood"]) > MAX_MOOD_CHARS:
+        raise MessageError(f"emotion field 'mood' is longer than {MAX_MOOD_CHARS} characters")
     check_ranges(message)
     return message
 

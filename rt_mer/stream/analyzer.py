@@ -18,7 +18,8 @@ from ..audio.io import Resampler
 from ..dsp.frontend import FRAME_HOP, FRAMES_PER_SECOND, SAMPLE_RATE, WINDOW_FRAMES, WINDOW_SECONDS, \
     StreamingSpectrogram
 from ..publish.schema import CLIP_DBFS, LEVEL_RANGE_DBFS, EmotionMessage, StatusMessage
-from .post import mood, quadrant
+from .moods import MoodVocabulary, default_moods
+from .post import quadrant
 from .smoothing import make_smoother
 from .windows import DEFAULT_HOP, FrameHistory, hop_frames
 
@@ -54,12 +55,15 @@ class StreamAnalyzer:
     caller fell behind a live input), the oldest are skipped and counted in
     `late_windows`; None keeps them all (an input that can wait). The
     windows a push returns must be copied out (`window`) before the next
-    push: the history keeps only what the newest windows need.
+    push: the history keeps only what the newest windows need. `moods` names
+    the points (default: the shipped vocabulary).
     """
 
     def __init__(self, name: str, rate: int, hop: float = DEFAULT_HOP, smoothing: str = "ema",
-                 smoothing_time: float = 2.0, engine: str = "", max_backlog: int | None = None) -> None:
+                 smoothing_time: float = 2.0, engine: str = "", max_backlog: int | None = None,
+                 moods: MoodVocabulary | None = None) -> None:
         self.name, self.rate, self.engine, self.max_backlog = name, rate, engine, max_backlog
+        self.moods = moods or default_moods()
         self.step = hop_frames(hop)
         self.hop_seconds = self.step / FRAMES_PER_SECOND
         self.resample = Resampler(rate)
@@ -136,7 +140,7 @@ class StreamAnalyzer:
             stream=self.name, seq=self._next_seq("emotion"), t=due.t,
             wall=due.wall if due.wall is not None else time.time(),
             valence=smooth_v, arousal=smooth_a, valence_raw=valence, arousal_raw=arousal,
-            quadrant=quadrant(smooth_v, smooth_a), mood=mood(smooth_v, smooth_a),
+            quadrant=quadrant(smooth_v, smooth_a), mood=self.moods.word(smooth_v, smooth_a),
             level_dbfs=self.level[0], peak_dbfs=self.level[1], engine=self.engine, batch=batch,
             explanation=explanation)
         message.latency_ms = {"frontend": self.frontend_seconds * 1000, "inference": inference_seconds * 1000,

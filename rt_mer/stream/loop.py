@@ -23,6 +23,7 @@ from ..engines import Engine
 from ..engines.base import WINDOW_SHAPE
 from ..publish.schema import Message
 from .analyzer import DueWindow, StreamAnalyzer
+from .moods import MoodVocabulary
 from .windows import DEFAULT_HOP
 
 Sink = Callable[[Message], None]
@@ -38,6 +39,7 @@ class LoopOptions:
     smoothing_time: float = 2.0
     explain: bool = False
     engine_reason: str = ""
+    moods: MoodVocabulary | None = None      # None: the shipped vocabulary
 
 
 class _Stop(threading.Event):
@@ -61,7 +63,8 @@ class LiveStream:
         # a live one is read whole and skips what it cannot catch up with.
         self.analyzer = StreamAnalyzer(source.name, source.rate, options.hop, options.smoothing,
                                        options.smoothing_time, engine_name,
-                                       max_backlog=None if source.can_wait else MAX_BACKLOG_WINDOWS)
+                                       max_backlog=None if source.can_wait else MAX_BACKLOG_WINDOWS,
+                                       moods=options.moods)
         self.read_limit = (int(MAX_BACKLOG_WINDOWS * self.analyzer.hop_seconds * source.rate)
                            if source.can_wait else None)
         self.emitted = False

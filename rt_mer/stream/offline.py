@@ -14,7 +14,8 @@ from ..dsp.frontend import FRAMES_PER_SECOND, SAMPLE_RATE, WINDOW_FRAMES, WINDOW
 from ..engines import Engine, open_engine
 from ..engines.base import WINDOW_SHAPE
 from .analyzer import DueWindow, StreamAnalyzer
-from .post import mood, quadrant
+from .moods import MoodVocabulary, default_moods
+from .post import quadrant
 from .windows import DEFAULT_HOP
 
 AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".caf", ".w64", ".opus"}
@@ -31,6 +32,7 @@ class Trajectory:
     valence: np.ndarray
     arousal: np.ndarray
     explanation: np.ndarray = field(repr=False)   # [windows, 2, 12, steps]
+    vocabulary: MoodVocabulary = field(default_factory=default_moods, repr=False)   # names the moods
 
     @property
     def quadrants(self) -> list[int]:
@@ -38,12 +40,12 @@ class Trajectory:
 
     @property
     def moods(self) -> list[str]:
-        return [mood(v, a) for v, a in zip(self.valence, self.arousal)]
+        return [self.vocabulary.word(v, a) for v, a in zip(self.valence, self.arousal)]
 
     def summary(self) -> tuple[float, float, int, str]:
         """Whole-file (valence, arousal, quadrant, mood): the window mean."""
         v, a = float(self.valence.mean()), float(self.arousal.mean())
-        return v, a, quadrant(v, a), mood(v, a)
+        return v, a, quadrant(v, a), self.vocabulary.word(v, a)
 
 
 @functools.cache
@@ -54,7 +56,8 @@ def default_engine() -> Engine:
 
 
 def analyze_file(path: str | Path, engine: Engine | None = None, hop: float = DEFAULT_HOP,
-                 batch: int = DEFAULT_BATCH, progress: Callable[[float], None] | None = None) -> Trajectory:
+                 batch: int = DEFAULT_BATCH, progress: Callable[[float], None] | None = None,
+                 moods: MoodVocabulary | None = None) -> Trajectory:
     """Analyse one audio file: a window of WINDOW_SECONDS every `hop` seconds.
 
     The live path's StreamAnalyzer, fed the file as fast as it decodes,
@@ -62,11 +65,12 @@ def analyze_file(path: str | Path, engine: Engine | None = None, hop: float = DE
     AudioError (bad or too short file) or EngineError (bad model); for a
     file whose audio ends before its header says, TruncatedAudio with the
     analysis of what decoded in its `trajectory`.
-    `progress` is called with seconds of audio consumed.
+    `progress` is called with seconds of audio consumed; `moods` names the
+    windows' moods (default: the shipped vocabulary).
     """
     path = Path(path)
     engine = engine or default_engine()
-    analyzer = StreamAnalyzer(path.stem, SAMPLE_RATE, hop)      # read_blocks resamples already
+    analyzer = StreamAnalyzer(path.stem, SAMPLE_RATE, hop, moods=moods)    # read_blocks resamples already
     windows = np.empty((batch, *WINDOW_SHAPE), np.float32)
     pending: list[DueWindow] = []
     results = []
@@ -95,7 +99,7 @@ def analyze_file(path: str | Path, engine: Engine | None = None, hop: float = DE
     trajectory = Trajectory(str(path), (end_frames - WINDOW_FRAMES) / FRAMES_PER_SECOND,
                             end_frames / FRAMES_PER_SECOND, np.concatenate([p.valence for _, p in results]),
                             np.concatenate([p.arousal for _, p in results]),
-                            np.concatenate([p.explanation for _, p in results]))
+                            np.concatenate([p.explanation for _, p in results]), analyzer.moods)
     if truncated:
         truncated.trajectory = trajectory
         raise truncated
