@@ -187,13 +187,13 @@ class HarmonicCNN(nn.Module):
         register = F.linear(self.dropout(time_map).mean(dim=2), self.emotion_temporal.weight)
         timbre = F.linear(self.dropout(timbre_map).mean(dim=2), self.emotion_timbre.weight)
         interval_map = torch.einsum("oc,bckt->bokt", self.emotion_interval.weight, self.dropout(strongest))
-        key_map = torch.einsum("oc,bckt->bokt", self.emotion_key.weight, self.dropout(key))     # [B, 2, 12, 1]
-        terms = {"harmony": interval_map.mean(dim=(2, 3)), "key": key_map.mean(dim=(2, 3)), "register": register,
+        key_terms = torch.einsum("oc,bckt->bokt", self.emotion_key.weight, self.dropout(key))   # [B, 2, 12, 1]
+        terms = {"harmony": interval_map.mean(dim=(2, 3)), "key": key_terms.mean(dim=(2, 3)), "register": register,
                  "timbre": timbre, "rhythm": F.linear(self.dropout(rhythm), self.emotion_rhythm.weight)}
         drivers = torch.stack([terms[name] for name in DRIVERS], dim=2)
         logits = drivers.sum(dim=2) + self.emotion_temporal.bias
         emotion = 2.0 * torch.sigmoid(logits) - 1.0
-        return Outputs(emotion[:, 0], emotion[:, 1], interval_map + key_map, drivers, logits, quadrant_logits)
+        return Outputs(emotion[:, 0], emotion[:, 1], interval_map + key_terms, drivers, logits, quadrant_logits)
 
 
 class ExportWrapper(nn.Module):
