@@ -341,7 +341,8 @@ def add_live_options(parser: argparse.ArgumentParser, inputs: bool = True) -> No
     group.add_argument("--smooth", default="ema", choices=["off", "ema", "one-euro"],
                        help="smoothing of published valence/arousal (raw values are published too)")
     group.add_argument("--smooth-time", type=positive_float, default=2.0, help="smoothing time constant, s")
-    group.add_argument("--explain", action="store_true", help="publish the explanation map with each message")
+    group.add_argument("--explain", action="store_true",
+                       help="publish what drives each prediction (drivers, harmony map) and show it on the dashboard")
     add_moods_option(group)
     add_engine_options(parser)
     group = parser.add_argument_group("output")

@@ -28,10 +28,11 @@ def test_pytorch_baseline_is_the_shipped_model_or_is_skipped_with_the_reason(tmp
         pytest.skip(reason)
     windows = demo_windows(4)
     with torch.no_grad():
-        valence, arousal, _ = ExportWrapper(network).eval()(torch.from_numpy(windows))
+        valence, arousal, _, drivers = ExportWrapper(network).eval()(torch.from_numpy(windows))
     shipped = open_engine("onnxruntime").infer(windows)          # the ONNX model is the shipped one
     np.testing.assert_allclose(valence.numpy(), shipped.valence, atol=1e-3)
     np.testing.assert_allclose(arousal.numpy(), shipped.arousal, atol=1e-3)
+    np.testing.assert_allclose(drivers.numpy(), shipped.drivers, atol=1e-3)
 
 
 def test_latency_is_what_the_real_loop_measured():

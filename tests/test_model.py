@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 
 from music import render_passage
-from rt_mer.engines import default_model, open_engine
+from test_cli import one_error_line, rt_mer
+from rt_mer.engines import EngineError, default_model, open_engine
+from rt_mer.engines.base import DRIVERS, WINDOW_SHAPE
 from rt_mer.stream.offline import analyze_file
 
 PARITY_TOLERANCE = 1e-4          # valence/arousal in [-1, 1], float32 both sides
@@ -36,30 +38,74 @@ def means(engine, path):
     return float(trajectory.valence.mean()), float(trajectory.arousal.mean())
 
 
-def test_onnx_runtime_equals_pytorch(engine, passages):
+@pytest.fixture(scope="module")
+def network():
     torch = pytest.importorskip("torch")
     from rt_mer.model.network import HarmonicCNN
     network = HarmonicCNN().eval()
     network.load_state_dict(torch.load(default_model().with_suffix(".pt"), weights_only=True))
+    return network
+
+
+def test_onnx_runtime_equals_pytorch(engine, network, passages):
+    import torch
     from rt_mer.audio.io import read_audio
     from rt_mer.dsp.frontend import WINDOW_FRAMES, harmonic_stack, spectrogram
     stacked = harmonic_stack(spectrogram(read_audio(passages["energetic"])))
     windows = np.stack([stacked[..., end - WINDOW_FRAMES:end] for end in range(WINDOW_FRAMES, stacked.shape[-1], 16)])
     ours = engine.infer(windows)
     with torch.no_grad():
-        valence, arousal, explanation, _ = network(torch.from_numpy(windows))
-    np.testing.assert_allclose(ours.valence, valence.numpy(), atol=PARITY_TOLERANCE)
-    np.testing.assert_allclose(ours.arousal, arousal.numpy(), atol=PARITY_TOLERANCE)
+        theirs = network(torch.from_numpy(windows))
+    np.testing.assert_allclose(ours.valence, theirs.valence.numpy(), atol=PARITY_TOLERANCE)
+    np.testing.assert_allclose(ours.arousal, theirs.arousal.numpy(), atol=PARITY_TOLERANCE)
+    np.testing.assert_allclose(ours.drivers, theirs.drivers.numpy(), atol=1e-3)
     # where roots tie (silence), which one is credited is arbitrary: compare over pitch classes
-    np.testing.assert_allclose(ours.explanation.sum(axis=2), explanation.numpy().sum(axis=2), atol=1e-3)
+    np.testing.assert_allclose(ours.explanation.sum(axis=2), theirs.explanation.numpy().sum(axis=2), atol=1e-3)
 
 
-def test_explanation_is_exact(engine, passages):
-    """The class activation map's mean is the logit: valence = 2 sigmoid - 1."""
+def logit(value):
+    return np.log((1 + value) / (1 - value))          # inverse of 2 sigmoid(x) - 1
+
+
+def test_drivers_are_exact(engine, network, passages):
+    """The five branches' terms sum, with the heads' one bias, to the logit
+    (valence = 2 sigmoid(logit) - 1); the harmony map's mean is the harmony
+    and key terms. Through the shipped ONNX model, on real audio."""
     trajectory = analyze_file(passages["major"], engine)
-    logits = trajectory.explanation.mean(axis=(2, 3))
-    np.testing.assert_allclose(2 / (1 + np.exp(-logits[:, 0])) - 1, trajectory.valence, atol=1e-4)
-    np.testing.assert_allclose(2 / (1 + np.exp(-logits[:, 1])) - 1, trajectory.arousal, atol=1e-4)
+    assert trajectory.drivers.shape == (len(trajectory.valence), 2, len(DRIVERS))
+    logits = np.stack([logit(trajectory.valence), logit(trajectory.arousal)], axis=1)
+    bias = network.emotion_temporal.bias.detach().numpy()
+    np.testing.assert_allclose(trajectory.drivers.sum(axis=2) + bias, logits, atol=1e-3)
+    harmony, key = DRIVERS.index("harmony"), DRIVERS.index("key")
+    np.testing.assert_allclose(trajectory.explanation.mean(axis=(2, 3)),
+                               trajectory.drivers[:, :, harmony] + trajectory.drivers[:, :, key], atol=1e-4)
+    assert np.abs(trajectory.drivers).max(axis=(0, 1)).min() > 0.01       # every branch has its say
+
+
+def test_training_logits_are_the_drivers_sum(network):
+    """forward's logits, which training fits, are the served ones."""
+    import torch
+    windows = torch.from_numpy(np.random.default_rng(0).normal(-60, 20, (3, *WINDOW_SHAPE)).astype(np.float32))
+    with torch.no_grad():
+        out = network(windows)
+    torch.testing.assert_close(out.logits, out.drivers.sum(dim=2) + network.emotion_temporal.bias)
+    torch.testing.assert_close(out.valence, 2 * torch.sigmoid(out.logits[:, 0]) - 1)
+    torch.testing.assert_close(out.explanation.mean(dim=(2, 3)), out.drivers[:, :, :2].sum(dim=2))
+
+
+def test_a_model_without_drivers_is_one_clear_error(tmp_path, passages):
+    """An ONNX model of the previous contract (no drivers output) is refused
+    at open, by the API and by the command line, saying what it lacks."""
+    onnx = pytest.importorskip("onnx")
+    model = onnx.load(default_model())
+    [drivers] = [output for output in model.graph.output if output.name == "drivers"]
+    model.graph.output.remove(drivers)
+    old = tmp_path / "old.onnx"
+    onnx.save(model, old)
+    with pytest.raises(EngineError, match=r"old.onnx: model lacks outputs \['drivers'\]"):
+        open_engine("onnxruntime", old)
+    line = one_error_line(rt_mer("analyze", passages["major"], "--model", old, "--engine", "onnxruntime"))
+    assert line.endswith("old.onnx: model lacks outputs ['drivers']"), line
 
 
 def test_fast_loud_staccato_is_more_aroused_than_slow_soft_legato(engine, passages):

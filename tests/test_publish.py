@@ -11,10 +11,13 @@ import time
 from contextlib import contextmanager
 
 import msgpack
+import numpy as np
 import pytest
 import zmq
 
-from rt_mer.publish import MAX_PAYLOAD_BYTES, PublishError, Publisher, Subscriber, listen, parse_endpoint
+from rt_mer.engines.base import DRIVERS
+from rt_mer.publish import (MAX_PAYLOAD_BYTES, EmotionMessage, PublishError, Publisher, Subscriber, listen,
+                            parse_endpoint)
 from rt_mer.publish.sockets import MAX_FRAME_BYTES
 
 
@@ -42,6 +45,12 @@ def emotion(stream, seq, **extra):
             "arousal_raw": -0.3, "quadrant": seq % 4 + 1, "mood": "calm", "level_dbfs": -23.5, "peak_dbfs": -3.0,
             "latency_ms": {"frontend": 1.2, "inference": 3.4, "post": 0.1, "publish": 0.05, "total": 4.8},
             "engine": "onnxruntime-cpu", **extra}
+
+
+def explained(steps=4):
+    """The explanation and drivers fields, as `--explain` sends them."""
+    return {"explanation": {"valence": [[0.25] * steps] * 12, "arousal": [[-1.5] * steps] * 12},
+            "drivers": {axis: dict(zip(DRIVERS, (1.25, -0.5, 0.0, 2, -3.125))) for axis in ("valence", "arousal")}}
 
 
 def status(stream, seq, **extra):
@@ -77,7 +86,7 @@ def test_messages_arrive_in_order_and_equal(endpoint, codec):
             Subscriber(endpoint, codec="json") as json_only:
         handshake(publisher_sender(pub), sub)
         handshake(publisher_sender(pub), json_only)
-        sent = [emotion("deck1", seq, explanation={"valence": [[0.25] * 4] * 12}) for seq in range(200)]
+        sent = [emotion("deck1", seq, **explained()) for seq in range(200)]
         for message in sent:
             assert pub.publish("emotion", "deck1", message)
         assert pub.sent == 200 and pub.dropped == 0
@@ -214,6 +223,66 @@ def test_values_out_of_range_are_rejected(endpoint):
         pub.send_multipart([b"emotion.x", json.dumps(good).encode()])
         assert sub.receive(3000) == good
         assert sub.rejected == len(bad) and "outside [1, 4]" in sub.last_rejection
+
+
+@pytest.mark.parametrize("codec", ["json", "msgpack"])
+def test_explanation_and_drivers_go_over_the_wire(endpoint, codec):
+    """A typed message's harmony map and drivers arrive as nested lists and
+    named numbers, rounded, non-finite values made finite."""
+    rng = np.random.default_rng(1)
+    explanation, drivers = rng.normal(0, 3, (2, 12, 16)), rng.normal(0, 1, (2, len(DRIVERS)))
+    explanation[0, 3, 5], explanation[1, 0, 0], drivers[1, 4] = np.nan, 1e9, -np.inf
+    message = EmotionMessage(stream="a", seq=0, t=8.0, wall=1.7e9, valence=0.5, arousal=-0.25, valence_raw=0.5,
+                             arousal_raw=-0.25, quadrant=4, mood="calm", level_dbfs=-20, peak_dbfs=-6,
+                             engine="onnxruntime", explanation=explanation, drivers=drivers)
+    with Publisher(endpoint, codec=codec) as pub, Subscriber(endpoint) as sub:
+        handshake(publisher_sender(pub), sub)
+        assert pub.send(message)
+        got = sub.receive(2000)
+    assert got is not None and sub.rejected == 0
+    assert list(got["drivers"]) == ["valence", "arousal"] and list(got["drivers"]["arousal"]) == list(DRIVERS)
+    assert got["drivers"]["valence"]["timbre"] == round(drivers[0, 3], 3)
+    assert got["drivers"]["arousal"]["rhythm"] == -1e6                       # -inf, clipped
+    valence_map, arousal_map = np.array(got["explanation"]["valence"]), np.array(got["explanation"]["arousal"])
+    assert valence_map.shape == arousal_map.shape == (12, 16)
+    assert valence_map[3, 5] == 0 and arousal_map[0, 0] == 1e6               # NaN to 0, 1e9 clipped
+    np.testing.assert_allclose(valence_map[4], explanation[0, 4], atol=5e-4)
+
+
+def test_malformed_explanations_and_drivers_are_rejected(endpoint):
+    good = emotion("x", 0, **explained())
+    maps, drivers = good["explanation"], good["drivers"]
+    bad = [
+        {"explanation": {"valence": maps["valence"]}},                                 # an axis missing
+        {"explanation": {**maps, "tempo": maps["valence"]}},                            # an axis too many
+        {"explanation": [maps["valence"], maps["arousal"]]},
+        {"explanation": {**maps, "arousal": maps["arousal"][:11]}},                     # 11 pitch classes
+        {"explanation": {**maps, "arousal": [[1.0] * 4] * 11 + [[1.0] * 3]}},           # ragged
+        {"explanation": {**maps, "arousal": [[1.0] * 5] * 12}},                         # axes differ in steps
+        {"explanation": {axis: [[]] * 12 for axis in maps}},                            # no steps
+        {"explanation": {axis: [[0] * 300] * 12 for axis in maps}},                     # too many steps
+        {"explanation": {**maps, "valence": [["0.5"] * 4] * 12}},
+        {"explanation": {**maps, "valence": [[True] * 4] * 12}},
+        {"explanation": {**maps, "valence": [[2e6] * 4] * 12}},                          # beyond any logit term
+        {"drivers": {"valence": drivers["valence"]}},
+        {"drivers": {**drivers, "arousal": {"harmony": 1.0}}},                          # names differ
+        {"drivers": {"valence": {}, "arousal": {}}},
+        {"drivers": {**drivers, "arousal": {**drivers["arousal"], "rhythm": "fast"}}},
+        {"drivers": {**drivers, "arousal": {**drivers["arousal"], "rhythm": None}}},
+        {"drivers": {axis: {f"d{i}": 0.0 for i in range(17)} for axis in drivers}},    # too many
+        {"drivers": {axis: {"x" * 33: 0.0} for axis in drivers}},                       # name too long
+        {"drivers": {axis: [0.0] * 5 for axis in drivers}},
+        {"drivers": {axis: {"harmony": -1e7} for axis in drivers}},
+    ]
+    with raw_publisher(endpoint) as pub, Subscriber(endpoint) as sub:
+        handshake(pub.send_multipart, sub)
+        for fields in bad:
+            assert len(json.dumps({**good, **fields})) < MAX_PAYLOAD_BYTES
+            pub.send_multipart([b"emotion.x", json.dumps({**good, **fields}).encode()])
+        pub.send_multipart([b"emotion.x", json.dumps(good).encode()])
+        assert sub.receive(3000) == good
+        assert sub.rejected == len(bad) and "'drivers'" in sub.last_rejection
+        assert sub.receive(100) is None
 
 
 def test_seq_far_ahead_is_a_restart_not_a_loss(endpoint):

@@ -303,6 +303,7 @@ def test_fp32_equals_onnxruntime_in_chunks(gpu_cache, windows, reference):
     np.testing.assert_allclose(got.arousal, reference.arousal, atol=FP32_TOLERANCE)
     scale = max(1.0, float(np.abs(reference.explanation).max()))
     np.testing.assert_allclose(got.explanation, reference.explanation, atol=FP32_TOLERANCE * scale)
+    np.testing.assert_allclose(got.drivers, reference.drivers, atol=FP32_TOLERANCE * scale)
     np.testing.assert_allclose(one.valence, reference.valence[:1], atol=FP32_TOLERANCE)
 
 

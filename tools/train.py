@@ -3,6 +3,7 @@ the procedural corpus; validate it by artist; export it to ONNX.
 
     python tools/train.py --seed 0                  # folds, baseline, then engines/rt-mer.onnx
     python tools/train.py --seed 0 --no-cv --no-baseline    # the same weights, bit for bit, alone
+    python tools/train.py --export-only             # engines/rt-mer.pt -> engines/rt-mer.onnx, no training
 
 First, artist-grouped 5-fold cross-validation over the 4Q recordings (no
 artist in two folds; every clip scored once by a model that never heard its
@@ -35,6 +36,7 @@ import corpus  # noqa: E402
 import procedural  # noqa: E402
 from rt_mer.audio.io import read_audio  # noqa: E402
 from rt_mer.dsp import frontend  # noqa: E402
+from rt_mer.engines.base import INPUT_NAME, OUTPUT_NAMES  # noqa: E402
 from rt_mer.model.network import ExportWrapper, HarmonicCNN  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -191,8 +193,8 @@ def stack(spec: torch.Tensor) -> torch.Tensor:
 def loss_on(network: HarmonicCNN, clips: list[Clip], rng: np.random.Generator,
             generator: torch.Generator, procedural_weight: float) -> torch.Tensor:
     specs = torch.from_numpy(np.stack([crop(clip.spec, rng) for clip in clips]).astype(np.float32))
-    _, _, explanation, quadrant_logits = network(stack(augment(specs, generator)))
-    logits = explanation.mean(dim=(2, 3))
+    outputs = network(stack(augment(specs, generator)))
+    logits, quadrant_logits = outputs.logits, outputs.quadrant_logits
     targets = torch.tensor([[c.valence, c.arousal] for c in clips])
     labelled = torch.tensor([c.quadrant is not None for c in clips])
     targets = torch.where(labelled[:, None], targets * (1 - 2 * LABEL_SMOOTHING) + LABEL_SMOOTHING, targets)
@@ -265,8 +267,7 @@ def clip_logits(network: torch.nn.Module, clip: Clip) -> np.ndarray:
         spec = crop(spec, np.random.default_rng(0))
     starts = range(0, spec.shape[1] - frontend.WINDOW_FRAMES + 1, VALIDATION_HOP_FRAMES)
     windows = torch.from_numpy(np.stack([spec[:, s:s + frontend.WINDOW_FRAMES] for s in starts]))
-    _, _, explanation, _ = network(stack(windows))
-    return explanation.mean(dim=(2, 3)).mean(dim=0).numpy()
+    return network(stack(windows)).logits.mean(dim=0).numpy()
 
 
 def predicted_quadrants(logits: np.ndarray) -> np.ndarray:
@@ -368,8 +369,16 @@ def export(network: torch.nn.Module, path: Path) -> None:
     example = torch.zeros(1, len(frontend.HARMONICS), frontend.N_BINS, frontend.WINDOW_FRAMES)
     batch = {0: "batch"}
     torch.onnx.export(ExportWrapper(copy.deepcopy(network).eval()), example, path, opset_version=17, dynamo=False,
-                      input_names=["spectrogram"], output_names=["valence", "arousal", "explanation"],
-                      dynamic_axes={"spectrogram": batch, "valence": batch, "arousal": batch, "explanation": batch})
+                      input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
+                      dynamic_axes={name: batch for name in (INPUT_NAME, *OUTPUT_NAMES)})
+
+
+def export_saved(out: Path) -> None:
+    """Export the weights saved beside `out` (its .pt) again, with this
+    version's serving graph: a new output needs no retraining."""
+    network = HarmonicCNN()
+    network.load_state_dict(torch.load(out.with_suffix(".pt"), weights_only=True))
+    export(network.eval(), out)
 
 
 def seed_list(text: str) -> list[int]:
@@ -389,7 +398,13 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="clips per corpus (smoke tests)")
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--out", type=Path, default=ROOT / "engines" / "rt-mer.onnx")
+    parser.add_argument("--export-only", action="store_true",
+                        help="export the weights saved beside --out (its .pt) to --out, no training")
     args = parser.parse_args()
+    if args.export_only:
+        export_saved(args.out)
+        print(f"wrote {args.out}", flush=True)
+        return
     recipe = Recipe(steps=args.steps, batch=args.batch)
     random.seed(args.seed)
     # Summation order, hence the weights after thousands of steps, depends on

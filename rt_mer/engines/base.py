@@ -1,5 +1,5 @@
 """The engine interface: a batch of harmonic-stacked windows in; valence,
-arousal and the explanation map out. Every back-end honours it."""
+arousal, the explanation map and the drivers out. Every back-end honours it."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -10,7 +10,10 @@ import numpy as np
 from ..dsp.frontend import HARMONICS, N_BINS, WINDOW_FRAMES
 
 INPUT_NAME = "spectrogram"
-OUTPUT_NAMES = ("valence", "arousal", "explanation")
+OUTPUT_NAMES = ("valence", "arousal", "explanation", "drivers")
+# The model's branches, in the order of the drivers output: each one's term
+# of the valence and arousal logits, which sum to them with a constant bias.
+DRIVERS = ("harmony", "key", "register", "timbre", "rhythm")
 WINDOW_SHAPE = (len(HARMONICS), N_BINS, WINDOW_FRAMES)
 
 
@@ -22,7 +25,9 @@ class EngineError(Exception):
 class Prediction:
     valence: np.ndarray          # [batch] in [-1, 1]
     arousal: np.ndarray          # [batch] in [-1, 1]
-    explanation: np.ndarray      # [batch, 2, 12, steps]: valence, arousal logit maps over pitch class x time
+    explanation: np.ndarray      # [batch, 2, 12, steps]: the harmony branches' valence, arousal logit maps
+                                 # over pitch class (0 = A) x time; their mean is harmony + key
+    drivers: np.ndarray          # [batch, 2, len(DRIVERS)]: each branch's term of the valence, arousal logits
 
 
 class Engine(Protocol):

@@ -39,5 +39,4 @@ class OnnxRuntimeEngine:
         self.name = f"onnxruntime {onnxruntime.__version__} CPU" + (f" x{threads}" if threads else "")
 
     def infer(self, windows: np.ndarray) -> Prediction:
-        valence, arousal, explanation = self._session.run(OUTPUT_NAMES, {INPUT_NAME: windows})
-        return Prediction(valence, arousal, explanation)
+        return Prediction(*self._session.run(OUTPUT_NAMES, {INPUT_NAME: windows}))

@@ -12,22 +12,27 @@ the frame level (dynamics within the window), as the timbral filters of
 musicnn do; a rhythm branch reads the autocorrelation of the onset envelope
 over the window (tempo and pulse clarity). Pooling each interval template at
 its best root, and every branch by a mean before linear heads, keeps the
-class activation map exact: its mean over (pitch class, time) is the output
-logit.
+class activation map exact: its mean over (pitch class, time) is the
+harmony branches' term of the output logit.
 
 Input: [batch, harmonics, pitch bins, frames] in dB, as
 `rt_mer.dsp.frontend.harmonic_stack` makes it.
-Outputs: valence and arousal in [-1, 1] (2 * P(positive) - 1), the
-explanation [batch, 2, 12, frames / 4] (valence and arousal logit maps over
-pitch class and time), and quadrant logits [batch, 4] for training.
+Outputs (`Outputs`): valence and arousal in [-1, 1] (2 * P(positive) - 1),
+the explanation [batch, 2, 12, frames / 4] (the harmony branches' valence
+and arousal logit maps over pitch class and time), the drivers [batch, 2, 5]
+(each branch's term of the two logits, which sum to them with the bias),
+the logits, and quadrant logits [batch, 4] for training.
 """
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import torch
 from torch import nn
 import torch.nn.functional as F
 
 from ..dsp.frontend import BINS_PER_SEMITONE, FLOOR_DB, HARMONICS, N_OCTAVES
+from ..engines.base import DRIVERS
 
 DYNAMIC_RANGE_DB = 60.0        # below the window's peak; the -160 dB floor stays out of sight
 TIME_POOL = 4                  # frames per step of the explanation map
@@ -96,6 +101,19 @@ def conv_block(conv: nn.Module, channels: int, norm: type = nn.BatchNorm2d) -> n
     return nn.Sequential(conv, norm(channels), nn.ReLU())
 
 
+class Outputs(NamedTuple):
+    """What the network computes. The logits are the sum of the drivers,
+    each branch's term in DRIVERS order (harmony: the interval map's mean;
+    key; register: per-octave energies over time; timbre; rhythm), plus
+    the only bias of the heads, emotion_temporal's."""
+    valence: torch.Tensor          # [B] in [-1, 1]: 2 * sigmoid(logit) - 1
+    arousal: torch.Tensor          # [B]
+    explanation: torch.Tensor      # [B, 2, 12, T/4]: the harmony map, intervals at best root + key
+    drivers: torch.Tensor          # [B, 2, 5]: (valence, arousal) x branch, logit terms
+    logits: torch.Tensor           # [B, 2]: drivers.sum(-1) + bias
+    quadrant_logits: torch.Tensor  # [B, 4], for training
+
+
 class HarmonicCNN(nn.Module):
     def __init__(self, harmonic_channels: int = 24, interval_channels: int = 48,
                  temporal_channels: int = 48, key_channels: int = 32, timbre_channels: int = 64,
@@ -155,35 +173,37 @@ class HarmonicCNN(nn.Module):
         return (pitch_map, key_map, self.temporal(energies), self.timbre(descriptors),
                 self.rhythm(onset_autocorrelation(descriptors)))
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> Outputs:
         pitch_map, key_map, time_map, timbre_map, rhythm = self.features(x)
         strongest, key = at_best_root(pitch_map), at_best_root(key_map)
         pooled = torch.cat([strongest.mean(dim=(2, 3)), key.mean(dim=(2, 3)), time_map.mean(dim=2),
                             timbre_map.mean(dim=2), rhythm], dim=1)
         quadrant_logits = self.quadrant(self.dropout(pooled))
-        # Exact class activation map: the linear heads applied at every
-        # (pitch class, time) before pooling; its mean is the logit. Time
-        # maps hold for every pitch class, and the key and rhythm terms for
-        # the whole window, so they are spread evenly.
-        frames = strongest.shape[3]
-        per_frame = self.emotion_temporal(self.dropout(time_map).transpose(1, 2)) + self.emotion_timbre(
-            self.dropout(timbre_map).transpose(1, 2))
-        explanation = (torch.einsum("oc,bckt->bokt", self.emotion_interval.weight, self.dropout(strongest))
-                       + torch.einsum("oc,bckt->bokt", self.emotion_key.weight, self.dropout(key))
-                       + per_frame.transpose(1, 2)[:, :, None, :]
-                       + self.emotion_rhythm(self.dropout(rhythm))[:, :, None, None].expand(-1, -1, 1, frames))
-        logits = explanation.mean(dim=(2, 3))
+        # Each branch's term of the logits, the linear heads applied after
+        # the mean pooling (which is exact: they are linear). The harmony
+        # heads are applied before it, at every (pitch class, time): the
+        # class activation map, whose mean is their term. Dropout is drawn
+        # in the order training has always drawn it.
+        register = F.linear(self.dropout(time_map).mean(dim=2), self.emotion_temporal.weight)
+        timbre = F.linear(self.dropout(timbre_map).mean(dim=2), self.emotion_timbre.weight)
+        interval_map = torch.einsum("oc,bckt->bokt", self.emotion_interval.weight, self.dropout(strongest))
+        key_terms = torch.einsum("oc,bckt->bokt", self.emotion_key.weight, self.dropout(key))   # [B, 2, 12, 1]
+        terms = {"harmony": interval_map.mean(dim=(2, 3)), "key": key_terms.mean(dim=(2, 3)), "register": register,
+                 "timbre": timbre, "rhythm": F.linear(self.dropout(rhythm), self.emotion_rhythm.weight)}
+        drivers = torch.stack([terms[name] for name in DRIVERS], dim=2)
+        logits = drivers.sum(dim=2) + self.emotion_temporal.bias
         emotion = 2.0 * torch.sigmoid(logits) - 1.0
-        return emotion[:, 0], emotion[:, 1], explanation, quadrant_logits
+        return Outputs(emotion[:, 0], emotion[:, 1], interval_map + key_terms, drivers, logits, quadrant_logits)
 
 
 class ExportWrapper(nn.Module):
-    """The serving graph: valence, arousal and explanation only."""
+    """The serving graph: valence, arousal, explanation and drivers
+    (rt_mer.engines.base.OUTPUT_NAMES)."""
 
     def __init__(self, network: HarmonicCNN) -> None:
         super().__init__()
         self.network = network
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        valence, arousal, explanation, _ = self.network(x)
-        return valence, arousal, explanation
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        outputs = self.network(x)
+        return outputs.valence, outputs.arousal, outputs.explanation, outputs.drivers

@@ -8,7 +8,11 @@ emotion: v, type="emotion", stream, seq, t, wall, valence, arousal,
          valence_raw, arousal_raw, quadrant, mood, level_dbfs, peak_dbfs,
          latency_ms {frontend, inference, post, total}, engine, batch (windows
          in the inference call this one shared, across streams),
-         and optionally explanation {valence: [[12 x steps]], arousal: ...}
+         and with --explain: explanation {valence: [[steps] x 12], arousal: ...}
+         (the harmony branches' logit terms per pitch class, 0 = A, and time
+         step) and drivers {valence: {harmony, key, register, timbre, rhythm},
+         arousal: {...}} (each branch's term of the logit; a newer model may
+         name more)
 status:  v, type="status", stream, seq, t, wall, source, rate, channels,
          engine, engine_reason, window_s, hop_s, level_dbfs, peak_dbfs, clipped
          (reads that clipped since the previous status),
@@ -24,7 +28,8 @@ subscriber missed messages. `t` is stream time (s) at the window's end;
 analysis builds; `to_dict` gives the payload, rounded, every float finite.
 Subscribers treat payloads as untrusted: `decode` checks size, type,
 fields and ranges (valence and arousal in [-1, 1], quadrant 1 to 4, a
-mood word of at most MAX_MOOD_CHARS characters) and never unpickles.
+mood word of at most MAX_MOOD_CHARS characters), the explanation's and
+drivers' shapes, and never unpickles.
 """
 from __future__ import annotations
 
@@ -34,6 +39,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping, Union
 
 import numpy as np
+
+from ..engines.base import DRIVERS
 
 VERSION = 1
 MAX_PAYLOAD_BYTES = 64 * 1024
@@ -47,6 +54,12 @@ MAX_MESSAGES_PER_SECOND = 16
 SEQ_SLACK = 64
 RANGES = {"valence": (-1, 1), "arousal": (-1, 1), "valence_raw": (-1, 1), "arousal_raw": (-1, 1),
           "quadrant": (1, 4), "seq": (0, math.inf)}
+AXES = ("valence", "arousal")          # the explanation's and the drivers' outer keys
+PITCH_CLASSES = 12
+MAX_STEPS = 256                        # explanation time steps: more than any window has (128 frames)
+MAX_DRIVERS = 16
+MAX_DRIVER_NAME = 32
+TERM_LIMIT = 1e6                       # |logit term|: encoding clips to it, decoding refuses beyond
 REQUIRED = {
     "emotion": {"stream": str, "seq": int, "t": float, "wall": float, "valence": float, "arousal": float,
                 "quadrant": int, "mood": str},
@@ -165,7 +178,43 @@ def decode(payload: bytes, codec: str = "json") -> dict[str, Any]:
     if kind == "emotion" and len(message["mood"]) > MAX_MOOD_CHARS:
         raise MessageError(f"emotion field 'mood' is longer than {MAX_MOOD_CHARS} characters")
     check_ranges(message)
+    if kind == "emotion":
+        check_explanation(message)
     return message
+
+
+def _is_term(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) <= TERM_LIMIT
+
+
+def _by_axis(message: Mapping[str, Any], name: str) -> dict:
+    value = message[name]
+    if not isinstance(value, dict) or set(value) != set(AXES):
+        raise MessageError(f"emotion field {name!r} must have exactly the keys {', '.join(AXES)}")
+    return value
+
+
+def check_explanation(message: Mapping[str, Any]) -> None:
+    """Raise MessageError unless the optional explanation (per axis: 12
+    rows of as many numbers, at most MAX_STEPS) and drivers (per axis: the
+    same names, at most MAX_DRIVERS, each a number) have their shapes."""
+    if "explanation" in message:
+        steps = set()
+        for axis, rows in _by_axis(message, "explanation").items():
+            if not (isinstance(rows, list) and len(rows) == PITCH_CLASSES
+                    and all(isinstance(row, list) and all(map(_is_term, row)) for row in rows)):
+                raise MessageError(f"emotion field 'explanation' {axis!r} is not {PITCH_CLASSES} rows of numbers")
+            steps |= {len(row) for row in rows}
+        if len(steps) != 1 or not 0 < steps.pop() <= MAX_STEPS:
+            raise MessageError(f"emotion field 'explanation' rows differ in length or are not 1 to {MAX_STEPS} long")
+    if "drivers" in message:
+        drivers = _by_axis(message, "drivers")
+        names = [list(terms) if isinstance(terms, dict) else None for terms in drivers.values()]
+        if not (names[0] and names[0] == names[1] and len(names[0]) <= MAX_DRIVERS
+                and all(0 < len(name) <= MAX_DRIVER_NAME for name in names[0])
+                and all(_is_term(value) for terms in drivers.values() for value in terms.values())):
+            raise MessageError(f"emotion field 'drivers' is not, for both axes, the same 1 to {MAX_DRIVERS} "
+                               f"names of numbers")
 
 
 # ----------------------------------------------------------- typed messages
@@ -197,14 +246,23 @@ def _time(value: float) -> float:
     return finite(value, -MAX_SECONDS, MAX_SECONDS)
 
 
+def _terms(values: Any) -> list:
+    """Logit terms as nested lists: finite, within TERM_LIMIT, 3 decimals."""
+    values = np.nan_to_num(np.asarray(values, np.float64), nan=0.0)
+    return np.round(np.clip(values, -TERM_LIMIT, TERM_LIMIT), 3).tolist()
+
+
 @dataclass
 class EmotionMessage:
     """One window's prediction: `emotion.<stream>`, once per hop.
 
     valence/arousal are smoothed, *_raw the model's own, all in [-1, 1];
     latency_ms has the stages frontend, inference, post and, set just before
-    the message is handed to the sinks, total; explanation (with --explain)
-    is {"valence": [[12 x steps]], "arousal": ...}."""
+    the message is handed to the sinks, total; with --explain, explanation
+    is the harmony map [2, 12, steps] (valence, arousal x pitch class x
+    time step) and drivers [2, len(DRIVERS)], each branch's logit term:
+    arrays, sent as {"valence": [[steps] x 12], "arousal": ...} and
+    {"valence": {"harmony": .., ...}, "arousal": {...}}."""
     stream: str
     seq: int
     t: float
@@ -221,6 +279,7 @@ class EmotionMessage:
     batch: int = 1
     latency_ms: dict[str, float] = field(default_factory=dict)
     explanation: Any = None          # [2, 12, steps] array or nested lists
+    drivers: Any = None              # [2, len(DRIVERS)] array or nested lists
     type: ClassVar[str] = "emotion"
 
     def to_dict(self) -> dict[str, Any]:
@@ -234,9 +293,9 @@ class EmotionMessage:
                    "engine": self.engine, "batch": int(self.batch),
                    "latency_ms": {stage: _ms(ms) for stage, ms in self.latency_ms.items()}}
         if self.explanation is not None:
-            values = np.nan_to_num(np.asarray(self.explanation, np.float64), nan=0.0, posinf=1e6, neginf=-1e6)
-            message["explanation"] = {"valence": np.round(values[0], 3).tolist(),
-                                      "arousal": np.round(values[1], 3).tolist()}
+            message["explanation"] = dict(zip(AXES, _terms(self.explanation)))
+        if self.drivers is not None:
+            message["drivers"] = {axis: dict(zip(DRIVERS, terms)) for axis, terms in zip(AXES, _terms(self.drivers))}
         return message
 
 

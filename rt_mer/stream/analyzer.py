@@ -129,10 +129,11 @@ class StreamAnalyzer:
     # ------------------------------------------------------- messages out
 
     def emit(self, due: DueWindow, valence: float, arousal: float, explanation: np.ndarray | None = None,
-             batch: int = 1, inference_seconds: float = 0.0) -> EmotionMessage:
+             batch: int = 1, inference_seconds: float = 0.0, drivers: np.ndarray | None = None) -> EmotionMessage:
         """The engine's output for `due` as the next emotion message:
         smoothed, with quadrant, mood, levels and per-stage latency (its
-        total is set by whoever sends it)."""
+        total is set by whoever sends it); the explanation and drivers
+        (unsmoothed, as the model gave them) where given."""
         started = time.perf_counter()
         smooth_v = self.smooth[0](valence, self.hop_seconds)
         smooth_a = self.smooth[1](arousal, self.hop_seconds)
@@ -142,7 +143,7 @@ class StreamAnalyzer:
             valence=smooth_v, arousal=smooth_a, valence_raw=valence, arousal_raw=arousal,
             quadrant=quadrant(smooth_v, smooth_a), mood=self.moods.word(smooth_v, smooth_a),
             level_dbfs=self.level[0], peak_dbfs=self.level[1], engine=self.engine, batch=batch,
-            explanation=explanation)
+            explanation=explanation, drivers=drivers)
         message.latency_ms = {"frontend": self.frontend_seconds * 1000, "inference": inference_seconds * 1000,
                               "post": (time.perf_counter() - started) * 1000}
         self.frontend_seconds = 0.0

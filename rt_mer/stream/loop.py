@@ -190,10 +190,12 @@ class AnalysisLoop:
         prediction = self.engine.infer(self.windows[:len(pending)])
         inference = time.perf_counter() - started
         self.batches += 1
+        explain = self.options.explain
         for i, (stream, due) in enumerate(pending):
             message = stream.analyzer.emit(due, float(prediction.valence[i]), float(prediction.arousal[i]),
-                                           prediction.explanation[i] if self.options.explain else None,
-                                           batch=len(pending), inference_seconds=inference)
+                                           prediction.explanation[i] if explain else None,
+                                           batch=len(pending), inference_seconds=inference,
+                                           drivers=prediction.drivers[i] if explain else None)
             publish_started = time.perf_counter()
             self._send(message)
             stream.analyzer.record_latency(message, time.perf_counter() - publish_started)

@@ -31,7 +31,8 @@ class Trajectory:
     t_end: np.ndarray
     valence: np.ndarray
     arousal: np.ndarray
-    explanation: np.ndarray = field(repr=False)   # [windows, 2, 12, steps]
+    explanation: np.ndarray = field(repr=False)   # [windows, 2, 12, steps]: the harmony map (Prediction)
+    drivers: np.ndarray = field(repr=False)       # [windows, 2, len(DRIVERS)]: each branch's logit term
     vocabulary: MoodVocabulary = field(default_factory=default_moods, repr=False)   # names the moods
 
     @property
@@ -99,7 +100,8 @@ def analyze_file(path: str | Path, engine: Engine | None = None, hop: float = DE
     trajectory = Trajectory(str(path), (end_frames - WINDOW_FRAMES) / FRAMES_PER_SECOND,
                             end_frames / FRAMES_PER_SECOND, np.concatenate([p.valence for _, p in results]),
                             np.concatenate([p.arousal for _, p in results]),
-                            np.concatenate([p.explanation for _, p in results]), analyzer.moods)
+                            np.concatenate([p.explanation for _, p in results]),
+                            np.concatenate([p.drivers for _, p in results]), analyzer.moods)
     if truncated:
         truncated.trajectory = trajectory
         raise truncated

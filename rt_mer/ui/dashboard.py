@@ -30,7 +30,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from ..publish.schema import CLIP_DBFS, EmotionMessage, Message, StatusMessage, seq_gap
+from ..dsp.frontend import FMIN
+from ..publish.schema import AXES, CLIP_DBFS, PITCH_CLASSES, EmotionMessage, Message, StatusMessage, seq_gap
 
 HISTORY_S = 60.0
 HISTORY_MAX = 4096          # hard bound whatever the hop (60 s at 15 ms hops)
@@ -42,12 +43,27 @@ METER_FLOOR_DBFS = -60.0
 # grid shows fewer streams rather than unreadable ones.
 FULL_W, FULL_H = 70, 19
 MIN_W, MIN_H = 56, 10
+RIGHT_COMPACT, RIGHT_FULL = 36, 39     # the least width right of the plane, the gap (and frames) included
+COMPACT_ROWS = 5                       # mood, history and level lines in a compact panel
 
 # Russell quadrants: name drawn in the plane's corner, colour, signs.
 QUADRANTS = {1: ("happy", "yellow", "+valence +arousal"), 2: ("tense", "red", "-valence +arousal"),
              3: ("sad", "blue", "-valence -arousal"), 4: ("calm", "green", "+valence -arousal")}
 AXIS = "grey42"
 BLOCKS = " ▁▂▃▄▅▆▇█"
+AXIS_COLOURS = {"valence": "cyan", "arousal": "magenta"}
+
+# The explanation (messages of `--explain`): each driver's logit term as a
+# signed bar, each pitch class's share of the harmony terms as a heat strip.
+DRIVER_FULL = 2.0           # logit term of a full bar: the shipped model's terms reach about 2
+BAR_HALF = 8                # cells either side of zero: half a cell is DRIVER_FULL / 16
+SHARE_FULL = 0.4            # a pitch class's share (logit) at full shade and "++"
+SHARE_QUIET = 0.04          # below this, "·"
+NOTE_NAMES = ("A", "A#", "B", "C", "C#", "D", "D#", "E", "F", "F#", "G", "G#")
+# Pitch class 0 is the front-end's lowest semitone (FMIN: A1, so A).
+PITCH_NAMES = tuple(NOTE_NAMES[(i + round(12 * math.log2(FMIN / 440))) % 12] for i in range(PITCH_CLASSES))
+LABEL_W = 9                 # "register " / "valence "
+EXPLAIN_W = LABEL_W + 2 * (2 * BAR_HALF + 1) + 2         # 45: two bars; the strip is 9 + 12 x 3
 
 
 class _Stream:
@@ -145,6 +161,10 @@ def _num(mapping: Any, *keys: str) -> float | None:
         if not isinstance(value, dict):
             return None
         value = value.get(key)
+    return _finite(value)
+
+
+def _finite(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return None
     return float(value)
@@ -295,6 +315,91 @@ def status(view: StreamView, compact: bool = False) -> Text:
     return Text.assemble(first, "\n", counters, no_wrap=True, overflow="ellipsis")
 
 
+def _drivers(view: StreamView) -> list[tuple[str, float, float]] | None:
+    """(name, valence term, arousal term) of each driver the message
+    carries, in its order; None without them (or malformed, in process)."""
+    drivers = view.emotion.get("drivers")
+    if not isinstance(drivers, dict) or not isinstance(drivers.get("valence"), dict):
+        return None
+    rows = [(str(name), _num(drivers, "valence", name), _num(drivers, "arousal", name))
+            for name in drivers["valence"]]
+    return [row for row in rows if None not in row] or None
+
+
+def _shares(view: StreamView) -> dict[str, list[float]] | None:
+    """Each pitch class's share of the valence and arousal harmony terms
+    over the window (the map's mean over time, / 12: the shares add up to
+    the harmony and key bars); None without an explanation."""
+    explanation = view.emotion.get("explanation")
+    shares = {}
+    for axis in AXES:
+        rows = explanation.get(axis) if isinstance(explanation, dict) else None
+        if not isinstance(rows, list) or len(rows) != PITCH_CLASSES:
+            return None
+        values = [[_finite(x) for x in row] if isinstance(row, list) else [] for row in rows]
+        if not all(row and None not in row for row in values):
+            return None
+        shares[axis] = [sum(row) / len(row) / PITCH_CLASSES for row in values]
+    return shares
+
+
+def signed_bar(value: float, style: str) -> Text:
+    """A logit term as a bar from a centre line: right when it pushes the
+    axis up, left when down, half a cell a step; '>' or '<' past full scale."""
+    steps = min(2 * BAR_HALF, round(abs(value) / DRIVER_FULL * 2 * BAR_HALF))
+    cells = "█" * (steps // 2) + "▌" * (steps % 2)            # outwards from the centre
+    if abs(value) > DRIVER_FULL:
+        cells = cells[:-1] + ">"
+    if value < 0:
+        left, right = cells.replace("▌", "▐").replace(">", "<")[::-1].rjust(BAR_HALF), " " * BAR_HALF
+    else:
+        left, right = " " * BAR_HALF, cells.ljust(BAR_HALF)
+    return Text.assemble((left, style), ("│", AXIS), (right, style))
+
+
+def _heat(share: float) -> tuple[str, str]:
+    """A pitch class's share as a cell: its sign and size in characters
+    ("·", "+", "++", "-", "--"), shaded orange (up) or blue (down)."""
+    size = abs(share)
+    sign = "+" if share > 0 else "-"
+    glyph = "·" if size < SHARE_QUIET else sign * (1 + (size >= SHARE_FULL / 2))
+    r, g, b = (230, 120, 20) if share > 0 else (30, 110, 230)
+    mix = min(1.0, size / SHARE_FULL)
+    shade = ",".join(str(round(48 + (c - 48) * mix)) for c in (r, g, b))
+    return glyph.ljust(2), f"bold white on rgb({shade})"
+
+
+def explanation(view: StreamView) -> Text | None:
+    """What drives the current prediction, from the message alone: each
+    driver's term of the valence and arousal logits as signed bars, then
+    the heat strip of each pitch class's share. None when the message has
+    neither (no --explain)."""
+    drivers, shares = _drivers(view), _shares(view)
+    if drivers is None and shares is None:
+        return None
+    lines = []
+    if drivers:
+        head = Text("drives".ljust(LABEL_W))
+        for axis in AXES:
+            head.append(f"-{DRIVER_FULL:g}", AXIS)
+            head.append(f"{axis:^{2 * BAR_HALF - 3}}", AXIS_COLOURS[axis])
+            head.append(f"+{DRIVER_FULL:g}  ", AXIS)
+        lines.append(head)
+        for name, valence, arousal in drivers:
+            lines.append(Text.assemble(name[:LABEL_W - 1].ljust(LABEL_W), signed_bar(valence, AXIS_COLOURS["valence"]),
+                                       "  ", signed_bar(arousal, AXIS_COLOURS["arousal"])))
+    if shares:
+        lines += [Text("")] * bool(drivers)
+        lines.append(Text("notes".ljust(LABEL_W) + "".join(name.ljust(3) for name in PITCH_NAMES), style=AXIS))
+        for axis in AXES:
+            row = Text(axis.ljust(LABEL_W), style=AXIS_COLOURS[axis])
+            for share in shares[axis]:
+                row.append(*_heat(share))
+                row.append(" ")
+            lines.append(row)
+    return Text("\n", no_wrap=True, overflow="crop").join(lines)
+
+
 def _title(view: StreamView) -> Text:
     state = "warming up" if _warming(view) else str(view.status.get("state") or "running")
     t = _num(view.emotion, "t")
@@ -305,26 +410,36 @@ def _title(view: StreamView) -> Text:
 
 
 def stream_panel(view: StreamView, width: int, height: int, subtitle: str | None = None) -> Panel:
-    """One stream in a width x height box: the plane beside mood, history and
-    level, status lines below. Nested frames only where there is room."""
-    compact = width < FULL_W or height < FULL_H
+    """One stream in a width x height box: the plane beside mood, history,
+    level and, with --explain, what drives the prediction; status lines
+    below. Nested frames only where there is room."""
+    explain = explanation(view)
+    explain_h = len(explain.plain.splitlines()) if explain else 0
+    right_full = max(RIGHT_FULL, EXPLAIN_W + 7) if explain else RIGHT_FULL     # its frame 4, the gap 3
+    compact = width < FULL_W + right_full - RIGHT_FULL or height < FULL_H + (explain_h + 2 if explain else 0)
     inner_w, inner_h = width - 4, height - 2
     body_h = inner_h - (2 if compact else 3)
+    right_min = right_full if not compact else max(RIGHT_COMPACT, EXPLAIN_W + 2) if explain else RIGHT_COMPACT
+    if explain and compact and (body_h < COMPACT_ROWS + 1 + explain_h or inner_w - right_min < 9):
+        explain = Text("--explain: enlarge the terminal", style=AXIS, no_wrap=True, overflow="ellipsis")
+        right_min = RIGHT_COMPACT
     rows = max(3, _odd(body_h if compact else body_h - 2))
-    cols = max(9, _odd(min(2 * rows + 1, inner_w - (36 if compact else 39))))   # chars are ~2:1 tall
+    cols = max(9, _odd(min(2 * rows + 1, inner_w - right_min)))   # chars are ~2:1 tall
     right_w = inner_w - cols - 2 - (0 if compact else 1)
     if compact:
         left = plane(view, cols, rows)
-        right = Group(mood(view, True), history(view, right_w, 0), level(view, right_w))
+        right = Group(mood(view, True), history(view, right_w, 0), level(view, right_w),
+                      *([Text(""), explain] if explain else []))
     else:
         left = Panel(plane(view, cols, rows), title="arousal ↑", subtitle="valence →", height=body_h,
                      border_style=AXIS, padding=0)
-        spark_rows = max(1, min(4, (body_h - 8 - 4) // 2))     # mood and input take 4 rows each, the
-                                                                  # history frame 2, its labels 2
+        # mood and input take 4 rows each, the history frame 2, its labels 2, the explanation its own and 2
+        spark_rows = max(1, min(4, (body_h - 8 - 4 - (explain_h + 2 if explain else 0)) // 2))
         right = Group(Panel(mood(view), title="mood", border_style=AXIS),
                       Panel(history(view, right_w - 4, spark_rows), title=f"last {HISTORY_S:.0f} s",
                             border_style=AXIS),
-                      Panel(level(view, right_w - 4), title="input", border_style=AXIS))
+                      Panel(level(view, right_w - 4), title="input", border_style=AXIS),
+                      *([Panel(explain, title="what drives it", border_style=AXIS)] if explain else []))
     body = Table.grid(padding=(0, 2 if compact else 1))
     body.add_column(width=cols + (0 if compact else 2))
     body.add_column(width=right_w)
