@@ -24,6 +24,25 @@ class UserError(Exception):
     """Ends the command with its message on one line."""
 
 
+class StopOnSignal:
+    """Sets `event` on any of STOP_SIGNALS; `exit_status` is then 128 + the
+    first signal's number (0 while none came). Shared by every command that
+    runs until stopped: run, demo, dash, osc."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self.event, self.signals = event, []
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, self._stop)
+
+    def _stop(self, signum: int, _frame) -> None:
+        self.signals.append(signum)
+        self.event.set()
+
+    @property
+    def exit_status(self) -> int:
+        return 128 + self.signals[0] if self.signals else 0
+
+
 def open_engine_from(args: argparse.Namespace):
     """The engine the options ask for; its `reason` says why it is the one."""
     from .engines import EngineError, open_engine
@@ -110,14 +129,7 @@ def run(args: argparse.Namespace) -> int:
             publisher.close()
             raise UserError(f"{args.record}: cannot write ({error.strerror})") from None
         loop.sinks.append(recorder)
-    stopped_by: list[int] = []
-
-    def stop(signum: int, _frame) -> None:
-        stopped_by.append(signum)
-        loop.stop.set()
-
-    for signum in STOP_SIGNALS:
-        signal.signal(signum, stop)
+    stopped = StopOnSignal(loop.stop)
     print(f"rt-mer: {', '.join(s.description for s in sources)} -> {engine.name} ({engine.reason}), "
           f"window {WINDOW_SECONDS:g} s, hop {loop.hop_seconds:g} s; publishing on {args.pub}",
           file=sys.stderr)
@@ -148,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return EXIT_SOME_FAILED
     print(f"rt-mer: stopped; {summary(loop)}", file=sys.stderr)
-    return 128 + stopped_by[0] if stopped_by else 0
+    return stopped.exit_status
 
 
 def summary(loop) -> str:

@@ -238,9 +238,9 @@ def listen(args: argparse.Namespace) -> int:
 
 
 def dash(args: argparse.Namespace) -> int:
-    import signal
     import threading
 
+    from .app import StopOnSignal
     from .publish import PublishError, Subscriber
     from .ui import dash as remote_dashboard
     try:
@@ -248,10 +248,10 @@ def dash(args: argparse.Namespace) -> int:
     except PublishError as error:
         fail(str(error))
     stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+    stopped = StopOnSignal(stop)
+    print(f"rt-mer: dashboard of {args.endpoint}; Ctrl-C stops it", file=sys.stderr)
     remote_dashboard(subscriber, stop, args.refresh, title=args.endpoint)
-    return 0
+    return stopped.exit_status
 
 
 def osc(args: argparse.Namespace) -> int:

@@ -1,5 +1,6 @@
 """`rt-mer` as a user types it: sub-commands, options and the --config file,
 run in subprocesses. A user error is one line on stderr and a non-zero exit."""
+import signal
 import subprocess
 import sys
 
@@ -140,3 +141,16 @@ def test_a_rounded_hop_is_said_and_used(tmp_path, song, blip):
     assert result.returncode == 0 and "rt-mer: hop 0.3 s rounded to 0.3125 s" in result.stderr
     result = rt_mer("analyze", "--quiet", song, "--hop", "0.25")                # exact: nothing to say
     assert result.returncode == 0 and "rounded" not in result.stderr
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_the_remote_dashboard_stops_on_a_signal_as_run_does(tmp_path, signum):
+    """`rt-mer dash` ends cleanly on Ctrl-C or SIGTERM with 128 + the
+    signal, the status `run` and `osc` give, so scripts can tell a stop
+    from a failure."""
+    dash = subprocess.Popen([*CLI, "dash", f"ipc://{tmp_path}/nobody"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    assert "Ctrl-C stops it" in dash.stderr.readline()      # said once the handlers are in place
+    dash.send_signal(signum)
+    assert dash.wait(timeout=20) == 128 + signum
+    assert "Traceback" not in dash.stderr.read()

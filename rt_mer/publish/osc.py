@@ -25,7 +25,7 @@ import threading
 import time
 from typing import IO
 
-from ..app import STOP_SIGNALS     # as `rt-mer run`: each ends it cleanly, exit status 128 + the signal
+from ..app import StopOnSignal     # as `rt-mer run`: each ends it cleanly, exit status 128 + the signal
 from . import schema
 from .sockets import DEFAULT_ENDPOINT, REPORT_SECONDS, PublishError, Subscriber, _report_rejected
 
@@ -168,15 +168,8 @@ def serve(target: str, endpoint: str = DEFAULT_ENDPOINT, bundle: bool = True, no
     except PublishError:
         sender.close()
         raise
-    stop, stopped_by = threading.Event(), []
-
-    def on_signal(signum: int, _frame) -> None:
-        stopped_by.append(signum)
-        stop.set()
-
-    import signal
-    for signum in STOP_SIGNALS:
-        signal.signal(signum, on_signal)
+    stop = threading.Event()
+    stopped = StopOnSignal(stop)
     resolved = f" ({sender.address})" if sender.address != sender.host else ""
     print(f"rt-mer: emotion messages from {endpoint} -> OSC {'bundles' if bundle else 'messages'} to "
           f"{sender.target}{resolved}, addresses {PREFIX}/<stream>/...", file=sys.stderr)
@@ -187,4 +180,4 @@ def serve(target: str, endpoint: str = DEFAULT_ENDPOINT, bundle: bool = True, no
             sender.close()
     print(f"rt-mer: stopped; {sender.forwarded} messages forwarded, {sender.failed} failed sends, "
           f"{subscriber.rejected} rejected, {subscriber.missed} missed", file=sys.stderr)
-    return 128 + stopped_by[0] if stopped_by else 0
+    return stopped.exit_status
