@@ -61,7 +61,7 @@ def bench_analyze(engine, baseline_seconds: float = 20.0) -> dict:
 
 
 def _obvious_way(audio: np.ndarray, seconds: float) -> tuple[float | None, str]:
-    """Each window from scratch: librosa STFT of its 8 s, the same filterbank,
+    """Each window from scratch: librosa STFT of its audio, the same filterbank,
     PyTorch eager at batch 1; (times real time over `seconds` of audio, "")
     or (None, why it cannot run here)."""
     try:

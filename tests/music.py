@@ -14,6 +14,12 @@ sys.path.insert(0, str(ROOT / "tools"))
 
 from corpus import render  # noqa: E402
 from procedural import Piece, write_midi  # noqa: E402
+from rt_mer.dsp.frontend import WINDOW_SECONDS  # noqa: E402
+
+
+def windows_in(seconds: float, hop: float) -> int:
+    """How many analysis windows a file of `seconds` gives at `hop`."""
+    return int((seconds - WINDOW_SECONDS) / hop) + 1
 
 
 def harmonic_tone(f0: float, seconds: float, rate: int = 16000, harmonics: int = 6) -> np.ndarray:

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import soundfile
 
-from music import chord_music, cut_short, write
+from music import chord_music, cut_short, windows_in, write
 import rt_mer
+from rt_mer.dsp.frontend import WINDOW_FRAMES, WINDOW_SECONDS
 from rt_mer.stream.offline import analyze_file
 
 HEADER = ["file", "t_start", "t_end", "valence", "arousal", "quadrant", "mood"]
@@ -48,9 +49,9 @@ def test_formats_rates_and_channels(good_files, tmp_path):
     assert list(read_csv(summary)[0]) == ["file", "valence", "arousal", "quadrant", "mood"]
     for path, seconds in zip(good_files, (12, 10, 9, 11, 10, 10)):
         mine = [r for r in rows if r["file"] == str(path)]
-        # one window of 8 s every 0.5 s
-        assert len(mine) == int((seconds - 8) / 0.5) + 1, path
-        assert float(mine[0]["t_start"]) == 0.0 and float(mine[0]["t_end"]) == 8.0
+        # one window every 0.5 s
+        assert len(mine) == windows_in(seconds, 0.5), path
+        assert float(mine[0]["t_start"]) == 0.0 and float(mine[0]["t_end"]) == WINDOW_SECONDS
         for r in mine:
             v, a = float(r["valence"]), float(r["arousal"])
             assert -1 <= v <= 1 and -1 <= a <= 1
@@ -65,7 +66,7 @@ def test_directory_argument_and_hop(good_files, tmp_path):
     files = {r["file"] for r in read_csv(out)}
     assert files == {str(f) for f in good_files}
     ends = [float(r["t_end"]) for r in read_csv(out) if r["file"] == str(good_files[0])]
-    assert ends == [8.0, 9.0, 10.0, 11.0, 12.0]
+    assert ends == [float(end) for end in range(int(WINDOW_SECONDS), 13)]       # the first file is 12 s long
 
 
 def test_channel_count_and_rate_do_not_change_the_answer(tmp_path):
@@ -80,7 +81,7 @@ def test_channel_count_and_rate_do_not_change_the_answer(tmp_path):
 
 def test_python_api(good_files):
     trajectory = rt_mer.analyze_file(good_files[0])
-    assert len(trajectory.valence) == len(trajectory.t_end) == len(trajectory.quadrants) == 9
+    assert len(trajectory.valence) == len(trajectory.t_end) == len(trajectory.quadrants) == windows_in(12, 0.5)
     assert trajectory.explanation.shape[1:3] == (2, 12)
     valence, arousal, quadrant, mood = trajectory.summary()
     assert valence == pytest.approx(float(np.mean(trajectory.valence)))
@@ -99,7 +100,8 @@ def bad_files(folder):
         "empty.wav": "not a readable audio file",
         "text.mp3": "not a readable audio file",
         truncated.name: "truncated",
-        write(folder / "short.wav", chord_music(5, rate, 1), rate).name: "shorter than one 8 s",
+        write(folder / "short.wav", chord_music(WINDOW_SECONDS - 1, rate, 1), rate).name:
+            f"shorter than one {WINDOW_SECONDS:g} s",
         write(folder / "nan.wav", nan, rate, subtype="FLOAT").name: "NaN or infinite samples at 3.0 s",
         write(folder / "inf.wav", np.full(rate * 9, np.inf, np.float32), rate, subtype="FLOAT").name: "NaN",
     }
@@ -171,7 +173,7 @@ def test_corrupt_and_mismatched_models(good_files, tmp_path):
     mismatched = tmp_path / "mismatched.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), mismatched)
     result = run_analyze(good_files[0], "--model", mismatched)
-    assert result.returncode == 2 and "but the front-end makes spectrogram[batch, 6, 252, 128]" in result.stderr
+    assert result.returncode == 2 and f"but the front-end makes spectrogram[batch, 6, 252, {WINDOW_FRAMES}]" in result.stderr
 
     result = run_analyze(good_files[0], "--model", tmp_path / "absent.onnx")
     assert result.returncode == 2 and "no such model file" in result.stderr

@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from music import chord_music, write
+from rt_mer.dsp.frontend import WINDOW_SECONDS
 
 CLI = [sys.executable, "-m", "rt_mer.cli"]
 
@@ -112,11 +113,11 @@ def test_config_keys_of_other_commands_are_ignored(tmp_path, song):
 
 @pytest.mark.parametrize("command, option, value, message", [
     ("analyze", "--hop", "inf", "must be a positive number"),
-    ("analyze", "--hop", "1e300", "hop must be at most the 8 s window"),
+    ("analyze", "--hop", "1e300", f"hop must be at most the {WINDOW_SECONDS:g} s window"),
     ("analyze", "--hop", "0.01", "hop must be at least 0.0625 s"),
     ("analyze", "--threads", "-1", "must be at least 1"),
     ("run", "--hop", "nan", "must be a positive number"),
-    ("run", "--hop", "9", "hop must be at most the 8 s window"),
+    ("run", "--hop", "9", f"hop must be at most the {WINDOW_SECONDS:g} s window"),
     ("run", "--threads", "0", "must be at least 1"),
     ("run", "--blocksize", "-5", "must be at least 0"),
     ("bench", "--hop", "-1", "must be a positive number"),

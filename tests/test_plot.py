@@ -11,13 +11,14 @@ import xml.etree.ElementTree as ElementTree
 import numpy as np
 import pytest
 
-from music import chord_music, write
+from music import chord_music, windows_in, write
 from test_cli import one_error_line, rt_mer
 from test_live import free_endpoint
 
 pytest.importorskip("matplotlib", reason="the [plot] extra is not installed")
 from PIL import Image  # noqa: E402 (matplotlib's own dependency)
 
+from rt_mer.dsp.frontend import WINDOW_SECONDS  # noqa: E402
 from rt_mer.ui import plot  # noqa: E402
 
 
@@ -92,10 +93,10 @@ def test_a_recording_becomes_one_panel_per_stream(recording, tmp_path):
     assert ElementTree.parse(out).getroot().tag == "{http://www.w3.org/2000/svg}svg"
     messages = [json.loads(line) for line in recording.read_text().splitlines()]
     emotions = [m for m in messages if m["type"] == "emotion" and m["stream"] == "second"]
-    assert len(emotions) == 3 and len(messages) > len(emotions) * 2     # status messages were skipped
+    assert len(emotions) == windows_in(10, 1.0) and len(messages) > len(emotions) * 2     # status skipped
     second = plot.read_trajectories(recording)[1]
     assert second.valence == pytest.approx([m["valence"] for m in emotions])      # the smoothed values
-    assert second.time == pytest.approx([m["t"] - 4 for m in emotions])           # window centres
+    assert second.time == pytest.approx([m["t"] - WINDOW_SECONDS / 2 for m in emotions])   # window centres
 
 
 def test_black_and_white_cues_and_the_layout_of_a_section(analysis):

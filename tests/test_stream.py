@@ -14,6 +14,7 @@ import pytest
 
 from music import chord_music, write
 from rt_mer.audio import AudioError, FileSource, StdinSource, demo_path
+from rt_mer.dsp.frontend import FRAME_HOP, FRAMES_PER_SECOND, WINDOW_FRAMES
 from rt_mer.engines import open_engine
 from rt_mer.stream.loop import AnalysisLoop, LoopOptions
 from rt_mer.stream.offline import analyze_file
@@ -146,7 +147,7 @@ def test_windows_due_milliseconds_apart_share_one_inference():
     from rt_mer.bench import SyntheticSource
     from rt_mer.stream.loop import BATCH_WAIT_SECONDS
     audio = read_audio(demo_path())[:, None]
-    window, step, hops = 8 * 16000, 8000, 12
+    window, step, hops = WINDOW_FRAMES * FRAME_HOP, 8000, 12
     sources = [SyntheticSource(name, 30.0) for name in ("a", "b")]
     messages = []
     loop = AnalysisLoop(sources, open_engine("onnxruntime", threads=1), [messages.append], LoopOptions(hop=0.5))
@@ -173,7 +174,7 @@ def test_windows_due_milliseconds_apart_share_one_inference():
     close = [hop for hop, gap in enumerate(gaps) if gap < BATCH_WAIT_SECONDS]
     assert close, f"no hop was written within {BATCH_WAIT_SECONDS * 1000:g} ms: gaps {gaps}"
     for hop in close:
-        pair = [m for m in emotions if m.t == pytest.approx(8 + 0.5 * hop)]
+        pair = [m for m in emotions if m.t == pytest.approx(WINDOW_FRAMES / FRAMES_PER_SECOND + 0.5 * hop)]
         assert [m.batch for m in pair] == [2, 2], (hop, gaps[hop], pair)
 
 

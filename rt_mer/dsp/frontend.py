@@ -24,8 +24,8 @@ N_OCTAVES = 7
 N_BINS = 12 * BINS_PER_SEMITONE * N_OCTAVES      # 252, A1 .. G#8 (~7 kHz)
 HARMONICS = (1, 2, 3, 4, 5, 6)
 FLOOR_DB = -160.0               # far below any window's 60 dB range: gain changes never reach it
-WINDOW_SECONDS = 8.0
-WINDOW_FRAMES = int(WINDOW_SECONDS * FRAMES_PER_SECOND)   # 128
+WINDOW_SECONDS = 4.0
+WINDOW_FRAMES = int(WINDOW_SECONDS * FRAMES_PER_SECOND)   # 64
 
 _HANN = np.hanning(N_FFT + 1)[:-1].astype(np.float32)     # periodic Hann
 _MAGNITUDE_SCALE = 2.0 / _HANN.sum()    # a full-scale sine's FFT peak is 1

@@ -161,8 +161,10 @@ class HarmonicCNN(nn.Module):
         map [B, C, T/4], timbre map [B, C, T/4] and rhythm [B, C]."""
         reference = level_reference(x)
         descriptors = band_descriptors(normalise_level(x[:, 0], reference))
-        frames = x.shape[3] // HARMONY_POOL
-        pooled = x.reshape(*x.shape[:3], frames, HARMONY_POOL).mean(dim=4)
+        # A pooling layer, not a reshape and a mean: the same numbers, but ONNX
+        # Runtime's mean over a last axis of 2 cost a fifth of the inference.
+        pooled = F.avg_pool2d(x, (1, HARMONY_POOL))
+        frames = pooled.shape[3]
         h = self.harmonic(normalise_level(pooled, reference[:, None]))  # [B, c, 84, T/2]
         batch, c = h.shape[:2]
         octaves = h.reshape(batch, c, N_OCTAVES, 12, frames)
