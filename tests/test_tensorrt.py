@@ -19,7 +19,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from music import chord_music, write
+from music import chord_music, windows_in, write
 from rt_mer.cache import cache_dir
 from rt_mer.engines import EngineError, default_model, open_engine
 from rt_mer.engines.plans import PlanKey, load_or_build, plan_files, plan_key, read_cached_plan, write_plan
@@ -90,7 +90,7 @@ def test_analyze_auto_works_and_prints_its_choice(song, tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stderr.splitlines()[0].startswith("rt-mer: engine onnxruntime")
     assert "(auto: tensorrt not installed" in result.stderr.splitlines()[0]
-    assert len(out.read_text().splitlines()) == 1 + 5          # header, one row per window
+    assert len(out.read_text().splitlines()) == 1 + windows_in(10, 0.5)      # header, one row per window
 
 
 def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):
@@ -339,7 +339,7 @@ def test_auto_and_the_commands_use_the_cached_plan(gpu_cache, song, tmp_path):
                             timeout=600)
     assert result.returncode == 0, result.stderr
     assert result.stderr.splitlines()[0].startswith("rt-mer: engine tensorrt") and "(as asked)" in result.stderr
-    assert len(out.read_text().splitlines()) == 1 + 5
+    assert len(out.read_text().splitlines()) == 1 + windows_in(10, 0.5)
 
 
 @needs_gpu
