@@ -56,7 +56,7 @@ RANGES = {"valence": (-1, 1), "arousal": (-1, 1), "valence_raw": (-1, 1), "arous
           "quadrant": (1, 4), "seq": (0, math.inf)}
 AXES = ("valence", "arousal")          # the explanation's and the drivers' outer keys
 PITCH_CLASSES = 12
-MAX_STEPS = 256                        # explanation time steps: more than any window has (128 frames)
+MAX_STEPS = 256                        # explanation time steps: room for windows far longer than today's 16
 MAX_DRIVERS = 16
 MAX_DRIVER_NAME = 32
 TERM_LIMIT = 1e6                       # |logit term|: encoding clips to it, decoding refuses beyond
