@@ -97,6 +97,19 @@ def test_a_recording_becomes_one_panel_per_stream(recording, tmp_path):
     second = plot.read_trajectories(recording)[1]
     assert second.valence == pytest.approx([m["valence"] for m in emotions])      # the smoothed values
     assert second.time == pytest.approx([m["t"] - WINDOW_SECONDS / 2 for m in emotions])   # window centres
+    assert second.window == WINDOW_SECONDS
+
+
+def test_a_recording_from_another_window_length_is_placed_by_its_own(recording, tmp_path):
+    """The window comes from the recording's status messages, not from the
+    model installed now: an older 8 s recording keeps its times."""
+    older = tmp_path / "older.jsonl"
+    lines = [json.loads(line) for line in recording.read_text().splitlines()]
+    older.write_text("".join(json.dumps({**m, "window_s": 8.0} if m["type"] == "status" else m) + "\n"
+                             for m in lines))
+    emotions = [m for m in lines if m["type"] == "emotion" and m["stream"] == "first"]
+    first = plot.read_trajectories(older)[0]
+    assert first.window == 8.0 and first.time[-1] == pytest.approx(emotions[-1]["t"] - 4.0)
 
 
 def test_black_and_white_cues_and_the_layout_of_a_section(analysis):

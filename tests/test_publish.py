@@ -171,6 +171,10 @@ def test_malformed_input_is_counted_and_skipped(endpoint):
         [b"status.x", json.dumps(good).encode()],                                          # type mismatch
         [b"emotion.x", json.dumps({**good, "seq": -1}).encode()],
         [b"emotion.x", json.dumps({**good, "t": 10 ** 400}).encode()],
+        [b"emotion.x", json.dumps({**good, "mood": "\x1b[2Jcalm"}).encode()],             # a terminal escape
+        [b"emotion.x", json.dumps({**good, "mood": "\ud800x"}).encode()],                 # a lone surrogate
+        [b"emotion.x", json.dumps({**good, "engine": "a\nb"}).encode()],
+        [b"emotion.x", json.dumps({**good, "drivers": {"valence": {"\x07": 1}, "arousal": {"\x07": 1}}}).encode()],
     ]
     assert len(bad[5][1]) < MAX_FRAME_BYTES     # received, then refused by the schema
     with raw_publisher(endpoint) as pub:

@@ -126,21 +126,26 @@ def _reject_constant(name: str) -> float:
 
 def _check_values(message: dict) -> None:
     """Only JSON-representable, finite values anywhere, so that whatever
-    decode returns can be re-serialised as strict JSON (rt-mer listen).
+    decode returns can be re-serialised as strict JSON (rt-mer listen), and
+    only printable strings: an escape sequence would reach the dashboard's
+    terminal, a lone surrogate cannot be encoded again (topics, OSC).
     Iterative: msgpack nests deeper than Python's recursion limit."""
     stack: list[Any] = [message]
     while stack:
         value = stack.pop()
         if isinstance(value, dict):
-            if not all(isinstance(key, str) for key in value):
-                raise MessageError("object keys must be strings")
+            if not all(isinstance(key, str) and key.isprintable() for key in value):
+                raise MessageError("object keys must be printable strings")
             stack.extend(value.values())
         elif isinstance(value, list):
             stack.extend(value)
         elif isinstance(value, float):
             if not math.isfinite(value):
                 raise MessageError("non-finite number in payload")
-        elif value is not None and not isinstance(value, (str, int)):   # bool is an int
+        elif isinstance(value, str):
+            if not value.isprintable():
+                raise MessageError("control character or lone surrogate in a string")
+        elif value is not None and not isinstance(value, int):   # bool is an int
             raise MessageError(f"value of type {type(value).__name__} in payload")
 
 

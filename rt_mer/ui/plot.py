@@ -48,6 +48,7 @@ class Trajectory:
     valence: np.ndarray
     arousal: np.ndarray
     quadrant: np.ndarray
+    window: float                 # seconds, as the data say: a recording may come from another model
 
 
 # ------------------------------------------------------------------ reading
@@ -79,7 +80,7 @@ def from_csv(path: Path, text: str) -> list[Trajectory]:
             start, end, valence, arousal = (number(row, c, float) for c in ("t_start", "t_end", "valence", "arousal"))
             quadrant = number(row, "quadrant", int)
             schema.check_ranges({"type": "CSV", "valence": valence, "arousal": arousal, "quadrant": quadrant})
-            files.setdefault(row["file"], []).append(((start + end) / 2, valence, arousal, quadrant))
+            files.setdefault(row["file"], []).append(((start + end) / 2, valence, arousal, quadrant, end - start))
     except (ValueError, csv.Error) as error:      # schema.MessageError is a ValueError
         raise PlotError(f"{path} line {reader.line_num}: {error}") from None
     if not files:
@@ -106,6 +107,7 @@ def from_jsonl(path: Path, text: str) -> list[Trajectory]:
     per stream in order of name, each checked by the schema as a subscriber
     would. A last line cut off (the recording process was killed) is skipped."""
     streams: dict[str, list[tuple]] = {}
+    windows: dict[str, float] = {}           # from each stream's status messages
     lines = text.split("\n")
     for line_number, line in enumerate(lines, 1):
         if not line.strip():
@@ -116,9 +118,14 @@ def from_jsonl(path: Path, text: str) -> list[Trajectory]:
             if line_number == len(lines):        # no newline after it: the writer never finished it
                 break
             raise PlotError(f"{path} line {line_number}: {error}") from None
-        if message["type"] == "emotion":
-            streams.setdefault(message["stream"], []).append((
-                message["t"] - WINDOW_SECONDS / 2, message["valence"], message["arousal"], message["quadrant"]))
+        stream = message["stream"]
+        if message["type"] == "status" and isinstance(message.get("window_s"), (int, float)) \
+                and 0 < message["window_s"] < schema.MAX_SECONDS:
+            windows[stream] = float(message["window_s"])
+        elif message["type"] == "emotion":
+            window = windows.get(stream, WINDOW_SECONDS)
+            streams.setdefault(stream, []).append((
+                message["t"] - window / 2, message["valence"], message["arousal"], message["quadrant"], window))
     if not streams:
         raise PlotError(f"{path}: no emotion messages (a run records its first after one "
                         f"{WINDOW_SECONDS:g} s window)")
@@ -126,8 +133,9 @@ def from_jsonl(path: Path, text: str) -> list[Trajectory]:
 
 
 def section(title: str, rows: list[tuple]) -> Trajectory:
-    time, valence, arousal, quadrant = (np.array(column) for column in zip(*rows))
-    return Trajectory(title, time, valence, arousal, quadrant.astype(int))
+    """(centre, valence, arousal, quadrant, window) rows as one section."""
+    time, valence, arousal, quadrant, window = (np.array(column) for column in zip(*rows))
+    return Trajectory(title, time, valence, arousal, quadrant.astype(int), float(np.median(window)))
 
 
 # ------------------------------------------------------------------ drawing
@@ -172,7 +180,7 @@ def draw_section(figure, trajectory: Trajectory) -> None:
     figure.suptitle(trajectory.title, fontsize=9, fontweight="bold")
     edges = window_edges(trajectory.time)
     draw_series(series, trajectory, edges)
-    draw_band(band, trajectory.quadrant, edges)
+    draw_band(band, trajectory.quadrant, edges, trajectory.window)
     draw_plane(figure, plane, trajectory)
 
 
@@ -195,7 +203,7 @@ def draw_series(axes, trajectory: Trajectory, edges: np.ndarray) -> None:
     axes.set_ylabel("value", fontsize=7)
 
 
-def draw_band(axes, quadrants: np.ndarray, edges: np.ndarray) -> None:
+def draw_band(axes, quadrants: np.ndarray, edges: np.ndarray, window: float) -> None:
     """The quadrant of each window as coloured, hatched runs."""
     from matplotlib.ticker import FuncFormatter
     changes = np.flatnonzero(np.diff(quadrants)) + 1
@@ -209,7 +217,7 @@ def draw_band(axes, quadrants: np.ndarray, edges: np.ndarray) -> None:
     axes.xaxis.set_major_locator(clock_ticks(edges[0], edges[-1], 8))
     axes.xaxis.set_major_formatter(FuncFormatter(clock))
     axes.tick_params(labelsize=7)
-    axes.set_xlabel(f"time (centre of each {WINDOW_SECONDS:g} s window)", fontsize=7)
+    axes.set_xlabel(f"time (centre of each {window:g} s window)", fontsize=7)
 
 
 def draw_plane(figure, axes, trajectory: Trajectory) -> None:
