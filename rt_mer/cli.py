@@ -415,7 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
         "osc", help="forward every emotion message as OSC over UDP (lighting desks, VJ software)",
         description="Subscribes like `rt-mer listen` and sends each emotion message as OSC to HOST:PORT: "
                     "/rt-mer/<stream>/valence, /arousal (float -1..1), /quadrant (int 1..4), /mood (string), "
-                    "/level (float dBFS), one bundle per message. Runs until Ctrl-C.")
+                    "/level (float dBFS), one bundle per message (--normalize: floats 0..1). Runs until Ctrl-C.")
     osc_parser.add_argument("target", metavar="HOST:PORT", help="the OSC receiver, e.g. 127.0.0.1:9000")
     osc_parser.add_argument("--from", default=DEFAULT_ENDPOINT, metavar="ENDPOINT",
                             help="the rt-mer publisher (default: %(default)s)")

@@ -21,10 +21,10 @@ from importlib import resources
 from pathlib import Path
 
 from ..publish.schema import MAX_MOOD_CHARS
-from .post import quadrant
+from .post import QUADRANT_NAMES, quadrant
 
 DEFAULT_DISTANCE = 0.5
-DEFAULT_QUADRANT_WORDS = ("happy", "tense", "sad", "calm")     # Q1 to Q4, as the README names the quadrants
+DEFAULT_QUADRANT_WORDS = tuple(QUADRANT_NAMES[number] for number in (1, 2, 3, 4))
 
 
 class MoodError(ValueError):

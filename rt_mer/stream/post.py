@@ -4,6 +4,9 @@ of a (valence, arousal) point. Its mood word comes from a vocabulary
 from __future__ import annotations
 
 
+QUADRANT_NAMES = {1: "happy", 2: "tense", 3: "sad", 4: "calm"}     # how the README, dashboard and plots name them
+
+
 def quadrant(valence: float, arousal: float) -> int:
     """1 = +valence +arousal, 2 = -valence +arousal, 3 = -valence -arousal,
     4 = +valence -arousal (Russell's convention; zero counts as positive)."""

@@ -32,6 +32,7 @@ from rich.text import Text
 
 from ..dsp.frontend import FMIN
 from ..publish.schema import AXES, CLIP_DBFS, PITCH_CLASSES, EmotionMessage, Message, StatusMessage, seq_gap
+from ..stream.post import QUADRANT_NAMES
 
 HISTORY_S = 60.0
 HISTORY_MAX = 4096          # hard bound whatever the hop (60 s at 15 ms hops)
@@ -47,8 +48,9 @@ RIGHT_COMPACT, RIGHT_FULL = 36, 39     # the least width right of the plane, the
 COMPACT_ROWS = 5                       # mood, history and level lines in a compact panel
 
 # Russell quadrants: name drawn in the plane's corner, colour, signs.
-QUADRANTS = {1: ("happy", "yellow", "+valence +arousal"), 2: ("tense", "red", "-valence +arousal"),
-             3: ("sad", "blue", "-valence -arousal"), 4: ("calm", "green", "+valence -arousal")}
+QUADRANTS = {number: (QUADRANT_NAMES[number], colour, signs) for number, colour, signs in (
+    (1, "yellow", "+valence +arousal"), (2, "red", "-valence +arousal"),
+    (3, "blue", "-valence -arousal"), (4, "green", "+valence -arousal"))}
 AXIS = "grey42"
 BLOCKS = " ▁▂▃▄▅▆▇█"
 AXIS_COLOURS = {"valence": "cyan", "arousal": "magenta"}

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..dsp.frontend import WINDOW_SECONDS
 from ..publish import schema
+from ..stream.post import QUADRANT_NAMES
 
 FORMATS = (".png", ".svg", ".pdf")
 INSTALL_HINT = "rt-mer plot needs matplotlib: pip install 'rt-mer[plot]'"
@@ -32,8 +33,8 @@ SECTIONS_PER_PAGE = 4
 DPI = 150
 # Russell's quadrants: name, Okabe-Ito colour (colour-blind safe, distinct in
 # grey) and a hatch, so that the band reads without colour.
-QUADRANTS = {1: ("happy", "#F0E442", ""), 2: ("tense", "#D55E00", "xxx"),
-             3: ("sad", "#0072B2", "..."), 4: ("calm", "#009E73", "\\\\\\")}
+QUADRANTS = {number: (QUADRANT_NAMES[number], colour, hatch) for number, colour, hatch in (
+    (1, "#F0E442", ""), (2, "#D55E00", "xxx"), (3, "#0072B2", "..."), (4, "#009E73", "\\\\\\"))}
 
 
 class PlotError(Exception):
