@@ -188,8 +188,14 @@ def decode(payload: bytes, codec: str = "json") -> dict[str, Any]:
     return message
 
 
+def is_number(value: Any, limit: float = 1e308) -> bool:
+    """A number, not a bool, finite and within ±limit (ints of any size
+    compare exactly: no overflow)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) <= limit
+
+
 def _is_term(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) <= TERM_LIMIT
+    return is_number(value, TERM_LIMIT)
 
 
 def _by_axis(message: Mapping[str, Any], name: str) -> dict:

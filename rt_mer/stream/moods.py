@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from ..publish.schema import MAX_MOOD_CHARS
+from ..publish.schema import MAX_MOOD_CHARS, is_number
 from .post import QUADRANT_NAMES, quadrant
 
 DEFAULT_DISTANCE = 0.5
@@ -76,10 +76,6 @@ class MoodVocabulary:
         return cls(points, distance, quadrant_words)
 
 
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _checked_word(word, source: str) -> str:
     """A word fit for a message's mood field: 1 to MAX_MOOD_CHARS printable characters."""
     if not isinstance(word, str) or not word.strip() or not word.isprintable():
@@ -90,13 +86,13 @@ def _checked_word(word, source: str) -> str:
 
 
 def _point(word: str, value, source: str) -> tuple[float, float]:
-    if not (isinstance(value, list) and len(value) == 2 and all(_is_number(x) and -1 <= x <= 1 for x in value)):
+    if not (isinstance(value, list) and len(value) == 2 and all(is_number(x) and -1 <= x <= 1 for x in value)):
         raise MoodError(f"{source}: {word!r} must be [valence, arousal], two numbers in [-1, 1], got {value!r}")
     return float(value[0]), float(value[1])
 
 
 def _distance(value, source: str) -> float:
-    if not (_is_number(value) and value > 0):
+    if not (is_number(value) and value > 0):
         raise MoodError(f"{source}: distance must be a positive number, got {value!r}")
     return float(value)
 

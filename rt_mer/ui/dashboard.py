@@ -31,7 +31,8 @@ from rich.table import Table
 from rich.text import Text
 
 from ..dsp.frontend import FMIN
-from ..publish.schema import AXES, CLIP_DBFS, PITCH_CLASSES, EmotionMessage, Message, StatusMessage, seq_gap
+from ..publish.schema import (AXES, CLIP_DBFS, PITCH_CLASSES, EmotionMessage, Message, StatusMessage, is_number,
+                              seq_gap)
 from ..stream.post import QUADRANT_NAMES
 
 HISTORY_S = 60.0
@@ -167,9 +168,7 @@ def _num(mapping: Any, *keys: str) -> float | None:
 
 
 def _finite(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None
-    return float(value)
+    return float(value) if is_number(value) else None
 
 
 def _fmt(value: float | None, spec: str, unit: str = "") -> str:
@@ -286,7 +285,7 @@ def _meter(db: float | None, width: int) -> Text:
 
 def level(view: StreamView, width: int) -> Text:
     """RMS and peak input level as bars from METER_FLOOR_DBFS to 0 dBFS, and a clip flag."""
-    rms, peak = (v if isinstance(v, (int, float)) and math.isfinite(v) else None for v in view.level)
+    rms, peak = (_finite(v) for v in view.level)
     clipped = (_num(view.status, "clipped") or 0) > 0 or (peak is not None and peak >= CLIP_DBFS)
     bar = max(1, width - 22)
     return Text.assemble("RMS  ", _fmt(rms, "6.1f").rjust(6), " dBFS ", _meter(rms, bar), "\n",
