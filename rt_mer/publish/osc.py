@@ -27,7 +27,7 @@ from typing import IO
 
 from ..app import StopOnSignal     # as `rt-mer run`: each ends it cleanly, exit status 128 + the signal
 from . import schema
-from .sockets import DEFAULT_ENDPOINT, REPORT_SECONDS, PublishError, Subscriber, _report_rejected
+from .sockets import DEFAULT_ENDPOINT, REPORT_SECONDS, PublishError, Subscriber, report_rejected
 
 PREFIX = "/rt-mer"
 OSC_RESERVED = frozenset(" #*,/?[]{}")
@@ -155,7 +155,7 @@ def _report(subscriber: Subscriber, sender: OscSender, errors: IO[str], rejected
         errors.write(f"rt-mer: {sender.failed} OSC send(s) to {sender.target} failed so far "
                      f"(last: {sender.last_failure})\n")
         errors.flush()
-    return _report_rejected(subscriber, errors, rejected), sender.failed
+    return report_rejected(subscriber, errors, rejected), sender.failed
 
 
 def serve(target: str, endpoint: str = DEFAULT_ENDPOINT, bundle: bool = True, normalize: bool = False) -> int:

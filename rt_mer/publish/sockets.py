@@ -321,7 +321,7 @@ def listen(endpoint: str, out: IO[str] | None = None, topics: Iterable[str] = sc
                     min(REPORT_SECONDS, max(0.0, idle_since + timeout_s - time.monotonic()))
                 message = subscriber.receive(int(wait * 1000))
                 if time.monotonic() >= next_report:
-                    reported, next_report = _report_rejected(subscriber, errors, reported), \
+                    reported, next_report = report_rejected(subscriber, errors, reported), \
                         time.monotonic() + REPORT_SECONDS
                 if message is None:
                     if timeout_s is not None and time.monotonic() - idle_since >= timeout_s:
@@ -332,11 +332,11 @@ def listen(endpoint: str, out: IO[str] | None = None, topics: Iterable[str] = sc
                 out.flush()
                 written += 1
         finally:
-            _report_rejected(subscriber, errors, reported)
+            report_rejected(subscriber, errors, reported)
     return written
 
 
-def _report_rejected(subscriber: Subscriber, errors: IO[str], reported: int) -> int:
+def report_rejected(subscriber: Subscriber, errors: IO[str], reported: int) -> int:
     """One line on `errors` if more messages were rejected than `reported`;
     returns the count now reported."""
     if subscriber.rejected > reported:
