@@ -7,40 +7,18 @@ cli.py parses the command line and calls `run`; user errors are raised as
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import threading
 
 from .dsp.frontend import WINDOW_SECONDS
+from .signals import StopOnSignal
 
 EXIT_USER_ERROR = 2
 EXIT_SOME_FAILED = 1
-# Each ends the run cleanly (an "ended" status, a complete recording); the
-# exit status is then 128 + the signal's number, as the shell reports it.
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class UserError(Exception):
     """Ends the command with its message on one line."""
-
-
-class StopOnSignal:
-    """Sets `event` on any of STOP_SIGNALS; `exit_status` is then 128 + the
-    first signal's number (0 while none came). Shared by every command that
-    runs until stopped: run, demo, dash, osc."""
-
-    def __init__(self, event: threading.Event) -> None:
-        self.event, self.signals = event, []
-        for signum in STOP_SIGNALS:
-            signal.signal(signum, self._stop)
-
-    def _stop(self, signum: int, _frame) -> None:
-        self.signals.append(signum)
-        self.event.set()
-
-    @property
-    def exit_status(self) -> int:
-        return 128 + self.signals[0] if self.signals else 0
 
 
 def open_engine_from(args: argparse.Namespace):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from . import app
 from .app import EXIT_SOME_FAILED, EXIT_USER_ERROR, UserError, close_engine, moods_from, open_engine_from
-from .dsp.frontend import FRAMES_PER_SECOND, SAMPLE_RATE, WINDOW_SECONDS
+from .dsp.frontend import FRAMES_PER_SECOND, SAMPLE_RATE, WINDOW_FRAMES, WINDOW_SECONDS
 from .publish import DEFAULT_ENDPOINT
 from .stream.windows import DEFAULT_HOP
 
@@ -43,12 +43,12 @@ def hop_seconds(text: str) -> float:
     leave audio unanalysed); `rounded_hop` later makes it whole frames."""
     from .stream.windows import hop_frames
     value = positive_float(text)
-    if value > WINDOW_SECONDS:
-        raise argparse.ArgumentTypeError(f"hop must be at most the {WINDOW_SECONDS:g} s window, got {text}")
     try:
-        hop_frames(value)
+        frames = hop_frames(value)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+    if frames > WINDOW_FRAMES:
+        raise argparse.ArgumentTypeError(f"hop must be at most the {WINDOW_SECONDS:g} s window, got {text}")
     return value
 
 
@@ -225,22 +225,26 @@ def devices(args: argparse.Namespace) -> int:
 
 def listen(args: argparse.Namespace) -> int:
     import os
+    import threading
 
     from .publish import PublishError, listen as listen_to
+    from .signals import StopOnSignal
+    stop = threading.Event()
+    stopped = StopOnSignal(stop)
     try:
         listen_to(args.endpoint, topics=args.topic or ("emotion", "status"), streams=args.stream, count=args.count,
-                  timeout_s=args.timeout)
+                  timeout_s=args.timeout, stop=stop)
     except PublishError as error:
         fail(str(error))
     except BrokenPipeError:                 # e.g. | head: the reader has gone, which is fine
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    return 0
+    return stopped.exit_status
 
 
 def dash(args: argparse.Namespace) -> int:
     import threading
 
-    from .app import StopOnSignal
+    from .signals import StopOnSignal
     from .publish import PublishError, Subscriber
     from .ui import dash as remote_dashboard
     try:

@@ -104,6 +104,8 @@ def bad_files(folder):
             f"shorter than one {WINDOW_SECONDS:g} s",
         write(folder / "nan.wav", nan, rate, subtype="FLOAT").name: "NaN or infinite samples at 3.0 s",
         write(folder / "inf.wav", np.full(rate * 9, np.inf, np.float32), rate, subtype="FLOAT").name: "NaN",
+        write(folder / "huge.wav", chord_music(10, rate, 1) * 1e30, rate, subtype="FLOAT").name:
+            "times full scale at 0.0 s: not audio",
     }
 
 

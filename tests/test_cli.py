@@ -142,6 +142,10 @@ def test_a_rounded_hop_is_said_and_used(tmp_path, song, blip):
     assert result.returncode == 0 and "rt-mer: hop 0.3 s rounded to 0.3125 s" in result.stderr
     result = rt_mer("analyze", "--quiet", song, "--hop", "0.25")                # exact: nothing to say
     assert result.returncode == 0 and "rounded" not in result.stderr
+    # just over the window, but a whole window once rounded: the rounded hop is what counts
+    over = f"{WINDOW_SECONDS + 0.02:g}"
+    result = rt_mer("analyze", "--quiet", song, "--hop", over)
+    assert result.returncode == 0 and f"hop {over} s rounded to {WINDOW_SECONDS:g} s" in result.stderr, result.stderr
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])

@@ -3,6 +3,8 @@ codecs, a stuck subscriber never blocking the publisher, untrusted input,
 seq gaps, and user errors. Every receive has a timeout, so nothing hangs."""
 import io
 import json
+import select
+import signal
 import socket
 import subprocess
 import sys
@@ -363,6 +365,25 @@ def test_listen_writes_json_lines_and_stops(endpoint):
     assert [m["seq"] for m in messages] == sorted(m["seq"] for m in messages)
     # nobody publishing: the timeout ends it
     assert listen(free_endpoint(), out=out, timeout_s=0.2) == 0
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_listen_stops_cleanly_on_a_signal(endpoint, signum):
+    """As run, dash and osc: what arrived is written, then exit 128 + signal."""
+    with raw_publisher(endpoint) as pub:
+        process = listen_command(endpoint)
+        try:
+            seq, lines = 0, []
+            while not lines:                            # until the subscription is there and one arrived
+                pub.send_multipart([b"emotion.x", json.dumps(emotion("x", seq)).encode()])
+                seq += 1
+                lines = select.select([process.stdout], [], [], 0.05)[0]
+            process.send_signal(signum)
+            out, err = process.communicate(timeout=5)
+        finally:
+            process.kill()
+    assert process.returncode == 128 + signum, err
+    assert out and all(json.loads(line)["stream"] == "x" for line in out.splitlines())
 
 
 @pytest.mark.parametrize("text", [

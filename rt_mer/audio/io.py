@@ -12,6 +12,7 @@ import soundfile
 import soxr
 
 from ..dsp.frontend import SAMPLE_RATE
+from .ring import MAX_SAMPLE
 
 
 # libsndfile notes a RIFF/AIFF chunk cut short as "data : 441000 (should be 220478)"
@@ -123,6 +124,10 @@ def read_blocks(path: str | Path, seconds: float = 10.0) -> Iterator[np.ndarray]
             finite = np.isfinite(block).all(axis=1)
             if not finite.all():
                 raise AudioError(f"{path}: NaN or infinite samples at {(read + int(np.argmin(finite))) / rate:.1f} s")
+            audible = (np.abs(block) <= MAX_SAMPLE).all(axis=1)     # as a live stream, which silences such blocks
+            if not audible.all():
+                raise AudioError(f"{path}: samples beyond {MAX_SAMPLE:g} times full scale at "
+                                 f"{(read + int(np.argmin(audible))) / rate:.1f} s: not audio")
             read += len(block)
             last = damage is not None or len(block) < block_frames
             yield resample(to_mono(block), last=last)

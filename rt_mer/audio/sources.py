@@ -78,6 +78,10 @@ class Source(Protocol):
     def counters(self) -> dict[str, int]: ...
 
 
+def channel_count(channels: int) -> str:
+    return "1 channel" if channels == 1 else f"{channels} channels"
+
+
 class _RingSource:
     """Shared consumer side: a ring, counters, end of stream and errors."""
 
@@ -301,7 +305,7 @@ class FileSource(_ThreadSource):
         self.path, self.realtime, self.loop = Path(path), realtime, loop
         self.can_wait = not realtime
         super().__init__(name or self.path.stem, self._file.samplerate, self._file.channels,
-                         f"{self.path.name}, {self._file.samplerate} Hz, {self._file.channels} channels"
+                         f"{self.path.name}, {self._file.samplerate} Hz, {channel_count(self._file.channels)}"
                          + (", looping" if loop else ""))
         self._truncated = 0
 
@@ -359,7 +363,7 @@ class StdinSource(_ThreadSource):
             raise AudioError(f"unsupported channel count {channels!r} (1 .. 64)")
         if stream is None and sys.stdin is None:
             raise AudioError("--stdin: standard input is closed")
-        super().__init__(name, rate, channels, f"stdin, {fmt}, {rate} Hz, {channels} channels")
+        super().__init__(name, rate, channels, f"stdin, {fmt}, {rate} Hz, {channel_count(channels)}")
         self.fmt, self._stream = fmt, stream if stream is not None else sys.stdin.buffer
         self._fd = _fileno(self._stream)
         self._truncated = 0

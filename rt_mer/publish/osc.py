@@ -25,7 +25,7 @@ import threading
 import time
 from typing import IO
 
-from ..app import StopOnSignal     # as `rt-mer run`: each ends it cleanly, exit status 128 + the signal
+from ..signals import StopOnSignal
 from . import schema
 from .sockets import DEFAULT_ENDPOINT, REPORT_SECONDS, PublishError, Subscriber, report_rejected
 

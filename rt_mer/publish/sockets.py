@@ -19,6 +19,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import sys
+import threading
 import time
 from contextlib import suppress
 from typing import IO, Any, Iterable, Iterator
@@ -29,6 +30,7 @@ from . import schema
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5556"
 REPORT_SECONDS = 1.0             # listen reports rejected messages at most this often
+STOP_POLL_SECONDS = 0.25         # how soon listen notices its stop event
 LINGER_MS = 200                  # close() flushes queued messages briefly, never hangs
 TOPIC_ROOM = 4096                # MAXMSGSIZE headroom over the payload limit, for topic frames
 # A slightly oversize frame is received and rejected by the schema (counted);
@@ -297,28 +299,29 @@ class Subscriber:
 
 def listen(endpoint: str, out: IO[str] | None = None, topics: Iterable[str] = schema.TOPICS,
            streams: Iterable[str] | None = None, codec: str = "auto", count: int | None = None,
-           timeout_s: float | None = None, errors: IO[str] | None = None) -> int:
+           timeout_s: float | None = None, errors: IO[str] | None = None,
+           stop: threading.Event | None = None) -> int:
     """Write each received message as one compact JSON line to `out`
     (default sys.stdout), flushed per line; the engine of ``rt-mer listen``.
 
     Malformed messages are skipped and reported on `errors` (default
     sys.stderr): one line with the count and the last reason, at most every
     REPORT_SECONDS and once more at the end, as the dashboard shows them.
-    Stops after `count` messages, or when none arrives for `timeout_s`
-    seconds (None: run for ever); returns the number of lines written.
-    KeyboardInterrupt and BrokenPipeError propagate after the socket is
-    closed, for the caller to turn into an exit status. Raises PublishError
-    for a bad endpoint or codec.
+    Stops after `count` messages, when none arrives for `timeout_s` seconds
+    (None: run for ever), or within STOP_POLL_SECONDS of `stop` being set;
+    returns the number of lines written. BrokenPipeError propagates after
+    the socket is closed. Raises PublishError for a bad endpoint or codec.
     """
     out = sys.stdout if out is None else out
     errors = sys.stderr if errors is None else errors
+    stop = stop or threading.Event()
     written = reported = 0
     idle_since = next_report = time.monotonic()
     with Subscriber(endpoint, topics=topics, streams=streams, codec=codec) as subscriber:
         try:
-            while count is None or written < count:
-                wait = REPORT_SECONDS if timeout_s is None else \
-                    min(REPORT_SECONDS, max(0.0, idle_since + timeout_s - time.monotonic()))
+            while (count is None or written < count) and not stop.is_set():
+                wait = STOP_POLL_SECONDS if timeout_s is None else \
+                    min(STOP_POLL_SECONDS, max(0.0, idle_since + timeout_s - time.monotonic()))
                 message = subscriber.receive(int(wait * 1000))
                 if time.monotonic() >= next_report:
                     reported, next_report = report_rejected(subscriber, errors, reported), \
