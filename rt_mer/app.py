@@ -138,7 +138,9 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return EXIT_SOME_FAILED
     print(f"rt-mer: stopped; {summary(loop)}", file=sys.stderr)
-    return stopped.exit_status
+    for error in loop.failures:             # each ended its own stream; the others went on
+        print(f"rt-mer: error: {error}", file=sys.stderr)
+    return EXIT_SOME_FAILED if loop.failures else stopped.exit_status
 
 
 def summary(loop) -> str:

@@ -12,7 +12,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from music import chord_music, write
+from music import chord_music, windows_in, write
 from rt_mer.audio import AudioError, FileSource, StdinSource, demo_path
 from rt_mer.dsp.frontend import FRAME_HOP, FRAMES_PER_SECOND, WINDOW_FRAMES
 from rt_mer.engines import open_engine
@@ -194,15 +194,28 @@ class FailingPipe:
         return n
 
 
-def test_a_source_that_fails_after_its_last_audio_fails_the_loop():
-    """The error a source ends with reaches the loop's caller even when it
-    arrives together with the source's last audio (read in one go)."""
-    source = StdinSource(16000, 1, "f32le", stream=FailingPipe(np.zeros(1600, "<f4").tobytes()))
-    source.start()
+def test_a_failing_source_ends_its_own_stream_only():
+    """The error a source ends with is the loop's failure even when it
+    arrives together with the source's last audio (read in one go), and it
+    ends that stream alone: a file analysed beside it goes on to its end."""
+    failing = StdinSource(16000, 1, "f32le", stream=FailingPipe(np.zeros(16000 * 5, "<f4").tobytes()))
+    failing.name = "pipe"
+    failing.start()
     deadline = time.monotonic() + 10
-    while not source._ended:                    # audio and error both in before the loop first reads
+    while not failing._ended:                   # audio and error both in before the loop first reads
         assert time.monotonic() < deadline, "the reader never ended"
         time.sleep(0.01)
-    loop = AnalysisLoop([source], open_engine("onnxruntime", threads=1), [], LoopOptions())
-    with pytest.raises(AudioError, match="read failed"):
-        loop.run()
+    messages = []
+    loop = AnalysisLoop([failing, FileSource(demo_path(), realtime=False)], open_engine("onnxruntime", threads=1),
+                        [messages.append], LoopOptions())
+    loop.run()
+    assert len(loop.failures) == 1 and "read failed" in str(loop.failures[0])
+    pipe = [m for m in messages if m.stream == "pipe"]
+    assert sum(m.type == "emotion" for m in pipe) == windows_in(5, 0.5)       # every window of its 5 s
+    assert pipe[-1].type == "status" and pipe[-1].state == "ended"
+    assert [m.state for m in pipe if m.type == "status"].count("ended") == 1
+    demo = [m for m in messages if m.stream == "demo" and m.type == "emotion"]
+    assert demo and demo[-1].t == pytest.approx(loop.streams[1].analyzer.samples // FRAME_HOP / FRAMES_PER_SECOND,
+                                                abs=0.5)
+
+

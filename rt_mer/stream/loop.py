@@ -69,6 +69,8 @@ class LiveStream:
                            if source.can_wait else None)
         self.emitted = False
         self.drained = False       # the source finished and its last samples went through
+        self.ended = False         # its "ended" status was sent
+        self.error: AudioError | None = None     # what the source failed with, if it did
 
     @property
     def seq(self) -> dict[str, int]:
@@ -83,7 +85,11 @@ class LiveStream:
         the source has finished, flush the resampler once and stop."""
         if self.drained:
             return [], False
-        samples, capture = self.source.read(self.read_limit)
+        try:
+            samples, capture = self.source.read(self.read_limit)
+        except AudioError as error:              # raised once all its audio was read: flush and stop
+            self.error, self.drained = error, True
+            return self.analyzer.push(np.zeros(0, np.float32), last=True), False
         self.drained = self.source.finished      # after the read: it has taken everything
         if not len(samples) and not self.drained:
             return [], False
@@ -92,7 +98,8 @@ class LiveStream:
 
 
 class AnalysisLoop:
-    """Runs until every source has finished or `stop` is set."""
+    """Runs until every source has finished or `stop` is set. A source that
+    fails ends its own stream only; `failures` lists what each failed with."""
 
     def __init__(self, sources: Sequence, engine: Engine, sinks: Sequence[Sink],
                  options: LoopOptions | None = None) -> None:
@@ -138,8 +145,7 @@ class AnalysisLoop:
                 deadline = self._dispatch()
                 if time.monotonic() >= next_status:
                     next_status = time.monotonic() + STATUS_SECONDS
-                    for stream in self.streams:
-                        self._status(stream, "running" if stream.emitted else "warming")
+                    self._statuses()
                 if all(s.drained for s in self.streams) and not self.pending:
                     break
                 if not more:
@@ -151,7 +157,8 @@ class AnalysisLoop:
                 self._infer()                # windows already due are not lost
             finally:
                 for stream in self.streams:
-                    self._status(stream, "ended")
+                    if not stream.ended:
+                        self._status(stream, "ended")
 
     def _drain(self) -> bool:
         """Read every source, copying due windows into the batch; True if a
@@ -201,7 +208,22 @@ class AnalysisLoop:
             stream.analyzer.record_latency(message, time.perf_counter() - publish_started)
             stream.emitted = True
 
+    @property
+    def failures(self) -> list[AudioError]:
+        return [stream.error for stream in self.streams if stream.error is not None]
+
+    def _statuses(self) -> None:
+        """Every stream's periodic status; a stream whose source has
+        finished, and whose last window has gone, says "ended" once."""
+        pending = {id(stream) for stream, _ in self.pending}
+        for stream in self.streams:
+            if stream.drained and id(stream) not in pending and not stream.ended:
+                self._status(stream, "ended")
+            elif not stream.ended:
+                self._status(stream, "running" if stream.emitted else "warming")
+
     def _status(self, stream: LiveStream, state: str) -> None:
+        stream.ended = state == "ended"
         source = stream.source
         self._send(stream.analyzer.status(state, source.counters, source=source.description, rate=source.rate,
                                           channels=source.channels, engine_reason=self.options.engine_reason))
