@@ -32,10 +32,19 @@ SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 RENDER_RATE = 22050
 
 
+TEACHER_VERSION = "MSD_musicnn-v1"       # tools/teacher.py's outputs, under CACHE/teacher/
+TEACHER_PATCH_SECONDS = 187 * 256 / 16000  # musicnn's input patch: 187 frames of 256 samples at 16 kHz
+
+
+def cache_key(path: Path) -> str:
+    """A clip's name in the caches: unique across the corpora's folders."""
+    return f"{path.parent.name}-{path.stem}"
+
+
 def cached_array(kind: str, version: str, path: Path, compute: Callable[[Path], np.ndarray]) -> np.ndarray:
     """`compute(path)`, cached as CACHE/kind/version/<folder>-<stem>.npy:
     bump `version` whenever what `compute` returns changes."""
-    cached = CACHE / kind / version / f"{path.parent.name}-{path.stem}.npy"
+    cached = CACHE / kind / version / f"{cache_key(path)}.npy"
     if not cached.exists():
         cached.parent.mkdir(parents=True, exist_ok=True)
         np.save(cached, compute(path))

@@ -56,6 +56,8 @@ class Recipe:
     recordings: float = 0.45       # share of each batch from the 4Q recordings
     procedural: float = 0.15       # ... from the procedural corpus; EMOPIA has the rest
     procedural_weight: float = 0.5
+    distill: float = 0.0           # weight of the teacher's loss (0: none); see tools/teacher.py
+    teacher_output: str = "penultimate"     # which of the teacher's outputs the network learns to predict
 
 
 # ---------------------------------------------------------------- data
@@ -68,11 +70,14 @@ def features(path: Path) -> np.ndarray:
 
 
 class Clip:
-    """One training clip: its spectrogram and soft targets P(positive)."""
+    """One training clip: its spectrogram, soft targets P(positive), and
+    the teacher's outputs per 3 s patch where tools/teacher.py made them."""
 
     def __init__(self, path: Path, valence: float, arousal: float, quadrant: int | None, artist: str = "") -> None:
         self.path, self.spec = path, features(path)
         self.valence, self.arousal, self.quadrant, self.artist = valence, arousal, quadrant, artist
+        cached = corpus.CACHE / "teacher" / corpus.TEACHER_VERSION / f"{corpus.cache_key(path)}.npz"
+        self.teacher = dict(np.load(cached)) if cached.exists() else {}
 
 
 def labelled_clip(path: Path, quadrant: int, artist: str = "") -> Clip:
@@ -100,13 +105,27 @@ def artist_folds(clips: list[Clip], folds: int = FOLDS) -> list[np.ndarray]:
     return [test for _, test in splitter.split(np.zeros(len(clips)), quadrants, [c.artist for c in clips])]
 
 
-def crop(spec: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def crop(spec: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """A random window of the clip, and the frame it starts at."""
     frames = frontend.WINDOW_FRAMES
     if spec.shape[1] < frames:
         pad = np.full((spec.shape[0], frames - spec.shape[1]), frontend.FLOOR_DB, spec.dtype)
-        return np.concatenate([pad, spec], axis=1)
+        return np.concatenate([pad, spec], axis=1), 0
     start = rng.integers(0, spec.shape[1] - frames + 1)
-    return spec[:, start:start + frames]
+    return spec[:, start:start + frames], int(start)
+
+
+def teacher_target(clip: Clip, output: str, start: int) -> np.ndarray | None:
+    """The teacher's `output` for a window starting at frame `start`: the
+    mean over its patches centred in the window (else the nearest one)."""
+    if output not in clip.teacher:
+        return None
+    patches = clip.teacher[output].astype(np.float32)
+    centres = (np.arange(len(patches)) + 0.5) * corpus.TEACHER_PATCH_SECONDS * frontend.FRAMES_PER_SECOND - start
+    inside = (centres >= 0) & (centres < frontend.WINDOW_FRAMES)
+    if not inside.any():
+        inside = np.abs(centres - frontend.WINDOW_FRAMES / 2) == np.abs(centres - frontend.WINDOW_FRAMES / 2).min()
+    return patches[inside].mean(axis=0)
 
 
 # ----------------------------------------------------------- augmentation
@@ -191,9 +210,37 @@ def stack(spec: torch.Tensor) -> torch.Tensor:
 # ------------------------------------------------------------ training
 
 def loss_on(network: HarmonicCNN, clips: list[Clip], rng: np.random.Generator,
-            generator: torch.Generator, procedural_weight: float) -> torch.Tensor:
-    specs = torch.from_numpy(np.stack([crop(clip.spec, rng) for clip in clips]).astype(np.float32))
+            generator: torch.Generator, recipe: Recipe, student: Student | None = None) -> torch.Tensor:
+    windows, starts = zip(*(crop(clip.spec, rng) for clip in clips))
+    specs = torch.from_numpy(np.stack(windows).astype(np.float32))
     outputs = network(stack(augment(specs, generator)))
+    loss = emotion_loss(outputs, clips, recipe.procedural_weight)
+    if student is not None:
+        loss = loss + recipe.distill * student.loss(outputs.embedding, clips, starts)
+    return loss
+
+
+class Student:
+    """Distillation, training only: a linear head from the network's
+    embedding to the teacher's output (each unit z-scored over the training
+    clips), learnt by mean squared error, so the branches learn what a
+    tagger trained on a million songs hears."""
+
+    def __init__(self, clips: list[Clip], output: str, width: int) -> None:
+        rows = np.concatenate([clip.teacher[output].astype(np.float32) for clip in clips if output in clip.teacher])
+        self.output, self.mean, self.std = output, rows.mean(axis=0), rows.std(axis=0) + 1e-3
+        self.head = torch.nn.Linear(width, rows.shape[1])
+
+    def loss(self, embedding: torch.Tensor, clips: list[Clip], starts: tuple[int, ...]) -> torch.Tensor:
+        targets = [teacher_target(clip, self.output, start) for clip, start in zip(clips, starts)]
+        taught = [i for i, target in enumerate(targets) if target is not None]
+        if not taught:
+            return embedding.sum() * 0.0
+        wanted = torch.from_numpy((np.stack([targets[i] for i in taught]) - self.mean) / self.std)
+        return F.mse_loss(self.head(embedding[taught]), wanted)
+
+
+def emotion_loss(outputs, clips: list[Clip], procedural_weight: float) -> torch.Tensor:
     logits, quadrant_logits = outputs.logits, outputs.quadrant_logits
     targets = torch.tensor([[c.valence, c.arousal] for c in clips])
     labelled = torch.tensor([c.quadrant is not None for c in clips])
@@ -238,7 +285,10 @@ def train(recordings: list[Clip], emopia: list[Clip], extra: list[Clip], recipe:
     network = HarmonicCNN()
     average = torch.optim.swa_utils.AveragedModel(
         network, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(0.995), use_buffers=True)
-    optimiser = torch.optim.AdamW(network.parameters(), lr=3e-3, weight_decay=1e-3)
+    student = (Student(recordings + emopia + extra, recipe.teacher_output, network.quadrant.in_features)
+               if recipe.distill else None)
+    parameters = list(network.parameters()) + (list(student.head.parameters()) if student else [])
+    optimiser = torch.optim.AdamW(parameters, lr=3e-3, weight_decay=1e-3)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=3e-3, total_steps=recipe.steps, pct_start=0.1)
     emopia_share = 1.0 - recipe.recordings - recipe.procedural
     sample = Sampler([(recordings, recipe.recordings), (emopia, emopia_share), (extra, recipe.procedural)],
@@ -246,7 +296,7 @@ def train(recordings: list[Clip], emopia: list[Clip], extra: list[Clip], recipe:
     started = time.time()
     for step in range(1, recipe.steps + 1):
         network.train()
-        loss = loss_on(network, sample(), rng, generator, recipe.procedural_weight)
+        loss = loss_on(network, sample(), rng, generator, recipe, student)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
@@ -264,7 +314,7 @@ def clip_logits(network: torch.nn.Module, clip: Clip) -> np.ndarray:
     """Mean (valence, arousal) logits over a clip's windows, one a second."""
     spec = clip.spec.astype(np.float32)
     if spec.shape[1] < frontend.WINDOW_FRAMES:
-        spec = crop(spec, np.random.default_rng(0))
+        spec, _ = crop(spec, np.random.default_rng(0))
     starts = range(0, spec.shape[1] - frontend.WINDOW_FRAMES + 1, VALIDATION_HOP_FRAMES)
     windows = torch.from_numpy(np.stack([spec[:, s:s + frontend.WINDOW_FRAMES] for s in starts]))
     return network(stack(windows)).logits.mean(dim=0).numpy()
@@ -394,6 +444,9 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2, help="cross-validation runs at once, one thread each")
     parser.add_argument("--steps", type=int, default=Recipe.steps)
     parser.add_argument("--batch", type=int, default=Recipe.batch)
+    parser.add_argument("--distill", type=float, default=Recipe.distill,
+                        help="weight of the teacher's loss (needs bash tools/teacher.sh first; 0: none)")
+    parser.add_argument("--teacher-output", choices=["penultimate", "tags"], default=Recipe.teacher_output)
     parser.add_argument("--procedural", type=int, default=400, help="procedural clips (0: none)")
     parser.add_argument("--limit", type=int, default=None, help="clips per corpus (smoke tests)")
     parser.add_argument("--no-baseline", action="store_true")
@@ -405,7 +458,7 @@ def main() -> None:
         export_saved(args.out)
         print(f"wrote {args.out}", flush=True)
         return
-    recipe = Recipe(steps=args.steps, batch=args.batch)
+    recipe = Recipe(steps=args.steps, batch=args.batch, distill=args.distill, teacher_output=args.teacher_output)
     random.seed(args.seed)
     # Summation order, hence the weights after thousands of steps, depends on
     # the thread count: one thread gives the same model whatever the cores.

@@ -112,6 +112,7 @@ class Outputs(NamedTuple):
     drivers: torch.Tensor          # [B, 2, 5]: (valence, arousal) x branch, logit terms
     logits: torch.Tensor           # [B, 2]: drivers.sum(-1) + bias
     quadrant_logits: torch.Tensor  # [B, 4], for training
+    embedding: torch.Tensor        # [B, 216]: every branch pooled, what the heads read (training: distillation)
 
 
 class HarmonicCNN(nn.Module):
@@ -195,7 +196,8 @@ class HarmonicCNN(nn.Module):
         drivers = torch.stack([terms[name] for name in DRIVERS], dim=2)
         logits = drivers.sum(dim=2) + self.emotion_temporal.bias
         emotion = 2.0 * torch.sigmoid(logits) - 1.0
-        return Outputs(emotion[:, 0], emotion[:, 1], interval_map + key_terms, drivers, logits, quadrant_logits)
+        return Outputs(emotion[:, 0], emotion[:, 1], interval_map + key_terms, drivers, logits, quadrant_logits,
+                       pooled)
 
 
 class ExportWrapper(nn.Module):
