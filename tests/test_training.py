@@ -42,3 +42,50 @@ def test_training_smoke(tmp_path):
     engine = open_engine(model=out)
     prediction = engine.infer(np.full((2, *WINDOW_SHAPE), -40.0, np.float32))
     assert prediction.valence.shape == (2,) and np.all(np.abs(prediction.valence) <= 1)
+
+
+def taught_clip(patches: np.ndarray):
+    """A clip as train.py holds it, with the teacher's outputs but no audio."""
+    import train
+    clip = train.Clip.__new__(train.Clip)
+    clip.spec = np.zeros((252, 480), np.float16)
+    clip.valence = clip.arousal = 1.0
+    clip.quadrant, clip.teacher = 0, {"penultimate": patches.astype(np.float16)}
+    return clip
+
+
+def test_teacher_targets_follow_the_window():
+    """A window's target is the mean of the teacher's 3 s patches centred in
+    it (patch k is centred at (k + 0.5) * 2.992 s), else the nearest one."""
+    pytest.importorskip("torch")
+    import train
+    patches = np.arange(10, dtype=np.float32)[:, None] * np.ones((1, 4), np.float32)   # patch k is all k
+    clip = taught_clip(patches)
+    fps = train.frontend.FRAMES_PER_SECOND
+    assert train.teacher_target(clip, "penultimate", 0)[0] == 0             # 0..4 s holds the centre at 1.5 s
+    assert train.teacher_target(clip, "penultimate", int(3 * fps))[0] == 1  # 3..7 s holds 4.5 s
+    assert train.teacher_target(clip, "penultimate", int(1.0 * fps))[0] == 0.5   # 1..5 s: 1.5 s and 4.5 s
+    assert train.teacher_target(clip, "tags", 0) is None                     # not taught: no target
+
+
+def test_the_student_learns_the_teacher():
+    """The distillation loss falls as the head learns to map embeddings to
+    the teacher's (z-scored) outputs; untaught clips add nothing."""
+    torch = pytest.importorskip("torch")
+    import train
+    rng = np.random.default_rng(0)
+    clips = [taught_clip(rng.normal(size=(10, 8)) * 5 + 3) for _ in range(6)]
+    student = train.Student(clips, "penultimate", width=16)
+    embedding = torch.randn(6, 16)
+    starts = (0,) * 6
+    optimiser = torch.optim.Adam(student.head.parameters(), lr=0.05)
+    first = student.loss(embedding, clips, starts).item()
+    for _ in range(200):
+        loss = student.loss(embedding, clips, starts)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    assert loss.item() < 0.1 * first
+    untaught = taught_clip(np.zeros((10, 8)))
+    untaught.teacher = {}
+    assert student.loss(embedding[:1], [untaught], (0,)).item() == 0.0
