@@ -397,17 +397,25 @@ def summarise(runs: list[dict]) -> dict:
 
 
 def baseline_on_folds() -> dict:
-    """The handcrafted-descriptor baseline on the same artist folds."""
+    """The handcrafted-descriptor baseline on the same artist folds, and, where
+    tools/teacher.py has run, the same classifiers on the pretrained tagger's
+    embedding (musicnn's penultimate layer, mean over the clip): the linear
+    probe the network should beat."""
     from baseline import baseline_predictions, descriptor_matrix
     recordings, folds = CORPORA["recordings"], CORPORA["folds"]
-    x, y = descriptor_matrix([clip.path for clip in recordings]), labelled_quadrants(recordings)
+    y = labelled_quadrants(recordings)
+    inputs = {"": descriptor_matrix([clip.path for clip in recordings])}
+    if all("penultimate" in clip.teacher for clip in recordings):
+        inputs["musicnn_"] = np.stack([clip.teacher["penultimate"].astype(np.float32).mean(axis=0)
+                                       for clip in recordings])
     predicted: dict[str, np.ndarray] = {}
     report: dict = {"folds": []}
-    for fold, held_out in enumerate(folds):
-        training = np.setdiff1d(np.arange(len(recordings)), held_out)
-        for name, guess in baseline_predictions(x[training], y[training], x[held_out]).items():
-            predicted.setdefault(name, np.zeros(len(recordings), int))[held_out] = guess
-            report["folds"].append({"fold": fold, "classifier": name, **scores(guess, y[held_out])})
+    for prefix, x in inputs.items():
+        for fold, held_out in enumerate(folds):
+            training = np.setdiff1d(np.arange(len(recordings)), held_out)
+            for name, guess in baseline_predictions(x[training], y[training], x[held_out]).items():
+                predicted.setdefault(prefix + name, np.zeros(len(recordings), int))[held_out] = guess
+                report["folds"].append({"fold": fold, "classifier": prefix + name, **scores(guess, y[held_out])})
     report["total"] = {name: scores(guess, y) for name, guess in predicted.items()}
     print("baseline", json.dumps(report["total"]), flush=True)
     return report
