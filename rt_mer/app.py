@@ -133,13 +133,13 @@ def run(args: argparse.Namespace) -> int:
             recorder.close()
         publisher.close()
         close_engine(engine)
+    for error in loop.failures:             # each ended its own stream; the others went on
+        print(f"rt-mer: error: {error}", file=sys.stderr)
     if recorder and recorder.error:
         print(f"rt-mer: error: {args.record}: cannot write ({recorder.error.strerror or recorder.error})",
               file=sys.stderr)
         return EXIT_SOME_FAILED
     print(f"rt-mer: stopped; {summary(loop)}", file=sys.stderr)
-    for error in loop.failures:             # each ended its own stream; the others went on
-        print(f"rt-mer: error: {error}", file=sys.stderr)
     return EXIT_SOME_FAILED if loop.failures else stopped.exit_status
 
 
