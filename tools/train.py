@@ -477,6 +477,13 @@ def main() -> None:
     CORPORA["folds"] = artist_folds(CORPORA["recordings"])
     print(", ".join(f"{name} {len(clips)}" for name, clips in CORPORA.items()), "clips", flush=True)
     report: dict = {"seed": args.seed, "recipe": recipe.__dict__, "procedural_clips": len(CORPORA["procedural"])}
+    if recipe.distill:
+        training = CORPORA["recordings"] + CORPORA["emopia"] + CORPORA["procedural"]
+        report["taught_clips"] = sum(recipe.teacher_output in clip.teacher for clip in training)
+        if not report["taught_clips"]:
+            sys.exit(f"--distill needs the teacher's outputs in {corpus.CACHE / 'teacher'}: run bash tools/teacher.sh")
+        print(f"distilling the teacher's {recipe.teacher_output} on {report['taught_clips']} of {len(training)} "
+              "training clips (the others have no teacher outputs yet)", flush=True)
     if not args.no_baseline:
         report["baseline"] = baseline_on_folds()
     if not args.no_cv:
