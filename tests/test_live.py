@@ -268,17 +268,16 @@ def test_capture_through_portaudio_matches_offline_analysis(virtual_audio, tmp_p
     import soxr
     from rt_mer.audio import demo_path
     audio, rate = soundfile.read(demo_path(), dtype="float32")
-    music = tmp_path / "music.wav"
     # the demo's first 20 s at the sink's own rate, so PulseAudio passes it through unchanged
-    soundfile.write(music, soxr.resample(audio[:rate * 20], rate, 48000), 48000, subtype="FLOAT")
+    samples = soxr.resample(audio[:rate * 20], rate, 48000)
     # The capture starts anywhere within a 1/16 s frame: analyse the music
-    # offline at four sub-frame delays too, so alignment is to 1/64 s.
-    delayed = []
-    for quarter in range(4):
-        path = tmp_path / f"music-{quarter}.wav"
-        soundfile.write(path, np.concatenate([np.zeros(quarter * 750, np.float32), soundfile.read(music)[0]]),
-                        48000, subtype="FLOAT")
-        delayed.append(analyze_file(path, hop=1 / 16))
+    # offline at four sub-frame delays (the first is what is played), so
+    # alignment is to 1/64 s.
+    delays = [tmp_path / f"music-{quarter}.wav" for quarter in range(4)]
+    for quarter, path in enumerate(delays):
+        soundfile.write(path, np.concatenate([np.zeros(quarter * 750, np.float32), samples]), 48000, subtype="FLOAT")
+    music = delays[0]
+    delayed = [analyze_file(path, hop=1 / 16) for path in delays]
     endpoint = free_endpoint()
     subscriber = zmq.Context.instance().socket(zmq.SUB)
     subscriber.setsockopt(zmq.SUBSCRIBE, b"")

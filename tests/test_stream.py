@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from music import chord_music, windows_in, write
-from rt_mer.audio import AudioError, FileSource, StdinSource, demo_path
+from rt_mer.audio import FileSource, StdinSource, demo_path
 from rt_mer.dsp.frontend import FRAME_HOP, FRAMES_PER_SECOND, WINDOW_FRAMES
 from rt_mer.engines import open_engine
 from rt_mer.stream.loop import AnalysisLoop, LoopOptions

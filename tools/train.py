@@ -77,7 +77,10 @@ class Clip:
         self.path, self.spec = path, features(path)
         self.valence, self.arousal, self.quadrant, self.artist = valence, arousal, quadrant, artist
         cached = corpus.CACHE / "teacher" / corpus.TEACHER_VERSION / f"{corpus.cache_key(path)}.npz"
-        self.teacher = dict(np.load(cached)) if cached.exists() else {}
+        self.teacher = {}
+        if cached.exists():
+            with np.load(cached) as outputs:
+                self.teacher = dict(outputs)
 
 
 def labelled_clip(path: Path, quadrant: int, artist: str = "") -> Clip:
@@ -124,7 +127,8 @@ def teacher_target(clip: Clip, output: str, start: int) -> np.ndarray | None:
     centres = (np.arange(len(patches)) + 0.5) * corpus.TEACHER_PATCH_SECONDS * frontend.FRAMES_PER_SECOND - start
     inside = (centres >= 0) & (centres < frontend.WINDOW_FRAMES)
     if not inside.any():
-        inside = np.abs(centres - frontend.WINDOW_FRAMES / 2) == np.abs(centres - frontend.WINDOW_FRAMES / 2).min()
+        distance = np.abs(centres - frontend.WINDOW_FRAMES / 2)
+        inside = distance == distance.min()
     return patches[inside].mean(axis=0)
 
 

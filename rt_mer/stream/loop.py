@@ -216,10 +216,10 @@ class AnalysisLoop:
         """Every stream's periodic status; a stream whose source has
         finished, and whose last window has gone, says "ended" once."""
         pending = {id(stream) for stream, _ in self.pending}
-        for stream in self.streams:
-            if stream.drained and id(stream) not in pending and not stream.ended:
+        for stream in (s for s in self.streams if not s.ended):
+            if stream.drained and id(stream) not in pending:
                 self._status(stream, "ended")
-            elif not stream.ended:
+            else:
                 self._status(stream, "running" if stream.emitted else "warming")
 
     def _status(self, stream: LiveStream, state: str) -> None:
