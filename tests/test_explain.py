@@ -2,7 +2,6 @@
 run, and the dashboard's "what drives it" panel: what it draws from a
 message, the same in process and remote, and in a real terminal under tmux
 from `rt-mer demo --explain` and from `rt-mer dash` on a live publisher."""
-import json
 import os
 import shlex
 import shutil

@@ -31,8 +31,8 @@ from rich.table import Table
 from rich.text import Text
 
 from ..dsp.frontend import FMIN
-from ..publish.schema import (AXES, CLIP_DBFS, PITCH_CLASSES, EmotionMessage, Message, StatusMessage, is_number,
-                              seq_gap)
+from ..publish.schema import (AXES, CLIP_DBFS, PITCH_CLASSES, EmotionMessage, Message, MessageError, StatusMessage,
+                              check_explanation, is_number, seq_gap)
 from ..stream.post import QUADRANT_NAMES
 
 HISTORY_S = 60.0
@@ -316,32 +316,30 @@ def status(view: StreamView, compact: bool = False) -> Text:
     return Text.assemble(first, "\n", counters, no_wrap=True, overflow="ellipsis")
 
 
-def _drivers(view: StreamView) -> list[tuple[str, float, float]] | None:
-    """(name, valence term, arousal term) of each driver the message
-    carries, in its order; None without them (or malformed, in process)."""
-    drivers = view.emotion.get("drivers")
-    if not isinstance(drivers, dict) or not isinstance(drivers.get("valence"), dict):
+def _explanation_parts(view: StreamView) -> tuple[dict | None, dict | None]:
+    """The message's drivers and explanation, both None unless they have
+    their schema shapes (messages made in process skip the decoder's check)."""
+    try:
+        check_explanation(view.emotion)
+    except MessageError:
+        return None, None
+    return view.emotion.get("drivers"), view.emotion.get("explanation")
+
+
+def _drivers(drivers: dict | None) -> list[tuple[str, float, float]] | None:
+    """(name, valence term, arousal term) of each driver, in its order."""
+    if not drivers:
         return None
-    rows = [(str(name), _num(drivers, "valence", name), _num(drivers, "arousal", name))
-            for name in drivers["valence"]]
-    return [row for row in rows if None not in row] or None
+    return [(str(name), float(term), float(drivers["arousal"][name])) for name, term in drivers["valence"].items()]
 
 
-def _shares(view: StreamView) -> dict[str, list[float]] | None:
+def _shares(explanation: dict | None) -> dict[str, list[float]] | None:
     """Each pitch class's share of the valence and arousal harmony terms
     over the window (the map's mean over time, / 12: the shares add up to
-    the harmony and key bars); None without an explanation."""
-    explanation = view.emotion.get("explanation")
-    shares = {}
-    for axis in AXES:
-        rows = explanation.get(axis) if isinstance(explanation, dict) else None
-        if not isinstance(rows, list) or len(rows) != PITCH_CLASSES:
-            return None
-        values = [[_finite(x) for x in row] if isinstance(row, list) else [] for row in rows]
-        if not all(row and None not in row for row in values):
-            return None
-        shares[axis] = [sum(row) / len(row) / PITCH_CLASSES for row in values]
-    return shares
+    the harmony and key bars)."""
+    if not explanation:
+        return None
+    return {axis: [sum(row) / len(row) / PITCH_CLASSES for row in explanation[axis]] for axis in AXES}
 
 
 def signed_bar(value: float, style: str) -> Text:
@@ -375,7 +373,8 @@ def explanation(view: StreamView) -> Text | None:
     driver's term of the valence and arousal logits as signed bars, then
     the heat strip of each pitch class's share. None when the message has
     neither (no --explain)."""
-    drivers, shares = _drivers(view), _shares(view)
+    terms, explained = _explanation_parts(view)
+    drivers, shares = _drivers(terms), _shares(explained)
     if drivers is None and shares is None:
         return None
     lines = []
