@@ -18,16 +18,29 @@ sys.path.insert(0, str(ROOT / "tools"))
 from corpus import EMOPIA, FOURQ  # noqa: E402
 
 
-@pytest.mark.skipif(not Path("/usr/share/sounds/sf2/FluidR3_GM.sf2").exists(), reason="fluid-soundfont-gm missing")
-@pytest.mark.skipif(not (EMOPIA / "train.csv").exists() or not (FOURQ / "labels.csv").exists(),
-                    reason=f"training data not found at {EMOPIA} and {FOURQ} (set RT_MER_EMOPIA and RT_MER_4Q)")
-def test_training_smoke(tmp_path):
+needs_data = pytest.mark.skipif(
+    not Path("/usr/share/sounds/sf2/FluidR3_GM.sf2").exists() or not (EMOPIA / "train.csv").exists()
+    or not (FOURQ / "labels.csv").exists(),
+    reason=f"fluid-soundfont-gm or the training data ({EMOPIA}, {FOURQ}; set RT_MER_EMOPIA and RT_MER_4Q) missing")
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """One cache of renders and features for the module's training runs."""
+    return tmp_path_factory.mktemp("cache")
+
+
+def train_py(cache: Path, *args: str) -> subprocess.CompletedProcess:
     pytest.importorskip("torch")
+    return subprocess.run([sys.executable, str(ROOT / "tools" / "train.py"), "--limit", "20", "--procedural", "4",
+                           "--steps", "3", "--batch", "6", *args], capture_output=True, text=True,
+                          env={**os.environ, "RT_MER_CACHE": str(cache)}, timeout=600)
+
+
+@needs_data
+def test_training_smoke(tmp_path, cache):
     out = tmp_path / "model.onnx"
-    env = {**os.environ, "RT_MER_CACHE": str(tmp_path / "cache")}
-    result = subprocess.run([sys.executable, str(ROOT / "tools" / "train.py"), "--limit", "20", "--procedural", "4",
-                             "--steps", "3", "--batch", "6", "--cv-seeds", "0", "--jobs", "1", "--out", str(out)],
-                            capture_output=True, text=True, env=env, timeout=600)
+    result = train_py(cache, "--distill", "0", "--cv-seeds", "0", "--jobs", "1", "--out", str(out))
     assert result.returncode == 0, result.stderr[-2000:]
     assert "step 3/3" in result.stdout
     report = json.loads(out.with_suffix(".json").read_text())
@@ -42,6 +55,25 @@ def test_training_smoke(tmp_path):
     engine = open_engine(model=out)
     prediction = engine.infer(np.full((2, *WINDOW_SHAPE), -40.0, np.float32))
     assert prediction.valence.shape == (2,) and np.all(np.abs(prediction.valence) <= 1)
+
+
+@needs_data
+def test_distillation_needs_the_teachers_outputs_and_uses_them(tmp_path, cache):
+    out = tmp_path / "model.onnx"
+    untaught = train_py(cache, "--distill", "1", "--no-cv", "--no-baseline", "--out", str(out))
+    assert untaught.returncode != 0 and "run bash tools/teacher.sh" in untaught.stderr.strip().splitlines()[-1]
+    assert not out.exists()
+    import corpus
+    folder = cache / "teacher" / corpus.TEACHER_VERSION        # what tools/teacher.py writes, made up
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for path in [path for path, _, _ in corpus.fourq_clips()] + sorted(cache.glob("**/*.flac")):
+        np.savez(folder / f"{corpus.cache_key(path)}.npz", penultimate=rng.normal(size=(10, 200)).astype(np.float16))
+    taught = train_py(cache, "--distill", "1", "--no-cv", "--no-baseline", "--out", str(out))
+    assert taught.returncode == 0, taught.stderr[-2000:]
+    assert "distilling the teacher's penultimate on 44 of 44 training clips" in taught.stdout
+    assert json.loads(out.with_suffix(".json").read_text())["taught_clips"] == 44
+    assert open_engine(model=out).infer(np.zeros((1, *WINDOW_SHAPE), np.float32)).valence.shape == (1,)
 
 
 def taught_clip(patches: np.ndarray):
