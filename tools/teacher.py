@@ -31,6 +31,7 @@ from musicnn import configuration, models  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import corpus  # noqa: E402
+import procedural  # noqa: E402
 
 MODEL = "MSD_musicnn"
 PATCH_FRAMES = 187              # musicnn's 3 s input: librosa.time_to_frames(3, 16000, 256, 512) + 1
@@ -70,11 +71,12 @@ class Teacher:
 
 
 def training_audio() -> list[Path]:
-    """Every clip tools/train.py trains on: 4Q, EMOPIA's renders, the procedural renders."""
+    """Every clip tools/train.py trains on: 4Q, EMOPIA's renders, the
+    procedural renders (each rendered here first if not yet)."""
     paths = [path for path, _, _ in corpus.fourq_clips()]
     for split in ("train", "val"):
         paths += [path for path, _ in corpus.emopia_split(split)]
-    return paths + sorted((corpus.CACHE / "procedural" / "audio").glob("*.flac"))
+    return paths + [path for path, _, _ in procedural.make_corpus(corpus.CACHE / "procedural")]
 
 
 def main() -> None:

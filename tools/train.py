@@ -484,8 +484,9 @@ def main() -> None:
     if recipe.distill:
         training = CORPORA["recordings"] + CORPORA["emopia"] + CORPORA["procedural"]
         report["taught_clips"] = sum(recipe.teacher_output in clip.teacher for clip in training)
-        if not report["taught_clips"]:
-            sys.exit(f"the recipe distils a teacher whose outputs are not in {corpus.CACHE / 'teacher'}: "
+        if report["taught_clips"] < len(training):      # a partial teacher is another recipe
+            sys.exit(f"the recipe distils a teacher whose outputs are in {corpus.CACHE / 'teacher'} for only "
+                     f"{report['taught_clips']} of {len(training)} training clips: "
                      "run bash tools/teacher.sh (or train without it: --distill 0)")
         print(f"distilling the teacher's {recipe.teacher_output} on {report['taught_clips']} of {len(training)} "
               "training clips", flush=True)
