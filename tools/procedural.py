@@ -25,6 +25,7 @@ LEAD = (0, 4, 6, 11, 13, 24, 25, 26, 40, 41, 56, 60, 65, 68, 71, 73, 80, 81)
 HARMONY = (0, 2, 4, 5, 16, 19, 24, 27, 46, 48, 49, 52, 61, 88, 89, 90)
 BASS = (32, 33, 34, 35, 38, 42, 43, 57, 58)
 DRUM_CHANNEL = 9
+CLIPS = 400                                    # the corpus tools/train.py trains on and tools/teacher.py tags
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,7 @@ def write_midi(piece: Piece, path: Path) -> Path:
     return path
 
 
-def make_corpus(folder: Path, count: int = 400, seed: int = 1234) -> list[tuple[Path, float, float]]:
+def make_corpus(folder: Path, count: int = CLIPS, seed: int = 1234) -> list[tuple[Path, float, float]]:
     """Write, render and label `count` clips; returns (audio, valence, arousal)."""
     from corpus import render_all
     rng = random.Random(seed)

@@ -459,7 +459,7 @@ def main() -> None:
     parser.add_argument("--distill", type=float, default=Recipe.distill,
                         help="weight of the teacher's loss (needs bash tools/teacher.sh first; 0: none)")
     parser.add_argument("--teacher-output", choices=["penultimate", "tags"], default=Recipe.teacher_output)
-    parser.add_argument("--procedural", type=int, default=400, help="procedural clips (0: none)")
+    parser.add_argument("--procedural", type=int, default=procedural.CLIPS, help="procedural clips (0: none)")
     parser.add_argument("--limit", type=int, default=None, help="clips per corpus (smoke tests)")
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--out", type=Path, default=ROOT / "engines" / "rt-mer.onnx")
