@@ -50,6 +50,10 @@ def test_training_smoke(tmp_path, cache):
         for corpus_name in ("recordings", "emopia_val"):
             assert set(run[corpus_name]) == {"quadrant", "valence", "arousal"}
             assert all(0.0 <= value <= 1.0 for value in run[corpus_name].values())
+    progress = [json.loads(line) for line in out.with_suffix(".runs.jsonl").read_text().splitlines()]
+    assert sorted(run["fold"] for run in progress) == [0, 1, 2, 3, 4]     # every run kept as it finished
+    assert sum(len(run["recordings_logits"]) for run in progress) == 20   # each clip held out once
+    assert {run["fold"]: run["recordings"] for run in progress} == {run["fold"]: run["recordings"] for run in runs}
     assert set(report["baseline"]["total"]) == {"logistic_regression", "svm"}
     assert report["procedural_clips"] == 4
     engine = open_engine(model=out)

@@ -9,6 +9,8 @@ First, artist-grouped 5-fold cross-validation over the 4Q recordings (no
 artist in two folds; every clip scored once by a model that never heard its
 artist) for each of --cv-seeds, each fold model also scored on the EMOPIA
 validation split, and the handcrafted-descriptor baseline on the same folds.
+Each fold run's scores and held-out logits go to <out>.runs.jsonl as it
+finishes (an interrupted trial keeps them); the report to <out>.json.
 Then the shipped model: the same recipe on all of it, with --seed.
 
 Renders and features are cached under $RT_MER_CACHE (~/.cache/rt-mer).
@@ -22,7 +24,7 @@ import json
 import random
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -361,26 +363,32 @@ def fold_run(task: tuple[int, int, Recipe]) -> dict:
             "emopia": np.stack([clip_logits(network, clip) for clip in CORPORA["emopia_val"]])}
 
 
-def cross_validate(recipe: Recipe, seeds: list[int], jobs: int) -> dict:
+def cross_validate(recipe: Recipe, seeds: list[int], jobs: int, progress: Path) -> dict:
+    """Every fold run of every seed; each run's scores and held-out logits
+    are appended to `progress` (JSON lines) as it finishes, so an
+    interrupted trial keeps the runs it completed."""
     recordings, folds = CORPORA["recordings"], CORPORA["folds"]
     tasks = [(fold, seed, recipe) for seed in seeds for fold in range(len(folds))]
     report: dict = {"runs": []}
-    with ProcessPoolExecutor(jobs) as pool:
-        runs = list(pool.map(fold_run, tasks))
-    for seed in seeds:
-        logits = np.zeros((len(recordings), 2), np.float32)
-        for run in (r for r in runs if r["seed"] == seed):
+    logits = {seed: np.zeros((len(recordings), 2), np.float32) for seed in seeds}
+    with ProcessPoolExecutor(jobs) as pool, progress.open("w") as log:
+        for finished in as_completed([pool.submit(fold_run, task) for task in tasks]):
+            run = finished.result()
             held_out = folds[run["fold"]]
-            logits[held_out] = run["recordings"]
-            entry = {"seed": seed, "fold": run["fold"],
+            logits[run["seed"]][held_out] = run["recordings"]
+            entry = {"seed": run["seed"], "fold": run["fold"],
                      "recordings": scores(predicted_quadrants(run["recordings"]),
                                           labelled_quadrants(recordings)[held_out]),
                      "emopia_val": scores(predicted_quadrants(run["emopia"]),
                                           labelled_quadrants(CORPORA["emopia_val"]))}
             report["runs"].append(entry)
-            print(f"seed {seed} fold {run['fold']}: 4Q {entry['recordings']}  EMOPIA val {entry['emopia_val']}",
+            log.write(json.dumps({**entry, "recordings_logits": run["recordings"].tolist()}) + "\n")
+            log.flush()
+            print(f"seed {run['seed']} fold {run['fold']}: 4Q {entry['recordings']}  EMOPIA val {entry['emopia_val']}",
                   flush=True)
-        report.setdefault("total", {})[seed] = scores(predicted_quadrants(logits), labelled_quadrants(recordings))
+    report["runs"].sort(key=lambda entry: (entry["seed"], entry["fold"]))
+    for seed in seeds:
+        report.setdefault("total", {})[seed] = scores(predicted_quadrants(logits[seed]), labelled_quadrants(recordings))
         print(f"seed {seed} all {len(recordings)} clips: {report['total'][seed]}", flush=True)
     report["summary"] = summarise(report["runs"])
     print("summary", json.dumps(report["summary"]), flush=True)
@@ -493,7 +501,8 @@ def main() -> None:
     if not args.no_baseline:
         report["baseline"] = baseline_on_folds()
     if not args.no_cv:
-        report["cross_validation"] = cross_validate(recipe, args.cv_seeds, args.jobs)
+        report["cross_validation"] = cross_validate(recipe, args.cv_seeds, args.jobs,
+                                                    args.out.with_suffix(".runs.jsonl"))
     if args.cv_only:
         args.out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
         return
