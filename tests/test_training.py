@@ -77,7 +77,7 @@ def test_distillation_needs_the_teachers_outputs_and_uses_them(tmp_path, cache):
         teach(paths)        # none, then the recordings only: either way, not the recipe
         untaught = train_py(cache, "--distill", "1", "--no-cv", "--no-baseline", "--out", str(out))
         last_line = untaught.stderr.strip().splitlines()[-1]
-        assert untaught.returncode != 0 and f"{taught_so_far} training clips: run bash tools/teacher.sh" in last_line
+        assert untaught.returncode != 0 and f"{taught_so_far} training clips: run bash tools/teacher.sh --procedural 4" in last_line
         assert not out.exists()
     teach(sorted(cache.glob("**/*.flac")))
     taught = train_py(cache, "--distill", "1", "--no-cv", "--no-baseline", "--out", str(out))

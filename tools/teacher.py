@@ -1,7 +1,8 @@
 """The teacher's view of every training clip, for distillation (training
 only: nothing of it ships or runs at serving time).
 
-    bash tools/teacher.sh            # makes .venv-teacher, then runs this in it
+    bash tools/teacher.sh                    # makes .venv-teacher, then runs this in it
+    bash tools/teacher.sh --procedural 800   # for train.py --procedural 800
 
 musicnn (Pons and Serra, 2019; ISC licence; its MSD_musicnn weights ship
 inside its PyPI wheel), trained on the Million Song Dataset's 50 most used
@@ -16,6 +17,7 @@ float16 copy overflows on loud records and then gives NaN).
 """
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import time
@@ -70,19 +72,24 @@ class Teacher:
         return {"tags": tags.astype(np.float16), "penultimate": penultimate.astype(np.float16)}
 
 
-def training_audio() -> list[Path]:
+def training_audio(procedural_clips: int) -> list[Path]:
     """Every clip tools/train.py trains on: 4Q, EMOPIA's renders, the
     procedural renders (each rendered here first if not yet)."""
     paths = [path for path, _, _ in corpus.fourq_clips()]
     for split in ("train", "val"):
         paths += [path for path, _ in corpus.emopia_split(split)]
-    return paths + [path for path, _, _ in procedural.make_corpus(corpus.CACHE / "procedural")]
+    return paths + [path for path, _, _ in procedural.make_corpus(corpus.CACHE / "procedural", procedural_clips)]
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--procedural", type=int, default=procedural.CLIPS,
+                        help="procedural clips, as tools/train.py --procedural")
+    args = parser.parse_args()
     folder = corpus.CACHE / "teacher" / corpus.TEACHER_VERSION
     folder.mkdir(parents=True, exist_ok=True)
-    paths = [path for path in training_audio() if not (folder / f"{corpus.cache_key(path)}.npz").exists()]
+    paths = [path for path in training_audio(args.procedural)
+             if not (folder / f"{corpus.cache_key(path)}.npz").exists()]
     print(f"{len(paths)} clips to tag with {MODEL}", flush=True)
     teacher, started = Teacher(), time.time()
     for i, path in enumerate(paths, 1):

@@ -495,7 +495,7 @@ def main() -> None:
         if report["taught_clips"] < len(training):      # a partial teacher is another recipe
             sys.exit(f"the recipe distils a teacher whose outputs are in {corpus.CACHE / 'teacher'} for only "
                      f"{report['taught_clips']} of {len(training)} training clips: "
-                     "run bash tools/teacher.sh (or train without it: --distill 0)")
+                     f"run bash tools/teacher.sh --procedural {args.procedural} (or train without it: --distill 0)")
         print(f"distilling the teacher's {recipe.teacher_output} on {report['taught_clips']} of {len(training)} "
               "training clips", flush=True)
     if not args.no_baseline:
