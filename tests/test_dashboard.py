@@ -180,6 +180,19 @@ def test_rare_counters_show_only_once_they_happen():
     assert "out of range 2" in screen(state) and "truncated 1" in screen(state)
 
 
+@pytest.mark.parametrize("width, height", [(56, 12), (60, 20), (80, 24)])
+def test_a_narrow_terminal_wraps_the_counters_instead_of_hiding_them(width, height):
+    state = scripted(seq_gap=3)
+    state.update(status("mic", 1, out_of_range=2, truncated=1))
+    text = screen(state, width, height)
+    lines = text.splitlines()
+    assert len(lines) == height and lines[-1].startswith("╰") and lines[-1].endswith("╯")
+    for shown in ("out of range 2", "truncated 1", "overflows 3", "dropped 2", "nonfinite 0", "late 1", "missed 3",
+                  "p50 12.3 ms", "p99 25.7 ms"):
+        assert shown in text, (shown, text)
+    assert "…" not in text
+
+
 def test_a_seq_far_ahead_is_a_restart_not_missed_messages():
     state = DashboardState()
     state.update(status("mic", 0))

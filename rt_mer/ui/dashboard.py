@@ -293,27 +293,40 @@ def level(view: StreamView, width: int) -> Text:
                          (" CLIP", "bold reverse red") if clipped else "     ", no_wrap=True)
 
 
-def status(view: StreamView, compact: bool = False) -> Text:
+def packed(items: list[Text], width: int) -> list[Text]:
+    """Items joined by " · ", a new line wherever the next would pass `width`."""
+    lines = [Text()]
+    for item in items:
+        if lines[-1] and len(lines[-1]) + 3 + len(item) > width:
+            lines.append(Text())
+        lines[-1].append(" · " if lines[-1] else "")
+        lines[-1].append_text(item)
+    return lines
+
+
+def status(view: StreamView, width: int, compact: bool = False) -> Text:
     """Engine, window/hop, total latency p50/p99, drop and overrun counters,
-    missed messages; counters above zero in red."""
+    missed messages; counters above zero in red. Lines wrap at `width`
+    between items rather than being cut: a narrow screen must not hide a
+    drop."""
     s = view.status
     engine = s.get("engine") or view.emotion.get("engine") or "--"
     reason = f" ({s['engine_reason']})" if s.get("engine_reason") else ""
-    timing = (f"window {_fmt(_num(s, 'window_s'), 'g', ' s')} / hop {_fmt(_num(s, 'hop_s'), 'g', ' s')}"
-              f" · {'' if compact else 'latency '}p50 {_fmt(_num(s, 'latency_ms', 'p50', 'total'), '.1f', ' ms')}"
-              f" · p99 {_fmt(_num(s, 'latency_ms', 'p99', 'total'), '.1f', ' ms')}")
+    timing = [Text(f"window {_fmt(_num(s, 'window_s'), 'g', ' s')} / hop {_fmt(_num(s, 'hop_s'), 'g', ' s')}"),
+              Text(f"{'' if compact else 'latency '}p50 {_fmt(_num(s, 'latency_ms', 'p50', 'total'), '.1f', ' ms')}"),
+              Text(f"p99 {_fmt(_num(s, 'latency_ms', 'p99', 'total'), '.1f', ' ms')}")]
     # Rare events (a format mix-up, a file that ends before its header says)
-    # are shown only once they happen, and first: a narrow screen cuts the end.
+    # are shown only once they happen, and first.
     rare = [(label, value) for label, value in (("out of range", _num(s, "out_of_range")),
                                                 ("truncated", _num(s, "truncated"))) if value]
-    counters = Text()
-    for label, value in rare + [("overflows", _num(s, "overflows")), ("dropped", _num(s, "dropped_blocks")),
-                                ("nonfinite", _num(s, "nonfinite")), ("late", _num(s, "late_windows")),
-                                ("missed", view.missed)]:
-        counters.append(" · " if counters else "")
-        counters.append(f"{label} {_fmt(value, '.0f')}", "bold red" if value else "")
-    first = f"engine {engine} · {timing}{reason}" if compact else f"engine {engine}{reason}\n{timing}"
-    return Text.assemble(first, "\n", counters, no_wrap=True, overflow="ellipsis")
+    counters = [Text(f"{label} {_fmt(value, '.0f')}", "bold red" if value else "")
+                for label, value in rare + [("overflows", _num(s, "overflows")),
+                                            ("dropped", _num(s, "dropped_blocks")),
+                                            ("nonfinite", _num(s, "nonfinite")), ("late", _num(s, "late_windows")),
+                                            ("missed", view.missed)]]
+    engine_line = Text(f"engine {engine}{reason}")
+    lines = packed([engine_line, *timing], width) if compact else [engine_line, *packed(timing, width)]
+    return Text("\n", no_wrap=True, overflow="ellipsis").join(lines + packed(counters, width))
 
 
 def _explanation_parts(view: StreamView) -> tuple[dict | None, dict | None]:
@@ -418,7 +431,8 @@ def stream_panel(view: StreamView, width: int, height: int, subtitle: str | None
     right_full = max(RIGHT_FULL, EXPLAIN_W + 7) if explain else RIGHT_FULL     # its frame 4, the gap 3
     compact = width < FULL_W + right_full - RIGHT_FULL or height < FULL_H + (explain_h + 2 if explain else 0)
     inner_w, inner_h = width - 4, height - 2
-    body_h = inner_h - (2 if compact else 3)
+    status_lines = status(view, inner_w, compact)
+    body_h = inner_h - len(status_lines.plain.splitlines())
     right_min = right_full if not compact else max(RIGHT_COMPACT, EXPLAIN_W + 2) if explain else RIGHT_COMPACT
     if explain and compact and (body_h < COMPACT_ROWS + 1 + explain_h or inner_w - right_min < 9):
         explain = Text("--explain: enlarge the terminal", style=AXIS, no_wrap=True, overflow="ellipsis")
@@ -444,7 +458,7 @@ def stream_panel(view: StreamView, width: int, height: int, subtitle: str | None
     body.add_column(width=cols + (0 if compact else 2))
     body.add_column(width=right_w)
     body.add_row(left, right)
-    return Panel(Group(body, status(view, compact)), title=_title(view), title_align="left",
+    return Panel(Group(body, status_lines), title=_title(view), title_align="left",
                  subtitle=Text(subtitle) if subtitle else None, subtitle_align="right", height=height, padding=(0, 1))
 
 
