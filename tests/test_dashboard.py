@@ -193,6 +193,16 @@ def test_a_narrow_terminal_wraps_the_counters_instead_of_hiding_them(width, heig
     assert "…" not in text
 
 
+def test_the_meter_shows_each_windows_hop_once_windows_come():
+    state = DashboardState()
+    state.update(status("mic", 0))                     # warming up: the status's second is all there is
+    assert "RMS   -18.2 dBFS" in screen(state)
+    state.update(emotion("mic", 0, 4.0, 0.1, 0.1))
+    assert "RMS   -20.0 dBFS" in screen(state)
+    state.update(status("mic", 1, level_dbfs=-30.0, peak_dbfs=-12.0))   # a second's mean would lag the hops
+    assert "RMS   -20.0 dBFS" in screen(state) and "peak   -4.0 dBFS" in screen(state)
+
+
 def test_a_seq_far_ahead_is_a_restart_not_missed_messages():
     state = DashboardState()
     state.update(status("mic", 0))

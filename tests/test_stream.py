@@ -78,6 +78,25 @@ def test_a_pipe_faster_than_real_time_is_analysed_whole(tmp_path):
     assert [m["seq"] for m in emotions] == list(range(len(emotions)))
 
 
+def test_each_emotion_message_carries_the_level_of_its_own_hop(tmp_path):
+    """10 s of a tone at -9 dBFS RMS, then 10 s at -49, piped at full speed:
+    every window's message reads the level of its own hop, not that of a
+    status period (which, at full speed, spans many seconds of audio)."""
+    rate = 16000
+    tone = np.sin(2 * np.pi * 440 * np.arange(10 * rate) / rate).astype(np.float32)
+    pcm = np.concatenate([0.5 * tone, 0.005 * tone])
+    record = tmp_path / "levels.jsonl"
+    result = subprocess.run([*RUN_STDIN, "--rate", str(rate), "--channels", "1", "--record", str(record)],
+                            input=pcm.astype("<f4").tobytes(), capture_output=True, timeout=120)
+    assert result.returncode == 0, result.stderr.decode()
+    emotions = [m for m in strict_jsonl(record) if m["type"] == "emotion"]
+    loud = [(m["level_dbfs"], m["peak_dbfs"]) for m in emotions if m["t"] <= 9.0]
+    quiet = [(m["level_dbfs"], m["peak_dbfs"]) for m in emotions if m["t"] >= 11.0]
+    assert len(loud) >= 10 and len(quiet) >= 10
+    assert np.allclose(loud, (-9.03, -6.02), atol=0.5), loud
+    assert np.allclose(quiet, (-49.03, -46.02), atol=0.5), quiet
+
+
 def test_soak_minutes_of_demo_faster_than_real_time_keep_memory_flat_and_seq_whole():
     """The demo looping, read as fast as the loop takes it: after warm-up,
     traced memory stays flat while minutes of audio go through, and no

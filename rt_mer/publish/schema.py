@@ -5,16 +5,18 @@ Every message is a ZeroMQ multipart [topic, payload]; topic is
 second). The payload is UTF-8 JSON (default) or msgpack of a flat object:
 
 emotion: v, type="emotion", stream, seq, t, wall, valence, arousal,
-         valence_raw, arousal_raw, quadrant, mood, level_dbfs, peak_dbfs,
-         latency_ms {frontend, inference, post, total}, engine, batch (windows
-         in the inference call this one shared, across streams),
+         valence_raw, arousal_raw, quadrant, mood, level_dbfs, peak_dbfs (the
+         input's RMS and peak since the previous window's end), latency_ms
+         {frontend, inference, post, total}, engine, batch (windows in the
+         inference call this one shared, across streams),
          and with --explain: explanation {valence: [[steps] x 12], arousal: ...}
          (the harmony branches' logit terms per pitch class, 0 = A, and time
          step) and drivers {valence: {harmony, key, register, timbre, rhythm},
          arousal: {...}} (each branch's term of the logit; a newer model may
          name more)
 status:  v, type="status", stream, seq, t, wall, source, rate, channels,
-         engine, engine_reason, window_s, hop_s, level_dbfs, peak_dbfs, clipped
+         engine, engine_reason, window_s, hop_s, level_dbfs, peak_dbfs (since
+         the previous status), clipped
          (reads that clipped since the previous status),
          overflows, dropped_blocks, underruns, nonfinite, out_of_range,
          truncated (a file) or truncated_bytes (stdin), late_windows, state

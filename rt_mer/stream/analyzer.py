@@ -32,6 +32,64 @@ def dbfs(amplitude: float) -> float:
     return 20 * np.log10(max(amplitude, 10 ** (LEVEL_RANGE_DBFS[0] / 20)))
 
 
+class LevelMeter:
+    """RMS, peak and clipped blocks of the samples since the last `read`."""
+
+    def __init__(self) -> None:
+        self.level = (LEVEL_RANGE_DBFS[0], LEVEL_RANGE_DBFS[0])   # rms, peak dBFS at the last read with samples
+        self._reset()
+
+    def _reset(self) -> None:
+        self._peak = self._square_sum = 0.0
+        self._count = self._clipped = 0
+
+    def add(self, samples: np.ndarray) -> None:
+        if len(samples):
+            peak = float(np.abs(samples).max())
+            self._peak = max(self._peak, peak)
+            self._square_sum += float(np.dot(samples.astype(np.float64), samples))
+            self._count += len(samples)
+            self._clipped += int(peak >= CLIP_AMPLITUDE)
+
+    def read(self) -> tuple[tuple[float, float], int]:
+        """(rms, peak) dBFS since the last read (the previous reading when no
+        samples came), and the clipped blocks since then; starts afresh."""
+        if self._count:
+            self.level = (dbfs(np.sqrt(self._square_sum / self._count)), dbfs(self._peak))
+        clipped = self._clipped
+        self._reset()
+        return self.level, clipped
+
+
+class HopLevels:
+    """The input's level between consecutive window ends: samples are
+    metered in pieces cut where each window ends (counted in input
+    samples), so a message carries the level of its own hop however many
+    windows one push completes (a pipe faster than real time, a backlog)."""
+
+    def __init__(self, rate: int, step: int) -> None:
+        self.input_per_frame, self.step = FRAME_HOP * rate / SAMPLE_RATE, step
+        self.next_end, self.metered = WINDOW_FRAMES, 0
+        self.meter = LevelMeter()
+        self.readings: deque[tuple[int, tuple[float, float]]] = deque(maxlen=1024)   # (window end, level)
+
+    def add(self, samples: np.ndarray) -> None:
+        while len(samples):
+            boundary = round(self.next_end * self.input_per_frame)
+            piece, samples = samples[:boundary - self.metered], samples[boundary - self.metered:]
+            self.meter.add(piece)
+            self.metered += len(piece)
+            if self.metered == boundary:
+                self.readings.append((self.next_end, self.meter.read()[0]))
+                self.next_end += self.step
+
+    def at(self, end: int) -> tuple[float, float]:
+        """(rms, peak) dBFS of the hop that ends at frame `end` (else the latest reading)."""
+        while self.readings and self.readings[0][0] < end:
+            self.readings.popleft()
+        return self.readings[0][1] if self.readings and self.readings[0][0] == end else self.meter.level
+
+
 @dataclass(frozen=True)
 class DueWindow:
     """A window ready for the engine: it ends at frame `end` of the stream
@@ -77,9 +135,9 @@ class StreamAnalyzer:
         self.late_windows = 0
         self.frontend_seconds = 0.0           # front-end work since the last emitted window
         self.latency = {stage: deque(maxlen=LATENCY_HISTORY) for stage in STAGES}
-        self._peak = self._square_sum = 0.0
-        self._level_count = self._clipped = 0
-        self.level = (LEVEL_RANGE_DBFS[0], LEVEL_RANGE_DBFS[0])   # rms, peak dBFS of the last status period
+        # An emotion message carries the level of its window's hop, a status
+        # message that of its period.
+        self.hop_levels, self.status_level = HopLevels(rate, self.step), LevelMeter()
 
     # ------------------------------------------------------------ audio in
 
@@ -88,7 +146,8 @@ class StreamAnalyzer:
         Unix time); `last` flushes the resampler at the end of the stream.
         Returns the windows this completes, oldest first."""
         started = time.perf_counter()
-        self._meter(samples)
+        self.hop_levels.add(samples)
+        self.status_level.add(samples)
         resampled = self.resample(samples, last=last)
         self.samples += len(resampled)
         self.history.push(self.spectrogram.push(resampled))
@@ -97,14 +156,6 @@ class StreamAnalyzer:
         due = self._due()
         self.frontend_seconds += time.perf_counter() - started
         return due
-
-    def _meter(self, samples: np.ndarray) -> None:
-        if len(samples):
-            peak = float(np.abs(samples).max())
-            self._peak = max(self._peak, peak)
-            self._square_sum += float(np.dot(samples.astype(np.float64), samples))
-            self._level_count += len(samples)
-            self._clipped += int(peak >= CLIP_AMPLITUDE)
 
     def _due(self) -> list[DueWindow]:
         ends = list(range(self.next_end, self.history.count + 1, self.step))
@@ -137,12 +188,13 @@ class StreamAnalyzer:
         started = time.perf_counter()
         smooth_v = self.smooth[0](valence, self.hop_seconds)
         smooth_a = self.smooth[1](arousal, self.hop_seconds)
+        level, peak = self.hop_levels.at(due.end)
         message = EmotionMessage(
             stream=self.name, seq=self._next_seq("emotion"), t=due.t,
             wall=due.wall if due.wall is not None else time.time(),
             valence=smooth_v, arousal=smooth_a, valence_raw=valence, arousal_raw=arousal,
             quadrant=quadrant(smooth_v, smooth_a), mood=self.moods.word(smooth_v, smooth_a),
-            level_dbfs=self.level[0], peak_dbfs=self.level[1], engine=self.engine, batch=batch,
+            level_dbfs=level, peak_dbfs=peak, engine=self.engine, batch=batch,
             explanation=explanation, drivers=drivers)
         message.latency_ms = {"frontend": self.frontend_seconds * 1000, "inference": inference_seconds * 1000,
                               "post": (time.perf_counter() - started) * 1000}
@@ -161,14 +213,10 @@ class StreamAnalyzer:
         """The next status message: levels since the previous one, late
         windows, latency percentiles, the source's `counters`; `fields`
         fills the rest (source, rate, channels, engine_reason)."""
-        if self._level_count:
-            self.level = (dbfs(np.sqrt(self._square_sum / self._level_count)), dbfs(self._peak))
-        clipped = self._clipped
-        self._peak = self._square_sum = 0.0
-        self._level_count = self._clipped = 0
+        (level, peak), clipped = self.status_level.read()
         return StatusMessage(stream=self.name, seq=self._next_seq("status"), t=self.samples / SAMPLE_RATE,
                              wall=time.time(), state=state, engine=self.engine, window_s=WINDOW_SECONDS,
-                             hop_s=self.hop_seconds, level_dbfs=self.level[0], peak_dbfs=self.level[1],
+                             hop_s=self.hop_seconds, level_dbfs=level, peak_dbfs=peak,
                              clipped=clipped, late_windows=self.late_windows, latency_ms=self.percentiles(),
                              counters=dict(counters), **fields)
 

@@ -89,7 +89,7 @@ class StreamView:
     name: str
     emotion: dict                                  # latest emotion message, {} before the first
     status: dict                                   # latest status message, {} before the first
-    level: tuple[Any, Any]                         # (rms, peak) dBFS from the latest message carrying them
+    level: tuple[Any, Any]                         # (rms, peak) dBFS of the latest hop (or status)
     history: list[tuple[float, float, float]]      # (t, valence, arousal), the last HISTORY_S
     trail: list[tuple[float, float]]               # (valence, arousal), oldest first, current last
     missed: int                                    # messages lost to seq gaps, both topics
@@ -130,7 +130,9 @@ class DashboardState:
             if isinstance(message.get("seq"), int):
                 stream.missed += seq_gap(stream.last.get(kind), message)
                 stream.last[kind] = message
-            if "level_dbfs" in message or "peak_dbfs" in message:
+            # Emotion messages carry the level of their hop; a status's covers
+            # a second, so it fills the meter only until the first window.
+            if ("level_dbfs" in message or "peak_dbfs" in message) and (kind == "emotion" or not stream.emotion):
                 stream.level = (message.get("level_dbfs"), message.get("peak_dbfs"))
             if kind == "status":
                 stream.status = message
