@@ -180,7 +180,7 @@ def test_rare_counters_show_only_once_they_happen():
     assert "out of range 2" in screen(state) and "truncated 1" in screen(state)
 
 
-@pytest.mark.parametrize("width, height", [(56, 12), (60, 20), (80, 24)])
+@pytest.mark.parametrize("width, height", [(56, 10), (56, 12), (60, 20), (80, 24)])
 def test_a_narrow_terminal_wraps_the_counters_instead_of_hiding_them(width, height):
     state = scripted(seq_gap=3)
     state.update(status("mic", 1, out_of_range=2, truncated=1))

@@ -70,6 +70,9 @@ def test_panel_steps_back_where_it_does_not_fit_and_skips_malformed_fields():
     fields = explained({"valence": (1,) * 5, "arousal": (1,) * 5}, {"valence": [0.1] * 12, "arousal": [0.1] * 12})
     state.update(emotion("mic", 0, 8.0, 0.4, 0.2, **fields))
     assert "--explain: enlarge the terminal" in screen(state, 60, 16)
+    state.update(status("mic", 1, out_of_range=2))
+    smallest = screen(state, 56, 10)                       # MIN_W x MIN_H: the counters win over the notice
+    assert all(counter in smallest for counter in ("out of range 2", "overflows 3", "dropped 2", "late 1", "missed 0"))
     full = screen(state, 100, 34).splitlines()
     assert len(full) == 34 and any("╭─" in line and "what drives it" in line for line in full)   # framed
     state.update(emotion("mic", 1, 8.5, 0.4, 0.2, drivers="junk", explanation={"valence": [[1, "x"]] * 12}))

@@ -17,6 +17,7 @@ from rt_mer.audio import FileSource, StdinSource, demo_path
 from rt_mer.dsp.frontend import FRAME_HOP, FRAMES_PER_SECOND, WINDOW_FRAMES
 from rt_mer.engines import open_engine
 from rt_mer.stream.loop import AnalysisLoop, LoopOptions
+from rt_mer.stream.analyzer import StreamAnalyzer
 from rt_mer.stream.offline import analyze_file
 
 RUN_STDIN = [sys.executable, "-m", "rt_mer.cli", "run", "--no-dash", "--pub", "inproc://test", "--stdin"]
@@ -78,11 +79,11 @@ def test_a_pipe_faster_than_real_time_is_analysed_whole(tmp_path):
     assert [m["seq"] for m in emotions] == list(range(len(emotions)))
 
 
-def test_each_emotion_message_carries_the_level_of_its_own_hop(tmp_path):
+@pytest.mark.parametrize("rate", [16000, 44100])
+def test_each_emotion_message_carries_the_level_of_its_own_hop(tmp_path, rate):
     """10 s of a tone at -9 dBFS RMS, then 10 s at -49, piped at full speed:
     every window's message reads the level of its own hop, not that of a
     status period (which, at full speed, spans many seconds of audio)."""
-    rate = 16000
     tone = np.sin(2 * np.pi * 440 * np.arange(10 * rate) / rate).astype(np.float32)
     pcm = np.concatenate([0.5 * tone, 0.005 * tone])
     record = tmp_path / "levels.jsonl"
@@ -95,6 +96,17 @@ def test_each_emotion_message_carries_the_level_of_its_own_hop(tmp_path):
     assert len(loud) >= 10 and len(quiet) >= 10
     assert np.allclose(loud, (-9.03, -6.02), atol=0.5), loud
     assert np.allclose(quiet, (-49.03, -46.02), atol=0.5), quiet
+
+
+@pytest.mark.parametrize("rate", [44100, 48000])
+def test_a_stream_ending_just_short_of_a_hop_still_meters_its_last_window(rate):
+    """The resampler's flush completes the window; the input never reached
+    the hop's boundary in input samples."""
+    analyzer = StreamAnalyzer("x", rate)
+    tone = 0.5 * np.sin(2 * np.pi * 440 * np.arange(WINDOW_FRAMES * FRAME_HOP * rate // 16000 - 1) / rate)
+    [due] = analyzer.push(tone.astype(np.float32), last=True)
+    message = analyzer.emit(due, 0.0, 0.0)
+    assert (message.level_dbfs, message.peak_dbfs) == pytest.approx((-9.03, -6.02), abs=0.1)
 
 
 def test_soak_minutes_of_demo_faster_than_real_time_keep_memory_flat_and_seq_whole():

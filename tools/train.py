@@ -10,7 +10,8 @@ artist in two folds; every clip scored once by a model that never heard its
 artist) for each of --cv-seeds, each fold model also scored on the EMOPIA
 validation split, and the handcrafted-descriptor baseline on the same folds.
 Each fold run's scores and held-out logits go to <out>.runs.jsonl as it
-finishes (an interrupted trial keeps them); the report to <out>.json.
+finishes (an interrupted trial keeps them; a new run starts it afresh); the
+report to <out>.json.
 Then the shipped model: the same recipe on all of it, with --seed.
 
 Renders and features are cached under $RT_MER_CACHE (~/.cache/rt-mer).
@@ -498,6 +499,7 @@ def main() -> None:
                      f"run bash tools/teacher.sh --procedural {args.procedural} (or train without it: --distill 0)")
         print(f"distilling the teacher's {recipe.teacher_output} on {report['taught_clips']} of {len(training)} "
               "training clips", flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     if not args.no_baseline:
         report["baseline"] = baseline_on_folds()
     if not args.no_cv:
@@ -514,7 +516,6 @@ def main() -> None:
     report["parameters"] = sum(p.numel() for p in network.parameters())
     print("shipped model, EMOPIA val", json.dumps(report["emopia_val"]), flush=True)
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     export(network, args.out)
     torch.save(network.state_dict(), args.out.with_suffix(".pt"))
     args.out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")

@@ -6,7 +6,8 @@ second). The payload is UTF-8 JSON (default) or msgpack of a flat object:
 
 emotion: v, type="emotion", stream, seq, t, wall, valence, arousal,
          valence_raw, arousal_raw, quadrant, mood, level_dbfs, peak_dbfs (the
-         input's RMS and peak since the previous window's end), latency_ms
+         input's RMS and peak over the window's last hop; the first window:
+         all of it), latency_ms
          {frontend, inference, post, total}, engine, batch (windows in the
          inference call this one shared, across streams),
          and with --explain: explanation {valence: [[steps] x 12], arousal: ...}

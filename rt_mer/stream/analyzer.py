@@ -84,10 +84,12 @@ class HopLevels:
                 self.next_end += self.step
 
     def at(self, end: int) -> tuple[float, float]:
-        """(rms, peak) dBFS of the hop that ends at frame `end` (else the latest reading)."""
+        """(rms, peak) dBFS of the hop that ends at frame `end`; else (the
+        stream's last window, due once the resampler flushed, before its
+        input reached the boundary) of what came since the last reading."""
         while self.readings and self.readings[0][0] < end:
             self.readings.popleft()
-        return self.readings[0][1] if self.readings and self.readings[0][0] == end else self.meter.level
+        return self.readings[0][1] if self.readings and self.readings[0][0] == end else self.meter.read()[0]
 
 
 @dataclass(frozen=True)

@@ -131,8 +131,9 @@ class DashboardState:
                 stream.missed += seq_gap(stream.last.get(kind), message)
                 stream.last[kind] = message
             # Emotion messages carry the level of their hop; a status's covers
-            # a second, so it fills the meter only until the first window.
-            if ("level_dbfs" in message or "peak_dbfs" in message) and (kind == "emotion" or not stream.emotion):
+            # a second, so it fills the meter only while no window comes.
+            if ("level_dbfs" in message or "peak_dbfs" in message) and (
+                    kind == "emotion" or message.get("state") == "warming" or "level_dbfs" not in stream.emotion):
                 stream.level = (message.get("level_dbfs"), message.get("peak_dbfs"))
             if kind == "status":
                 stream.status = message
@@ -306,7 +307,7 @@ def packed(items: list[Text], width: int) -> list[Text]:
     return lines
 
 
-def status(view: StreamView, width: int, compact: bool = False) -> Text:
+def status(view: StreamView, width: int, compact: bool = False) -> list[Text]:
     """Engine, window/hop, total latency p50/p99, drop and overrun counters,
     missed messages; counters above zero in red. Lines wrap at `width`
     between items rather than being cut: a narrow screen must not hide a
@@ -328,7 +329,7 @@ def status(view: StreamView, width: int, compact: bool = False) -> Text:
                                             ("missed", view.missed)]]
     engine_line = Text(f"engine {engine}{reason}")
     lines = packed([engine_line, *timing], width) if compact else [engine_line, *packed(timing, width)]
-    return Text("\n", no_wrap=True, overflow="ellipsis").join(lines + packed(counters, width))
+    return lines + packed(counters, width)
 
 
 def _explanation_parts(view: StreamView) -> tuple[dict | None, dict | None]:
@@ -433,11 +434,15 @@ def stream_panel(view: StreamView, width: int, height: int, subtitle: str | None
     right_full = max(RIGHT_FULL, EXPLAIN_W + 7) if explain else RIGHT_FULL     # its frame 4, the gap 3
     compact = width < FULL_W + right_full - RIGHT_FULL or height < FULL_H + (explain_h + 2 if explain else 0)
     inner_w, inner_h = width - 4, height - 2
-    status_lines = status(view, inner_w, compact)
-    body_h = inner_h - len(status_lines.plain.splitlines())
+    lines = status(view, inner_w, compact)
+    # A panel too short for them all loses the engine line first, then the
+    # timing: the counters are the last lines and always stay.
+    lines = lines[max(0, len(lines) - max(1, inner_h - COMPACT_ROWS)):]
+    body_h = inner_h - len(lines)
     right_min = right_full if not compact else max(RIGHT_COMPACT, EXPLAIN_W + 2) if explain else RIGHT_COMPACT
     if explain and compact and (body_h < COMPACT_ROWS + 1 + explain_h or inner_w - right_min < 9):
-        explain = Text("--explain: enlarge the terminal", style=AXIS, no_wrap=True, overflow="ellipsis")
+        explain = (Text("--explain: enlarge the terminal", style=AXIS, no_wrap=True, overflow="ellipsis")
+                   if body_h >= COMPACT_ROWS + 2 else None)
         right_min = RIGHT_COMPACT
     rows = max(3, _odd(body_h if compact else body_h - 2))
     cols = max(9, _odd(min(2 * rows + 1, inner_w - right_min)))   # chars are ~2:1 tall
@@ -460,6 +465,7 @@ def stream_panel(view: StreamView, width: int, height: int, subtitle: str | None
     body.add_column(width=cols + (0 if compact else 2))
     body.add_column(width=right_w)
     body.add_row(left, right)
+    status_lines = Text("\n", no_wrap=True, overflow="ellipsis").join(lines)
     return Panel(Group(body, status_lines), title=_title(view), title_align="left",
                  subtitle=Text(subtitle) if subtitle else None, subtitle_align="right", height=height, padding=(0, 1))
 
