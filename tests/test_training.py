@@ -62,6 +62,25 @@ def test_training_smoke(tmp_path, cache):
 
 
 @needs_data
+def test_a_trial_cut_short_resumes_with_the_runs_it_kept(tmp_path, cache):
+    out = tmp_path / "trial.onnx"
+    trial = ("--distill", "0", "--no-baseline", "--cv-only", "--jobs", "2", "--out", str(out))
+    first = train_py(cache, *trial, "--cv-seeds", "0")
+    assert first.returncode == 0, first.stderr[-2000:]
+    progress = out.with_suffix(".runs.jsonl")
+    kept = progress.read_text().splitlines()
+    progress.write_text("\n".join(kept[:3]) + "\n")                # cut short after three runs
+    resumed = train_py(cache, *trial, "--cv-seeds", "0,1", "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"7 fold runs to go, 3 kept from {progress}" in resumed.stdout
+    runs = json.loads(out.with_suffix(".json").read_text())["cross_validation"]["runs"]
+    assert sorted((run["seed"], run["fold"]) for run in runs) == [(seed, fold) for seed in (0, 1) for fold in range(5)]
+    assert progress.read_text().splitlines()[:3] == kept[:3]           # the kept runs, as they were
+    again = train_py(cache, *trial, "--cv-seeds", "0,1", "--resume", "--steps", "2")   # another recipe: none kept
+    assert "10 fold runs to go" in again.stdout
+
+
+@needs_data
 def test_distillation_needs_the_teachers_outputs_and_uses_them(tmp_path, cache):
     out = tmp_path / "model.onnx"
     import corpus

@@ -10,8 +10,8 @@ artist in two folds; every clip scored once by a model that never heard its
 artist) for each of --cv-seeds, each fold model also scored on the EMOPIA
 validation split, and the handcrafted-descriptor baseline on the same folds.
 Each fold run's scores and held-out logits go to <out>.runs.jsonl as it
-finishes (an interrupted trial keeps them; a new run starts it afresh); the
-report to <out>.json.
+finishes: an interrupted trial keeps them, and --resume runs only the rest
+(without it a run starts afresh). The report goes to <out>.json.
 Then the shipped model: the same recipe on all of it, with --seed.
 
 Renders and features are cached under $RT_MER_CACHE (~/.cache/rt-mer).
@@ -364,32 +364,39 @@ def fold_run(task: tuple[int, int, Recipe]) -> dict:
             "emopia": np.stack([clip_logits(network, clip) for clip in CORPORA["emopia_val"]])}
 
 
-def cross_validate(recipe: Recipe, seeds: list[int], jobs: int, progress: Path) -> dict:
+def cross_validate(recipe: Recipe, seeds: list[int], jobs: int, progress: Path, resume: bool = False) -> dict:
     """Every fold run of every seed; each run's scores and held-out logits
     are appended to `progress` (JSON lines) as it finishes, so an
-    interrupted trial keeps the runs it completed."""
+    interrupted trial keeps the runs it completed, and with `resume` the
+    runs of the same recipe found there are not run again."""
     recordings, folds = CORPORA["recordings"], CORPORA["folds"]
-    tasks = [(fold, seed, recipe) for seed in seeds for fold in range(len(folds))]
-    report: dict = {"runs": []}
-    logits = {seed: np.zeros((len(recordings), 2), np.float32) for seed in seeds}
+    kept = [json.loads(line) for line in progress.read_text().splitlines()] if resume and progress.exists() else []
+    done = {(run["seed"], run["fold"]): run for run in kept if run.get("recipe") == recipe.__dict__}
+    tasks = [(fold, seed, recipe) for seed in seeds for fold in range(len(folds)) if (seed, fold) not in done]
+    print(f"{len(tasks)} fold runs to go" + (f", {len(done)} kept from {progress}" if done else ""), flush=True)
     with ProcessPoolExecutor(jobs) as pool, progress.open("w") as log:
+        log.writelines(json.dumps(run) + "\n" for run in kept)
         for finished in as_completed([pool.submit(fold_run, task) for task in tasks]):
             run = finished.result()
             held_out = folds[run["fold"]]
-            logits[run["seed"]][held_out] = run["recordings"]
-            entry = {"seed": run["seed"], "fold": run["fold"],
+            entry = {"recipe": recipe.__dict__, "seed": run["seed"], "fold": run["fold"],
                      "recordings": scores(predicted_quadrants(run["recordings"]),
                                           labelled_quadrants(recordings)[held_out]),
                      "emopia_val": scores(predicted_quadrants(run["emopia"]),
-                                          labelled_quadrants(CORPORA["emopia_val"]))}
-            report["runs"].append(entry)
-            log.write(json.dumps({**entry, "recordings_logits": run["recordings"].tolist()}) + "\n")
+                                          labelled_quadrants(CORPORA["emopia_val"])),
+                     "recordings_logits": run["recordings"].tolist()}
+            done[run["seed"], run["fold"]] = entry
+            log.write(json.dumps(entry) + "\n")
             log.flush()
             print(f"seed {run['seed']} fold {run['fold']}: 4Q {entry['recordings']}  EMOPIA val {entry['emopia_val']}",
                   flush=True)
-    report["runs"].sort(key=lambda entry: (entry["seed"], entry["fold"]))
+    report: dict = {"runs": [{key: done[seed, fold][key] for key in ("seed", "fold", "recordings", "emopia_val")}
+                             for seed in seeds for fold in range(len(folds))], "total": {}}
     for seed in seeds:
-        report.setdefault("total", {})[seed] = scores(predicted_quadrants(logits[seed]), labelled_quadrants(recordings))
+        logits = np.zeros((len(recordings), 2), np.float32)
+        for fold, held_out in enumerate(folds):
+            logits[held_out] = done[seed, fold]["recordings_logits"]
+        report["total"][seed] = scores(predicted_quadrants(logits), labelled_quadrants(recordings))
         print(f"seed {seed} all {len(recordings)} clips: {report['total'][seed]}", flush=True)
     report["summary"] = summarise(report["runs"])
     print("summary", json.dumps(report["summary"]), flush=True)
@@ -462,6 +469,8 @@ def main() -> None:
     parser.add_argument("--cv-seeds", type=seed_list, default=[0, 1, 2], help="seeds of the cross-validation")
     parser.add_argument("--no-cv", action="store_true", help="train the shipped model only")
     parser.add_argument("--cv-only", action="store_true", help="cross-validate, then stop (recipe trials)")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the fold runs of this recipe already in <out>.runs.jsonl (a trial cut short)")
     parser.add_argument("--jobs", type=int, default=2, help="cross-validation runs at once, one thread each")
     parser.add_argument("--steps", type=int, default=Recipe.steps)
     parser.add_argument("--batch", type=int, default=Recipe.batch)
@@ -504,7 +513,7 @@ def main() -> None:
         report["baseline"] = baseline_on_folds()
     if not args.no_cv:
         report["cross_validation"] = cross_validate(recipe, args.cv_seeds, args.jobs,
-                                                    args.out.with_suffix(".runs.jsonl"))
+                                                    args.out.with_suffix(".runs.jsonl"), args.resume)
     if args.cv_only:
         args.out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
         return
