@@ -7,9 +7,9 @@ second). The payload is UTF-8 JSON (default) or msgpack of a flat object:
 emotion: v, type="emotion", stream, seq, t, wall, valence, arousal,
          valence_raw, arousal_raw, quadrant, mood, level_dbfs, peak_dbfs (the
          input's RMS and peak over the window's last hop; the first window:
-         all of it), latency_ms
-         {frontend, inference, post, total}, engine, batch (windows in the
-         inference call this one shared, across streams),
+         all of it), latency_ms {frontend, inference, post, total}, engine,
+         batch (windows in the inference call this one shared, across
+         streams),
          and with --explain: explanation {valence: [[steps] x 12], arousal: ...}
          (the harmony branches' logit terms per pitch class, 0 = A, and time
          step) and drivers {valence: {harmony, key, register, timbre, rhythm},
