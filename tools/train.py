@@ -374,8 +374,8 @@ def cross_validate(recipe: Recipe, seeds: list[int], jobs: int, progress: Path, 
     done = {(run["seed"], run["fold"]): run for run in kept if run.get("recipe") == recipe.__dict__}
     tasks = [(fold, seed, recipe) for seed in seeds for fold in range(len(folds)) if (seed, fold) not in done]
     print(f"{len(tasks)} fold runs to go" + (f", {len(done)} kept from {progress}" if done else ""), flush=True)
-    with ProcessPoolExecutor(jobs) as pool, progress.open("w") as log:
-        log.writelines(json.dumps(run) + "\n" for run in kept)
+    # Appending (not rewriting) the kept runs: a trial cut short at any moment loses none.
+    with ProcessPoolExecutor(jobs) as pool, progress.open("a" if resume else "w") as log:
         for finished in as_completed([pool.submit(fold_run, task) for task in tasks]):
             run = finished.result()
             held_out = folds[run["fold"]]
