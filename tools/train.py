@@ -54,7 +54,7 @@ FOLDS = 5
 class Recipe:
     """What a training run does; the cross-validation and the shipped model
     share one."""
-    steps: int = 9600
+    steps: int = 19200
     batch: int = 24                # split by the shares, each rounded: 11 + 10 + 4 = 25 windows
     recordings: float = 0.45       # share of each batch from the 4Q recordings
     procedural: float = 0.15       # ... from the procedural corpus; EMOPIA has the rest
