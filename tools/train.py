@@ -11,7 +11,9 @@ artist) for each of --cv-seeds, each fold model also scored on the EMOPIA
 validation split, and the handcrafted-descriptor baseline on the same folds.
 Each fold run's scores and held-out logits go to <out>.runs.jsonl as it
 finishes: an interrupted trial keeps them, and --resume runs only the rest
-(without it a run starts afresh). The report goes to <out>.json.
+(without it a run starts afresh). The report goes to <out>.json;
+tools/compare.py sets a trial beside another (the shipped recipe's runs are
+in engines/cross-validation.json), run by run.
 Then the shipped model: the same recipe on all of it, with --seed.
 
 Renders and features are cached under $RT_MER_CACHE (~/.cache/rt-mer).

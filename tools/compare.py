@@ -1,0 +1,134 @@
+"""Compare two cross-validation trials run by run, as the model card does.
+
+    python tools/compare.py /work/trial/rt-mer.runs.jsonl engines/cross-validation.json:distill_window_4s_steps_19200
+
+A trial is a `<out>.runs.jsonl` from `tools/train.py` (complete or cut
+short: its last recipe's runs), a `<out>.json` report, or a key of
+`engines/cross-validation.json` (`path:key`). Prints the trial's table (four
+quadrant / valence / arousal per fold and seed, each seed's total over all
+clips, EMOPIA validation per fold model) and, against a reference, every
+seed's total side by side and how many fold runs are better, equal and
+worse: a recipe is worth shipping when it wins for every seed, not on one
+lucky fold.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from train import FOLDS
+
+METRICS = ("quadrant", "valence", "arousal")
+
+
+class Trial:
+    """Fold runs keyed by (seed, fold), and each complete seed's total."""
+
+    def __init__(self, runs: list[dict], totals: dict[int, dict] | None = None):
+        self.runs = {(run["seed"], run["fold"]): run for run in runs}
+        self.seeds = sorted({seed for seed, _ in self.runs})
+        self.folds = range(FOLDS)
+        self.totals = totals if totals is not None else self.pooled_totals()
+
+    def pooled_totals(self) -> dict[int, dict]:
+        """Accuracy over every held-out clip of a seed: the folds' accuracies
+        weighted by their clip counts (seeds with every fold run only)."""
+        totals = {}
+        for seed in self.seeds:
+            runs = [self.runs.get((seed, fold)) for fold in self.folds]
+            if all(runs):
+                counts = np.array([len(run["recordings_logits"]) for run in runs])
+                totals[seed] = {metric: float(np.average([run["recordings"][metric] for run in runs],
+                                                         weights=counts)) for metric in METRICS}
+        return totals
+
+    def values(self, corpus: str, metric: str = "quadrant") -> np.ndarray:
+        return np.array([run[corpus][metric] for run in self.runs.values()])
+
+
+def load(source: str) -> Trial:
+    path, _, key = source.partition(":")
+    if not Path(path).exists():
+        sys.exit(f"compare: no such file: {path}")
+    if path.endswith(".jsonl"):
+        entries = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+        if not entries:
+            sys.exit(f"compare: no fold runs in {path}")
+        recipe = entries[-1]["recipe"]
+        return Trial([entry for entry in entries if entry["recipe"] == recipe])
+    report = json.loads(Path(path).read_text())
+    if key:
+        if key not in report:
+            sys.exit(f"compare: {path} has no {key!r}; it has {', '.join(report)}")
+        report = report[key]
+    cross_validation = report["cross_validation"]
+    return Trial(cross_validation["runs"], {int(seed): total for seed, total in cross_validation["total"].items()})
+
+
+def triple(scores: dict) -> str:
+    return " / ".join(f"{scores[metric]:.3f}" for metric in METRICS)
+
+
+def mean_sd(values: np.ndarray) -> str:
+    return f"{values.mean():.3f} ± {values.std():.3f}"
+
+
+def table(trial: Trial) -> list[str]:
+    """The model card's table: folds by seeds, then totals and spread."""
+    seeds = trial.seeds
+    lines = ["| fold | " + " | ".join(f"seed {seed}" for seed in seeds) + f" | EMOPIA val (seeds {', '.join(map(str, seeds))}) |",
+             "|---" * (len(seeds) + 2) + "|"]
+    for fold in trial.folds:
+        runs = [trial.runs.get((seed, fold)) for seed in seeds]
+        lines.append(f"| {fold} | " + " | ".join(triple(run["recordings"]) if run else "-" for run in runs) + " | "
+                     + ", ".join(f"{run['emopia_val']['quadrant']:.3f}" if run else "-" for run in runs) + " |")
+    lines.append("| all clips | " + " | ".join(f"**{trial.totals[seed]['quadrant']:.3f}** / "
+                                                 f"{trial.totals[seed]['valence']:.3f} / {trial.totals[seed]['arousal']:.3f}"
+                                                 if seed in trial.totals else "-" for seed in seeds) + " | |")
+    recordings, emopia = trial.values("recordings"), trial.values("emopia_val")
+    lines.append(f"runs {len(recordings)}: four quadrants {mean_sd(recordings)} ({recordings.min():.3f} to "
+                 f"{recordings.max():.3f}), valence {trial.values('recordings', 'valence').mean():.3f}, "
+                 f"arousal {trial.values('recordings', 'arousal').mean():.3f}; EMOPIA val {mean_sd(emopia)}")
+    return lines
+
+
+def paired(trial: Trial, reference: Trial) -> list[str]:
+    """Seed totals side by side, and the fold runs both trials made,
+    counted better, equal and worse on each corpus."""
+    lines = []
+    for seed in trial.seeds:
+        if seed in trial.totals and seed in reference.totals:
+            lines.append(f"seed {seed} total: {trial.totals[seed]['quadrant']:.3f} against "
+                         f"{reference.totals[seed]['quadrant']:.3f}")
+    shared = sorted(set(trial.runs) & set(reference.runs))
+    if not shared:
+        return lines + ["no fold runs in common (seed and fold)"]
+    for corpus in ("recordings", "emopia_val"):
+        change = np.array([trial.runs[key][corpus]["quadrant"] - reference.runs[key][corpus]["quadrant"]
+                           for key in shared])
+        worst = ", ".join(f"seed {seed} fold {fold} {delta:+.3f}" for (seed, fold), delta in zip(shared, change)
+                          if delta < 0)
+        lines.append(f"{corpus}: {int((change > 0).sum())} better, {int((change == 0).sum())} equal, "
+                     f"{int((change < 0).sum())} worse of {len(shared)} fold runs; mean change {change.mean():+.4f}"
+                     + (f" (worse: {worst})" if worst else ""))
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("trial", help="<out>.runs.jsonl, <out>.json, or engines/cross-validation.json:KEY")
+    parser.add_argument("reference", nargs="?", help="the trial to compare with, in the same forms")
+    args = parser.parse_args()
+    trial = load(args.trial)
+    lines = table(trial)
+    if args.reference:
+        lines += paired(trial, load(args.reference))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
