@@ -195,6 +195,10 @@ def test_compare_says_what_it_cannot_read(tmp_path):
     report.write_text(json.dumps({"about": "", "old": {}}))
     unknown = compare_py(f"{report}:new")
     assert unknown.returncode != 0 and one_line(unknown.stderr) == f"compare: {report} has no 'new'; it has about, old"
+    no_runs = compare_py(f"{report}:old")
+    assert no_runs.returncode != 0 and one_line(no_runs.stderr) == f"compare: no fold runs in {report}:old"
+    report.write_text("{")
+    assert one_line(compare_py(str(report)).stderr).startswith(f"compare: {report} is not JSON")
 
 
 def one_line(stderr: str) -> str:

@@ -60,12 +60,18 @@ def load(source: str) -> Trial:
             sys.exit(f"compare: no fold runs in {path}")
         recipe = entries[-1]["recipe"]
         return Trial([entry for entry in entries if entry["recipe"] == recipe])
-    report = json.loads(Path(path).read_text())
+    try:
+        report = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as error:
+        sys.exit(f"compare: {path} is not JSON ({error})")
     if key:
         if key not in report:
             sys.exit(f"compare: {path} has no {key!r}; it has {', '.join(report)}")
         report = report[key]
-    cross_validation = report["cross_validation"]
+    # a report of train.py holds it under "cross_validation"; some older keys are the block itself
+    cross_validation = report.get("cross_validation", report)
+    if "runs" not in cross_validation:
+        sys.exit(f"compare: no fold runs in {source}")
     return Trial(cross_validation["runs"], {int(seed): total for seed, total in cross_validation["total"].items()})
 
 
