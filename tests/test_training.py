@@ -153,55 +153,60 @@ def test_the_student_learns_the_teacher():
     assert student.loss(embedding[:1], [untaught], (0,)).item() == 0.0
 
 
-def fold_runs(seed: int, quadrant_by_fold: list[float], clips_by_fold: list[int], emopia: float = 0.6) -> list[dict]:
+def fold_runs(seed: int, quadrant_by_fold: list[float], clips_by_fold: list[int], emopia: float = 0.6,
+              recipe: dict | None = None) -> list[dict]:
     """Lines of a runs.jsonl as tools/train.py writes them (scores made up)."""
-    return [{"recipe": {"steps": 8}, "seed": seed, "fold": fold, "recordings_logits": [[0.0, 0.0]] * clips,
+    return [{"recipe": recipe or {"steps": 8}, "seed": seed, "fold": fold, "recordings_logits": [[0.0, 0.0]] * clips,
              "recordings": {"quadrant": quadrant, "valence": 0.8, "arousal": 0.9},
              "emopia_val": {"quadrant": emopia, "valence": 0.7, "arousal": 0.9}}
             for fold, (quadrant, clips) in enumerate(zip(quadrant_by_fold, clips_by_fold))]
 
 
 def compare_py(*sources: str) -> subprocess.CompletedProcess:
-    pytest.importorskip("torch")
     return subprocess.run([sys.executable, str(ROOT / "tools" / "compare.py"), *sources],
                           capture_output=True, text=True, timeout=120)
 
 
 def test_compare_pairs_two_trials_run_by_run(tmp_path):
     """A seed's total weighs its folds by their clips; a seed cut short has
-    none; fold runs are paired by seed and fold and counted; a report key
-    of cross-validation.json serves as the reference."""
+    none; fold runs are paired by seed and fold and counted; only the runs
+    of the file's last recipe count; a report key of cross-validation.json
+    serves as the reference."""
     trial = tmp_path / "trial.runs.jsonl"
-    runs = fold_runs(0, [0.7, 0.8, 0.6, 0.7, 0.5], [10, 30, 20, 20, 20]) + fold_runs(1, [0.7, 0.7], [20, 20])
+    runs = (fold_runs(0, [0.1] * 5, [20] * 5, recipe={"steps": 4})            # an earlier recipe's trial
+            + fold_runs(0, [0.7, 0.8, 0.6, 0.7, 0.5], [10, 30, 20, 20, 20]) + fold_runs(1, [0.7, 0.7], [20, 20]))
     trial.write_text("".join(json.dumps(run) + "\n" for run in runs))
     reference = fold_runs(0, [0.6, 0.8, 0.7, 0.6, 0.4], [20] * 5, emopia=0.65) + fold_runs(1, [0.6] * 5, [20] * 5)
     report = tmp_path / "cross-validation.json"
-    report.write_text(json.dumps({"about": "", "old": {"cross_validation": {
+    report.write_text(json.dumps({"about": "", "old": {"recipe": {"steps": 2}, "cross_validation": {
         "runs": reference, "total": {"0": {"quadrant": 0.62}, "1": {"quadrant": 0.6}}}}}))
     result = compare_py(str(trial), f"{report}:old")
     assert result.returncode == 0, result.stderr
-    assert "| all clips | **0.670** / 0.800 / 0.900 | - | |" in result.stdout    # (7 + 24 + 12 + 14 + 10) / 100
-    assert "| 4 | 0.500 / 0.800 / 0.900 | - | 0.600, - |" in result.stdout
-    assert "seed 0 total: 0.670 against 0.620" in result.stdout and "seed 1 total" not in result.stdout
+    lines = result.stdout.splitlines()
+    assert lines[0] == f'{trial}: recipe {{"steps": 8}}' and f'against {report}:old: recipe {{"steps": 2}}' in lines
+    assert "| all clips | **0.670** / 0.800 / 0.900 | - | |" in lines    # (7 + 24 + 12 + 14 + 10) / 100
+    assert "| 4 | 0.500 / 0.800 / 0.900 | - | 0.600, - |" in lines
+    assert "seed 0 total: 0.670 against 0.620" in lines and "seed 1 total" not in result.stdout
+    assert "runs 7: four quadrants" in result.stdout                      # not the earlier recipe's 5
     assert "recordings: 5 better, 1 equal, 1 worse of 7 fold runs" in result.stdout
     assert "(worse: seed 0 fold 2 -0.100)" in result.stdout
     assert "emopia_val: 0 better, 2 equal, 5 worse of 7 fold runs" in result.stdout
 
 
 def test_compare_says_what_it_cannot_read(tmp_path):
-    missing = compare_py(str(tmp_path / "none.runs.jsonl"))
-    assert missing.returncode != 0 and one_line(missing.stderr) == f"compare: no such file: {tmp_path / 'none.runs.jsonl'}"
-    report = tmp_path / "cross-validation.json"
-    report.write_text(json.dumps({"about": "", "old": {}}))
-    unknown = compare_py(f"{report}:new")
-    assert unknown.returncode != 0 and one_line(unknown.stderr) == f"compare: {report} has no 'new'; it has about, old"
-    no_runs = compare_py(f"{report}:old")
-    assert no_runs.returncode != 0 and one_line(no_runs.stderr) == f"compare: no fold runs in {report}:old"
-    report.write_text("{")
-    assert one_line(compare_py(str(report)).stderr).startswith(f"compare: {report} is not JSON")
-
-
-def one_line(stderr: str) -> str:
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1, stderr
-    return lines[0]
+    """One line and a non-zero exit for what holds no fold runs."""
+    report, runs = tmp_path / "cross-validation.json", tmp_path / "trial.runs.jsonl"
+    report.write_text(json.dumps({"about": "text", "old": {}}))
+    cases = {str(tmp_path / "none.runs.jsonl"): f"compare: {tmp_path / 'none.runs.jsonl'}: No such file or directory",
+             f"{report}:new": f"compare: no fold runs in {report}:new (ValueError: no 'new'; it has about, old)",
+             f"{report}:old": f"compare: no fold runs in {report}:old (KeyError: 'total')",
+             f"{report}:about": f"compare: no fold runs in {report}:about (AttributeError:",
+             str(runs): f"compare: no fold runs in {runs} (ValueError: no fold runs)"}
+    runs.write_text("")
+    for source, expected in cases.items():
+        result = compare_py(source)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode != 0 and len(lines) == 1 and lines[0].startswith(expected), result.stderr
+    runs.write_text(json.dumps(fold_runs(0, [0.5], [20])[0]) + "\n" + '{"recipe": {"ste')    # cut off mid-line
+    cut = compare_py(str(runs))
+    assert cut.returncode != 0 and cut.stderr.strip().startswith(f"compare: no fold runs in {runs} (JSONDecodeError")

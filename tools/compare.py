@@ -1,6 +1,6 @@
 """Compare two cross-validation trials run by run, as the model card does.
 
-    python tools/compare.py /work/trial/rt-mer.runs.jsonl engines/cross-validation.json:distill_window_4s_steps_19200
+    python tools/compare.py trial.runs.jsonl engines/cross-validation.json:distill_window_4s_steps_19200
 
 A trial is a `<out>.runs.jsonl` from `tools/train.py` (complete or cut
 short: its last recipe's runs), a `<out>.json` report, or a key of
@@ -20,19 +20,23 @@ from pathlib import Path
 
 import numpy as np
 
-from train import FOLDS
+from corpus import FOLDS
 
 METRICS = ("quadrant", "valence", "arousal")
 
 
 class Trial:
-    """Fold runs keyed by (seed, fold), and each complete seed's total."""
+    """Fold runs keyed by (seed, fold), each complete seed's total, and the
+    recipe they ran."""
 
-    def __init__(self, runs: list[dict], totals: dict[int, dict] | None = None):
+    def __init__(self, runs: list[dict], totals: dict[int, dict] | None = None, recipe: dict | None = None):
+        if not runs:
+            raise ValueError("no fold runs")
         self.runs = {(run["seed"], run["fold"]): run for run in runs}
         self.seeds = sorted({seed for seed, _ in self.runs})
         self.folds = range(FOLDS)
         self.totals = totals if totals is not None else self.pooled_totals()
+        self.recipe = recipe
 
     def pooled_totals(self) -> dict[int, dict]:
         """Accuracy over every held-out clip of a seed: the folds' accuracies
@@ -50,29 +54,39 @@ class Trial:
         return np.array([run[corpus][metric] for run in self.runs.values()])
 
 
-def load(source: str) -> Trial:
-    path, _, key = source.partition(":")
-    if not Path(path).exists():
-        sys.exit(f"compare: no such file: {path}")
-    if path.endswith(".jsonl"):
-        entries = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
-        if not entries:
-            sys.exit(f"compare: no fold runs in {path}")
-        recipe = entries[-1]["recipe"]
-        return Trial([entry for entry in entries if entry["recipe"] == recipe])
-    try:
-        report = json.loads(Path(path).read_text())
-    except json.JSONDecodeError as error:
-        sys.exit(f"compare: {path} is not JSON ({error})")
+def runs_file(path: Path) -> Trial:
+    """The runs of the file's last recipe (a trial resumed with another
+    recipe appends to the same file)."""
+    entries = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    recipe = entries[-1].get("recipe") if entries else None
+    return Trial([entry for entry in entries if entry.get("recipe") == recipe], recipe=recipe)
+
+
+def report(path: Path, key: str) -> Trial:
+    """A report of train.py, or a key of cross-validation.json (some older
+    keys hold the cross-validation block itself)."""
+    block = json.loads(path.read_text())
     if key:
-        if key not in report:
-            sys.exit(f"compare: {path} has no {key!r}; it has {', '.join(report)}")
-        report = report[key]
-    # a report of train.py holds it under "cross_validation"; some older keys are the block itself
-    cross_validation = report.get("cross_validation", report)
-    if "runs" not in cross_validation:
-        sys.exit(f"compare: no fold runs in {source}")
-    return Trial(cross_validation["runs"], {int(seed): total for seed, total in cross_validation["total"].items()})
+        if key not in block:
+            raise ValueError(f"no {key!r}; it has {', '.join(block)}")
+        block = block[key]
+    cross_validation = block.get("cross_validation", block)
+    totals = {int(seed): total for seed, total in cross_validation["total"].items()}
+    return Trial(cross_validation["runs"], totals, block.get("recipe"))
+
+
+def load(source: str) -> Trial:
+    """`runs.jsonl`, `report.json` or `report.json:key`; one line and exit 1
+    for what holds no fold runs."""
+    path, colon, key = source.rpartition(":")
+    if not colon or Path(source).exists():
+        path, key = source, ""
+    try:
+        return runs_file(Path(path)) if path.endswith(".jsonl") else report(Path(path), key)
+    except OSError as error:
+        sys.exit(f"compare: {path}: {error.strerror}")
+    except (ValueError, KeyError, TypeError, AttributeError) as error:   # not JSON, or not a trial's
+        sys.exit(f"compare: no fold runs in {source} ({type(error).__name__}: {error})")
 
 
 def triple(scores: dict) -> str:
@@ -116,11 +130,11 @@ def paired(trial: Trial, reference: Trial) -> list[str]:
     for corpus in ("recordings", "emopia_val"):
         change = np.array([trial.runs[key][corpus]["quadrant"] - reference.runs[key][corpus]["quadrant"]
                            for key in shared])
-        worst = ", ".join(f"seed {seed} fold {fold} {delta:+.3f}" for (seed, fold), delta in zip(shared, change)
+        worse = ", ".join(f"seed {seed} fold {fold} {delta:+.3f}" for (seed, fold), delta in zip(shared, change)
                           if delta < 0)
         lines.append(f"{corpus}: {int((change > 0).sum())} better, {int((change == 0).sum())} equal, "
                      f"{int((change < 0).sum())} worse of {len(shared)} fold runs; mean change {change.mean():+.4f}"
-                     + (f" (worse: {worst})" if worst else ""))
+                     + (f" (worse: {worse})" if worse else ""))
     return lines
 
 
@@ -130,9 +144,10 @@ def main() -> None:
     parser.add_argument("reference", nargs="?", help="the trial to compare with, in the same forms")
     args = parser.parse_args()
     trial = load(args.trial)
-    lines = table(trial)
+    lines = [f"{args.trial}: recipe {json.dumps(trial.recipe)}", *table(trial)]
     if args.reference:
-        lines += paired(trial, load(args.reference))
+        reference = load(args.reference)
+        lines += [f"against {args.reference}: recipe {json.dumps(reference.recipe)}", *paired(trial, reference)]
     print("\n".join(lines))
 
 

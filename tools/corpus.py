@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EMOPIA = Path(os.environ.get("RT_MER_EMOPIA", ROOT.parent / "shared" / "data" / "emopia"))
 FOURQ = Path(os.environ.get("RT_MER_4Q", ROOT.parent / "shared" / "data" / "4q"))
 CACHE = cache_dir()
+FOLDS = 5                                # artist-grouped cross-validation folds of the 4Q recordings
 SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 RENDER_RATE = 22050
 

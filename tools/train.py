@@ -49,7 +49,6 @@ VALENCE_POSITIVE = {1: 1.0, 2: 0.0, 3: 0.0, 4: 1.0}
 AROUSAL_POSITIVE = {1: 1.0, 2: 1.0, 3: 0.0, 4: 0.0}
 LABEL_SMOOTHING = 0.1
 VALIDATION_HOP_FRAMES = int(frontend.FRAMES_PER_SECOND)
-FOLDS = 5
 
 
 @dataclass(frozen=True)
@@ -105,7 +104,7 @@ def procedural_clips(count: int) -> list[Clip]:
     return [Clip(path, (v + 1) / 2, (a + 1) / 2, None) for path, v, a in rows]
 
 
-def artist_folds(clips: list[Clip], folds: int = FOLDS) -> list[np.ndarray]:
+def artist_folds(clips: list[Clip], folds: int = corpus.FOLDS) -> list[np.ndarray]:
     """Held-out clip indices per fold: no artist in two folds, quadrants
     balanced across folds."""
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=0)
