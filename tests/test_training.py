@@ -99,10 +99,11 @@ def test_distillation_needs_the_teachers_outputs_and_uses_them(tmp_path, cache):
         assert untaught.returncode != 0 and f"{taught_so_far} training clips: run bash tools/teacher.sh --procedural 4" in last_line
         assert not out.exists()
     teach(sorted(cache.glob("**/*.flac")))
-    taught = train_py(cache, "--distill", "1", "--no-cv", "--no-baseline", "--out", str(out))
+    taught = train_py(cache, "--distill", "1", "--mixup", "0.4", "--no-cv", "--no-baseline", "--out", str(out))
     assert taught.returncode == 0, taught.stderr[-2000:]
     assert "distilling the teacher's penultimate on 44 of 44 training clips" in taught.stdout
-    assert json.loads(out.with_suffix(".json").read_text())["taught_clips"] == 44
+    report = json.loads(out.with_suffix(".json").read_text())
+    assert report["taught_clips"] == 44 and report["recipe"]["mixup"] == 0.4
     assert open_engine(model=out).infer(np.zeros((1, *WINDOW_SHAPE), np.float32)).valence.shape == (1,)
 
 
@@ -151,6 +152,37 @@ def test_the_student_learns_the_teacher():
     untaught = taught_clip(np.zeros((10, 8)))
     untaught.teacher = {}
     assert student.loss(embedding[:1], [untaught], (0,)).item() == 0.0
+
+
+def test_mixup_mixes_windows_of_one_corpus():
+    """Each row of the mixing matrix is a share of its own window and the
+    rest of one partner from its own corpus (consecutive groups)."""
+    pytest.importorskip("torch")
+    import train
+    mixing = train.mixing_matrix([3, 5, 2], 0.4, np.random.default_rng(1))
+    assert np.allclose(mixing.sum(axis=1), 1.0) and (mixing >= 0).all()
+    assert all(np.count_nonzero(row) <= 2 for row in mixing)
+    corpus = np.repeat([0, 1, 2], [3, 5, 2])
+    rows, columns = np.nonzero(mixing)
+    assert (corpus[rows] == corpus[columns]).all()
+    assert any(np.count_nonzero(row) == 2 for row in mixing)         # some windows are mixed
+
+
+def test_mixup_adds_sounds_at_their_shares():
+    """Two tones, the second 20 dB quieter, mixed 3:1 are heard 3:1: each is
+    first brought to the same peak, powers add, the mix keeps the row's level."""
+    torch = pytest.importorskip("torch")
+    import train
+    spec = torch.full((2, 50, 8), -160.0)
+    spec[0, 10], spec[1, 40] = -10.0, -30.0
+    mixing = np.array([[0.75, 0.25], [0.0, 1.0]], np.float32)
+    mix = train.mix_windows(spec, mixing)
+    assert mix[0, 10, 0].item() == pytest.approx(-10 + 10 * np.log10(0.75), abs=1e-3)
+    assert mix[0, 40, 0].item() == pytest.approx(-10 + 10 * np.log10(0.25), abs=1e-3)
+    assert torch.allclose(mix[1], spec[1], atol=1e-3)                  # unmixed: unchanged
+    targets = [np.array([1.0, 0.0]), np.array([0.0, 1.0])]
+    assert np.allclose(train.mixed(targets, mixing)[0], [0.75, 0.25])
+    assert train.mixed([targets[0], None], mixing) == [None, None]     # a mix with an untaught window: no target
 
 
 def fold_runs(seed: int, quadrant_by_fold: list[float], clips_by_fold: list[int], emopia: float = 0.6,

@@ -62,6 +62,7 @@ class Recipe:
     procedural_weight: float = 0.5
     distill: float = 1.0           # weight of the teacher's loss (0: none); needs bash tools/teacher.sh first
     teacher_output: str = "penultimate"     # which of the teacher's outputs the network learns to predict
+    mixup: float = 0.0             # windows mixed with another of their corpus, share ~ Beta(mixup, mixup) (0: none)
 
 
 # ---------------------------------------------------------------- data
@@ -194,6 +195,38 @@ def augment(spec: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return transpose(spec, torch.randint(-6, 7, (len(spec),), generator=generator).tolist())
 
 
+def mixing_matrix(sizes: list[int], alpha: float, rng: np.random.Generator) -> np.ndarray:
+    """Mixup (Zhang et al. 2018) within each corpus of a batch (consecutive
+    groups of `sizes`): row i holds window i's share, drawn from
+    Beta(alpha, alpha), and the rest for a random partner of its corpus."""
+    total = sum(sizes)
+    firsts = np.cumsum([0, *sizes[:-1]])
+    partners = np.concatenate([first + rng.permutation(size) for first, size in zip(firsts, sizes)])
+    share = rng.beta(alpha, alpha, total).astype(np.float32)
+    mixing = np.zeros((total, total), np.float32)
+    mixing[np.arange(total), np.arange(total)] += share
+    mixing[np.arange(total), partners] += 1 - share
+    return mixing
+
+
+def mix_windows(spec: torch.Tensor, mixing: np.ndarray) -> torch.Tensor:
+    """Windows [B, bins, frames] in dB mixed as sounds: powers added by the
+    rows' shares, every window first brought to the same peak (so a share
+    is what a listener hears of it), the result at the row's own level."""
+    peaks = spec.amax(dim=(1, 2), keepdim=True)
+    power = torch.einsum("ij,jft->ift", torch.from_numpy(mixing), 10 ** ((spec - peaks) / 10))
+    return 10 * torch.log10(power.clamp(min=1e-30)) + peaks
+
+
+def mixed(targets: list, mixing: np.ndarray | None) -> list:
+    """Per-window targets mixed as their windows were: None where a window
+    in the mix has none."""
+    if mixing is None:
+        return targets
+    return [None if any(targets[j] is None for j in np.flatnonzero(row))
+            else sum(row[j] * targets[j] for j in np.flatnonzero(row)) for row in mixing]
+
+
 def power_sum(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return 10 * torch.log10(10 ** (a / 10) + 10 ** (b / 10))
 
@@ -218,13 +251,19 @@ def stack(spec: torch.Tensor) -> torch.Tensor:
 # ------------------------------------------------------------ training
 
 def loss_on(network: HarmonicCNN, clips: list[Clip], rng: np.random.Generator,
-            generator: torch.Generator, recipe: Recipe, student: Student | None = None) -> torch.Tensor:
+            generator: torch.Generator, recipe: Recipe, student: Student | None = None,
+            corpus_sizes: list[int] | None = None) -> torch.Tensor:
+    """The training loss on a batch of `clips`, `corpus_sizes` consecutive
+    clips from each corpus (mixup stays within one; default: one corpus)."""
     windows, starts = zip(*(crop(clip.spec, rng) for clip in clips))
     specs = torch.from_numpy(np.stack(windows).astype(np.float32))
+    mixing = mixing_matrix(corpus_sizes or [len(clips)], recipe.mixup, rng) if recipe.mixup else None
+    if mixing is not None:
+        specs = mix_windows(specs, mixing)
     outputs = network(stack(augment(specs, generator)))
-    loss = emotion_loss(outputs, clips, recipe.procedural_weight)
+    loss = emotion_loss(outputs, clips, recipe.procedural_weight, mixing)
     if student is not None:
-        loss = loss + recipe.distill * student.loss(outputs.embedding, clips, starts)
+        loss = loss + recipe.distill * student.loss(outputs.embedding, clips, starts, mixing)
     return loss
 
 
@@ -239,8 +278,9 @@ class Student:
         self.output, self.mean, self.std = output, rows.mean(axis=0), rows.std(axis=0) + 1e-3
         self.head = torch.nn.Linear(width, rows.shape[1])
 
-    def loss(self, embedding: torch.Tensor, clips: list[Clip], starts: tuple[int, ...]) -> torch.Tensor:
-        targets = [teacher_target(clip, self.output, start) for clip, start in zip(clips, starts)]
+    def loss(self, embedding: torch.Tensor, clips: list[Clip], starts: tuple[int, ...],
+             mixing: np.ndarray | None = None) -> torch.Tensor:
+        targets = mixed([teacher_target(clip, self.output, start) for clip, start in zip(clips, starts)], mixing)
         taught = [i for i, target in enumerate(targets) if target is not None]
         if not taught:
             return embedding.sum() * 0.0
@@ -248,16 +288,23 @@ class Student:
         return F.mse_loss(self.head(embedding[taught]), wanted)
 
 
-def emotion_loss(outputs, clips: list[Clip], procedural_weight: float) -> torch.Tensor:
+def emotion_loss(outputs, clips: list[Clip], procedural_weight: float,
+                 mixing: np.ndarray | None = None) -> torch.Tensor:
+    """Each window's targets, or with `mixing` (labelled windows mixed only
+    with labelled ones) the mix of its windows' targets."""
     logits, quadrant_logits = outputs.logits, outputs.quadrant_logits
     targets = torch.tensor([[c.valence, c.arousal] for c in clips])
     labelled = torch.tensor([c.quadrant is not None for c in clips])
     targets = torch.where(labelled[:, None], targets * (1 - 2 * LABEL_SMOOTHING) + LABEL_SMOOTHING, targets)
+    if mixing is not None:
+        targets = torch.from_numpy(mixing) @ targets
     weights = torch.where(labelled, 1.0, procedural_weight)[:, None]
     loss = (F.binary_cross_entropy_with_logits(logits, targets, reduction="none") * weights).mean()
     if labelled.any():
-        quadrants = torch.tensor([c.quadrant for c in clips if c.quadrant is not None])
-        loss = loss + 0.5 * F.cross_entropy(quadrant_logits[labelled], quadrants)
+        quadrants = torch.tensor([c.quadrant if c.quadrant is not None else 0 for c in clips])
+        if mixing is not None:
+            quadrants = torch.from_numpy(mixing) @ F.one_hot(quadrants, 4).float()   # shares of each quadrant
+        loss = loss + 0.5 * F.cross_entropy(quadrant_logits[labelled], quadrants[labelled])
     return loss
 
 
@@ -280,6 +327,7 @@ class Sampler:
         self.parts = [(clips, round(batch * share / total),
                        quadrant_balance(clips) if clips[0].quadrant is not None else None) for clips, share in corpora]
         self.rng = rng
+        self.sizes = [count for _, count, _ in self.parts]     # a batch's clips per corpus, in order
 
     def __call__(self) -> list[Clip]:
         return [clips[i] for clips, count, p in self.parts for i in self.rng.choice(len(clips), count, p=p)]
@@ -304,7 +352,7 @@ def train(recordings: list[Clip], emopia: list[Clip], extra: list[Clip], recipe:
     started = time.time()
     for step in range(1, recipe.steps + 1):
         network.train()
-        loss = loss_on(network, sample(), rng, generator, recipe, student)
+        loss = loss_on(network, sample(), rng, generator, recipe, student, sample.sizes)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
@@ -477,6 +525,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=Recipe.batch)
     parser.add_argument("--distill", type=float, default=Recipe.distill,
                         help="weight of the teacher's loss (needs bash tools/teacher.sh first; 0: none)")
+    parser.add_argument("--mixup", type=float, default=Recipe.mixup,
+                        help="mix each window with another of its corpus, share ~ Beta(MIXUP, MIXUP) (0: none)")
     parser.add_argument("--teacher-output", choices=["penultimate", "tags"], default=Recipe.teacher_output)
     parser.add_argument("--procedural", type=int, default=procedural.CLIPS, help="procedural clips (0: none)")
     parser.add_argument("--limit", type=int, default=None, help="clips per corpus (smoke tests)")
@@ -489,7 +539,8 @@ def main() -> None:
         export_saved(args.out)
         print(f"wrote {args.out}", flush=True)
         return
-    recipe = Recipe(steps=args.steps, batch=args.batch, distill=args.distill, teacher_output=args.teacher_output)
+    recipe = Recipe(steps=args.steps, batch=args.batch, distill=args.distill, teacher_output=args.teacher_output,
+                    mixup=args.mixup)
     random.seed(args.seed)
     # Summation order, hence the weights after thousands of steps, depends on
     # the thread count: one thread gives the same model whatever the cores.
