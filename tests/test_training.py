@@ -165,7 +165,28 @@ def test_mixup_mixes_windows_of_one_corpus():
     corpus = np.repeat([0, 1, 2], [3, 5, 2])
     rows, columns = np.nonzero(mixing)
     assert (corpus[rows] == corpus[columns]).all()
+    assert (np.diag(mixing) > 0).all()                                 # each row holds its own window
     assert any(np.count_nonzero(row) == 2 for row in mixing)         # some windows are mixed
+
+
+def test_mixed_targets_are_what_the_loss_asks_for():
+    """With a window mixed 3:1 (a happy, excited Q1 window with a sad Q3
+    one), the loss is lowest where the outputs are the mix of the targets:
+    its gradient vanishes there."""
+    torch = pytest.importorskip("torch")
+    import train
+    happy, sad = taught_clip(np.zeros((10, 8))), taught_clip(np.zeros((10, 8)))
+    sad.valence = sad.arousal = 0.0
+    sad.quadrant = 2
+    mixing = np.array([[0.75, 0.25], [0.0, 1.0]], np.float32)
+    smoothed = 0.75 * (1 - train.LABEL_SMOOTHING) + 0.25 * train.LABEL_SMOOTHING
+    logits = torch.tensor([[smoothed] * 2, [train.LABEL_SMOOTHING] * 2]).logit().requires_grad_()
+    quadrants = torch.tensor([[0.75, 1e-9, 0.25, 1e-9], [1e-9, 1e-9, 1.0, 1e-9]]).log().requires_grad_()
+    outputs = type("Outputs", (), {"logits": logits, "quadrant_logits": quadrants})
+    train.emotion_loss(outputs, [happy, sad], 0.5, mixing).backward()
+    assert logits.grad.abs().max() < 1e-6 and quadrants.grad.abs().max() < 1e-6
+    assert train.same_recipe({k: v for k, v in train.asdict(train.Recipe()).items() if k != "mixup"}, train.Recipe())
+    assert not train.same_recipe(train.asdict(train.Recipe()), train.Recipe(mixup=0.4))
 
 
 def test_mixup_adds_sounds_at_their_shares():
@@ -180,6 +201,11 @@ def test_mixup_adds_sounds_at_their_shares():
     assert mix[0, 10, 0].item() == pytest.approx(-10 + 10 * np.log10(0.75), abs=1e-3)
     assert mix[0, 40, 0].item() == pytest.approx(-10 + 10 * np.log10(0.25), abs=1e-3)
     assert torch.allclose(mix[1], spec[1], atol=1e-3)                  # unmixed: unchanged
+    silence = torch.full((2, 50, 8), train.frontend.FLOOR_DB)
+    silence[0] = spec[0]
+    mix = train.mix_windows(silence, np.array([[0.8, 0.2], [0.5, 0.5]], np.float32))
+    assert mix[0, 20].max().item() == train.frontend.FLOOR_DB          # silence adds nothing
+    assert mix[1, 10, 0].item() == pytest.approx(-100 + 10 * np.log10(0.5), abs=1e-3)   # at the silent window's level (60 dB above the floor)
     targets = [np.array([1.0, 0.0]), np.array([0.0, 1.0])]
     assert np.allclose(train.mixed(targets, mixing)[0], [0.75, 0.25])
     assert train.mixed([targets[0], None], mixing) == [None, None]     # a mix with an untaught window: no target

@@ -28,7 +28,7 @@ import random
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +42,7 @@ import procedural  # noqa: E402
 from rt_mer.audio.io import read_audio  # noqa: E402
 from rt_mer.dsp import frontend  # noqa: E402
 from rt_mer.engines.base import INPUT_NAME, OUTPUT_NAMES  # noqa: E402
-from rt_mer.model.network import ExportWrapper, HarmonicCNN  # noqa: E402
+from rt_mer.model.network import DYNAMIC_RANGE_DB, ExportWrapper, HarmonicCNN  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 VALENCE_POSITIVE = {1: 1.0, 2: 0.0, 3: 0.0, 4: 1.0}
@@ -54,7 +54,8 @@ VALIDATION_HOP_FRAMES = int(frontend.FRAMES_PER_SECOND)
 @dataclass(frozen=True)
 class Recipe:
     """What a training run does; the cross-validation and the shipped model
-    share one."""
+    share one. A new field's default must train as before: --resume counts
+    it at its default in runs written without it."""
     steps: int = 19200
     batch: int = 24                # split by the shares, each rounded: 11 + 10 + 4 = 25 windows
     recordings: float = 0.45       # share of each batch from the 4Q recordings
@@ -212,10 +213,13 @@ def mixing_matrix(sizes: list[int], alpha: float, rng: np.random.Generator) -> n
 def mix_windows(spec: torch.Tensor, mixing: np.ndarray) -> torch.Tensor:
     """Windows [B, bins, frames] in dB mixed as sounds: powers added by the
     rows' shares, every window first brought to the same peak (so a share
-    is what a listener hears of it), the result at the row's own level."""
-    peaks = spec.amax(dim=(1, 2), keepdim=True)
-    power = torch.einsum("ij,jft->ift", torch.from_numpy(mixing), 10 ** ((spec - peaks) / 10))
-    return 10 * torch.log10(power.clamp(min=1e-30)) + peaks
+    is what a listener hears of it), the result at the row's own level. The
+    floor stays silence, and a silent window's peak is taken as the network
+    takes it (60 dB above the floor), so it is not raised to full scale."""
+    peaks = spec.amax(dim=(1, 2), keepdim=True).clamp(min=frontend.FLOOR_DB + DYNAMIC_RANGE_DB)
+    power = torch.where(spec > frontend.FLOOR_DB, 10 ** ((spec - peaks) / 10), 0.0)
+    mix = torch.einsum("ij,jft->ift", torch.from_numpy(mixing), power)
+    return (10 * torch.log10(mix.clamp(min=1e-30)) + peaks).clamp(min=frontend.FLOOR_DB)
 
 
 def mixed(targets: list, mixing: np.ndarray | None) -> list:
@@ -251,13 +255,13 @@ def stack(spec: torch.Tensor) -> torch.Tensor:
 # ------------------------------------------------------------ training
 
 def loss_on(network: HarmonicCNN, clips: list[Clip], rng: np.random.Generator,
-            generator: torch.Generator, recipe: Recipe, student: Student | None = None,
-            corpus_sizes: list[int] | None = None) -> torch.Tensor:
+            generator: torch.Generator, recipe: Recipe, corpus_sizes: list[int],
+            student: Student | None = None) -> torch.Tensor:
     """The training loss on a batch of `clips`, `corpus_sizes` consecutive
-    clips from each corpus (mixup stays within one; default: one corpus)."""
+    clips from each corpus (mixup stays within one)."""
     windows, starts = zip(*(crop(clip.spec, rng) for clip in clips))
     specs = torch.from_numpy(np.stack(windows).astype(np.float32))
-    mixing = mixing_matrix(corpus_sizes or [len(clips)], recipe.mixup, rng) if recipe.mixup else None
+    mixing = mixing_matrix(corpus_sizes, recipe.mixup, rng) if recipe.mixup else None
     if mixing is not None:
         specs = mix_windows(specs, mixing)
     outputs = network(stack(augment(specs, generator)))
@@ -352,7 +356,7 @@ def train(recordings: list[Clip], emopia: list[Clip], extra: list[Clip], recipe:
     started = time.time()
     for step in range(1, recipe.steps + 1):
         network.train()
-        loss = loss_on(network, sample(), rng, generator, recipe, student, sample.sizes)
+        loss = loss_on(network, sample(), rng, generator, recipe, sample.sizes, student)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
@@ -420,7 +424,7 @@ def cross_validate(recipe: Recipe, seeds: list[int], jobs: int, progress: Path, 
     runs of the same recipe found there are not run again."""
     recordings, folds = CORPORA["recordings"], CORPORA["folds"]
     kept = [json.loads(line) for line in progress.read_text().splitlines()] if resume and progress.exists() else []
-    done = {(run["seed"], run["fold"]): run for run in kept if run.get("recipe") == recipe.__dict__}
+    done = {(run["seed"], run["fold"]): run for run in kept if same_recipe(run.get("recipe"), recipe)}
     tasks = [(fold, seed, recipe) for seed in seeds for fold in range(len(folds)) if (seed, fold) not in done]
     print(f"{len(tasks)} fold runs to go" + (f", {len(done)} kept from {progress}" if done else ""), flush=True)
     # Appending (not rewriting) the kept runs: a trial cut short at any moment loses none.
@@ -450,6 +454,12 @@ def cross_validate(recipe: Recipe, seeds: list[int], jobs: int, progress: Path, 
     report["summary"] = summarise(report["runs"])
     print("summary", json.dumps(report["summary"]), flush=True)
     return report
+
+
+def same_recipe(written: dict | None, recipe: Recipe) -> bool:
+    """Whether a run was made with `recipe`; a field added to Recipe since
+    it was written counts at its default, which leaves training as it was."""
+    return written is not None and {**asdict(Recipe()), **written} == asdict(recipe)
 
 
 def summarise(runs: list[dict]) -> dict:
