@@ -99,11 +99,11 @@ def test_distillation_needs_the_teachers_outputs_and_uses_them(tmp_path, cache):
         assert untaught.returncode != 0 and f"{taught_so_far} training clips: run bash tools/teacher.sh --procedural 4" in last_line
         assert not out.exists()
     teach(sorted(cache.glob("**/*.flac")))
-    taught = train_py(cache, "--distill", "1", "--mixup", "0.4", "--no-cv", "--no-baseline", "--out", str(out))
+    taught = train_py(cache, "--distill", "1", "--mixup", "0.4", "--no-mixup-recordings", "--no-cv", "--no-baseline", "--out", str(out))
     assert taught.returncode == 0, taught.stderr[-2000:]
     assert "distilling the teacher's penultimate on 44 of 44 training clips" in taught.stdout
     report = json.loads(out.with_suffix(".json").read_text())
-    assert report["taught_clips"] == 44 and report["recipe"]["mixup"] == 0.4
+    assert report["taught_clips"] == 44 and report["recipe"]["mixup"] == 0.4 and not report["recipe"]["mixup_recordings"]
     assert open_engine(model=out).infer(np.zeros((1, *WINDOW_SHAPE), np.float32)).valence.shape == (1,)
 
 
@@ -159,10 +159,11 @@ def test_mixup_mixes_windows_of_one_corpus():
     rest of one partner from its own corpus (consecutive groups)."""
     pytest.importorskip("torch")
     import train
-    mixing = train.mixing_matrix([3, 5, 2], 0.4, np.random.default_rng(1))
+    mixing = train.mixing_matrix([(3, 0.4), (5, 0.4), (2, 0.0), (2, 0.4)], np.random.default_rng(1))
     assert np.allclose(mixing.sum(axis=1), 1.0) and (mixing >= 0).all()
     assert all(np.count_nonzero(row) <= 2 for row in mixing)
-    corpus = np.repeat([0, 1, 2], [3, 5, 2])
+    assert (mixing[8:10, :] == np.eye(12)[8:10]).all()                # alpha 0: not mixed
+    corpus = np.repeat([0, 1, 2, 3], [3, 5, 2, 2])
     rows, columns = np.nonzero(mixing)
     assert (corpus[rows] == corpus[columns]).all()
     assert (np.diag(mixing) > 0).all()                                 # each row holds its own window

@@ -64,6 +64,7 @@ class Recipe:
     distill: float = 1.0           # weight of the teacher's loss (0: none); needs bash tools/teacher.sh first
     teacher_output: str = "penultimate"     # which of the teacher's outputs the network learns to predict
     mixup: float = 0.0             # windows mixed with another of their corpus, share ~ Beta(mixup, mixup) (0: none)
+    mixup_recordings: bool = True  # the recordings too (else the renders only: two records at once are no record)
 
 
 # ---------------------------------------------------------------- data
@@ -196,17 +197,20 @@ def augment(spec: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return transpose(spec, torch.randint(-6, 7, (len(spec),), generator=generator).tolist())
 
 
-def mixing_matrix(sizes: list[int], alpha: float, rng: np.random.Generator) -> np.ndarray:
-    """Mixup (Zhang et al. 2018) within each corpus of a batch (consecutive
-    groups of `sizes`): row i holds window i's share, drawn from
-    Beta(alpha, alpha), and the rest for a random partner of its corpus."""
-    total = sum(sizes)
-    firsts = np.cumsum([0, *sizes[:-1]])
-    partners = np.concatenate([first + rng.permutation(size) for first, size in zip(firsts, sizes)])
-    share = rng.beta(alpha, alpha, total).astype(np.float32)
+def mixing_matrix(groups: list[tuple[int, float]], rng: np.random.Generator) -> np.ndarray:
+    """Mixup (Zhang et al. 2018) within each corpus of a batch (`groups`:
+    its consecutive clips and its alpha; 0: not mixed): row i holds window
+    i's share, drawn from Beta(alpha, alpha), and the rest for a random
+    partner of its corpus."""
+    total = sum(size for size, _ in groups)
     mixing = np.zeros((total, total), np.float32)
-    mixing[np.arange(total), np.arange(total)] += share
-    mixing[np.arange(total), partners] += 1 - share
+    first = 0
+    for size, alpha in groups:
+        rows = np.arange(first, first + size)
+        share = rng.beta(alpha, alpha, size) if alpha else np.ones(size)
+        mixing[rows, rows] += share
+        mixing[rows, first + rng.permutation(size)] += 1 - share
+        first += size
     return mixing
 
 
@@ -255,13 +259,13 @@ def stack(spec: torch.Tensor) -> torch.Tensor:
 # ------------------------------------------------------------ training
 
 def loss_on(network: HarmonicCNN, clips: list[Clip], rng: np.random.Generator,
-            generator: torch.Generator, recipe: Recipe, corpus_sizes: list[int],
+            generator: torch.Generator, recipe: Recipe, groups: list[tuple[int, float]],
             student: Student | None = None) -> torch.Tensor:
-    """The training loss on a batch of `clips`, `corpus_sizes` consecutive
-    clips from each corpus (mixup stays within one)."""
+    """The training loss on a batch of `clips`: `groups` of consecutive
+    clips from one corpus each, with its mixup alpha (mixup stays within one)."""
     windows, starts = zip(*(crop(clip.spec, rng) for clip in clips))
     specs = torch.from_numpy(np.stack(windows).astype(np.float32))
-    mixing = mixing_matrix(corpus_sizes, recipe.mixup, rng) if recipe.mixup else None
+    mixing = mixing_matrix(groups, rng) if any(alpha for _, alpha in groups) else None
     if mixing is not None:
         specs = mix_windows(specs, mixing)
     outputs = network(stack(augment(specs, generator)))
@@ -322,16 +326,17 @@ def quadrant_balance(clips: list[Clip]) -> np.ndarray:
 
 
 class Sampler:
-    """Draws each batch from the corpora in fixed shares, each labelled
-    corpus quadrant-balanced."""
+    """Draws each batch from the corpora (clips, share, mixup alpha) in
+    fixed shares, each labelled corpus quadrant-balanced."""
 
-    def __init__(self, corpora: list[tuple[list[Clip], float]], batch: int, rng: np.random.Generator) -> None:
-        corpora = [(clips, share) for clips, share in corpora if clips and share > 0]
-        total = sum(share for _, share in corpora)
+    def __init__(self, corpora: list[tuple[list[Clip], float, float]], batch: int, rng: np.random.Generator) -> None:
+        corpora = [(clips, share, mixup) for clips, share, mixup in corpora if clips and share > 0]
+        total = sum(share for _, share, _ in corpora)
         self.parts = [(clips, round(batch * share / total),
-                       quadrant_balance(clips) if clips[0].quadrant is not None else None) for clips, share in corpora]
+                       quadrant_balance(clips) if clips[0].quadrant is not None else None) for clips, share, _ in corpora]
         self.rng = rng
-        self.sizes = [count for _, count, _ in self.parts]     # a batch's clips per corpus, in order
+        # a batch's clips per corpus, in order, and each corpus's mixup alpha
+        self.groups = [(count, mixup) for (_, count, _), (_, _, mixup) in zip(self.parts, corpora)]
 
     def __call__(self) -> list[Clip]:
         return [clips[i] for clips, count, p in self.parts for i in self.rng.choice(len(clips), count, p=p)]
@@ -351,12 +356,14 @@ def train(recordings: list[Clip], emopia: list[Clip], extra: list[Clip], recipe:
     optimiser = torch.optim.AdamW(parameters, lr=3e-3, weight_decay=1e-3)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=3e-3, total_steps=recipe.steps, pct_start=0.1)
     emopia_share = 1.0 - recipe.recordings - recipe.procedural
-    sample = Sampler([(recordings, recipe.recordings), (emopia, emopia_share), (extra, recipe.procedural)],
+    mixup_recordings = recipe.mixup if recipe.mixup_recordings else 0.0
+    sample = Sampler([(recordings, recipe.recordings, mixup_recordings), (emopia, emopia_share, recipe.mixup),
+                      (extra, recipe.procedural, recipe.mixup)],
                      recipe.batch, rng)
     started = time.time()
     for step in range(1, recipe.steps + 1):
         network.train()
-        loss = loss_on(network, sample(), rng, generator, recipe, sample.sizes, student)
+        loss = loss_on(network, sample(), rng, generator, recipe, sample.groups, student)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
@@ -537,6 +544,8 @@ def main() -> None:
                         help="weight of the teacher's loss (needs bash tools/teacher.sh first; 0: none)")
     parser.add_argument("--mixup", type=float, default=Recipe.mixup,
                         help="mix each window with another of its corpus, share ~ Beta(MIXUP, MIXUP) (0: none)")
+    parser.add_argument("--mixup-recordings", action=argparse.BooleanOptionalAction, default=Recipe.mixup_recordings,
+                        help="with --mixup, mix the recordings too (--no-mixup-recordings: the renders only)")
     parser.add_argument("--teacher-output", choices=["penultimate", "tags"], default=Recipe.teacher_output)
     parser.add_argument("--procedural", type=int, default=procedural.CLIPS, help="procedural clips (0: none)")
     parser.add_argument("--limit", type=int, default=None, help="clips per corpus (smoke tests)")
@@ -550,7 +559,7 @@ def main() -> None:
         print(f"wrote {args.out}", flush=True)
         return
     recipe = Recipe(steps=args.steps, batch=args.batch, distill=args.distill, teacher_output=args.teacher_output,
-                    mixup=args.mixup)
+                    mixup=args.mixup, mixup_recordings=args.mixup_recordings)
     random.seed(args.seed)
     # Summation order, hence the weights after thousands of steps, depends on
     # the thread count: one thread gives the same model whatever the cores.
