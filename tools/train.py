@@ -332,11 +332,12 @@ class Sampler:
     def __init__(self, corpora: list[tuple[list[Clip], float, float]], batch: int, rng: np.random.Generator) -> None:
         corpora = [(clips, share, mixup) for clips, share, mixup in corpora if clips and share > 0]
         total = sum(share for _, share, _ in corpora)
-        self.parts = [(clips, round(batch * share / total),
-                       quadrant_balance(clips) if clips[0].quadrant is not None else None) for clips, share, _ in corpora]
+        self.parts, self.groups = [], []       # groups: a batch's clips per corpus, in order, and its mixup alpha
+        for clips, share, mixup in corpora:
+            count = round(batch * share / total)
+            self.parts.append((clips, count, quadrant_balance(clips) if clips[0].quadrant is not None else None))
+            self.groups.append((count, mixup))
         self.rng = rng
-        # a batch's clips per corpus, in order, and each corpus's mixup alpha
-        self.groups = [(count, mixup) for (_, count, _), (_, _, mixup) in zip(self.parts, corpora)]
 
     def __call__(self) -> list[Clip]:
         return [clips[i] for clips, count, p in self.parts for i in self.rng.choice(len(clips), count, p=p)]
@@ -356,8 +357,8 @@ def train(recordings: list[Clip], emopia: list[Clip], extra: list[Clip], recipe:
     optimiser = torch.optim.AdamW(parameters, lr=3e-3, weight_decay=1e-3)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=3e-3, total_steps=recipe.steps, pct_start=0.1)
     emopia_share = 1.0 - recipe.recordings - recipe.procedural
-    mixup_recordings = recipe.mixup if recipe.mixup_recordings else 0.0
-    sample = Sampler([(recordings, recipe.recordings, mixup_recordings), (emopia, emopia_share, recipe.mixup),
+    recordings_mixup = recipe.mixup if recipe.mixup_recordings else 0.0
+    sample = Sampler([(recordings, recipe.recordings, recordings_mixup), (emopia, emopia_share, recipe.mixup),
                       (extra, recipe.procedural, recipe.mixup)],
                      recipe.batch, rng)
     started = time.time()
