@@ -54,8 +54,8 @@ VALIDATION_HOP_FRAMES = int(frontend.FRAMES_PER_SECOND)
 @dataclass(frozen=True)
 class Recipe:
     """What a training run does; the cross-validation and the shipped model
-    share one. A new field's default must train as before: --resume counts
-    it at its default in runs written without it."""
+    share one. A new field goes into AS_BEFORE too, at the value that trains
+    as before it existed: --resume reads runs written without it that way."""
     steps: int = 19200
     batch: int = 24                # split by the shares, each rounded: 11 + 10 + 4 = 25 windows
     recordings: float = 0.45       # share of each batch from the 4Q recordings
@@ -63,8 +63,11 @@ class Recipe:
     procedural_weight: float = 0.5
     distill: float = 1.0           # weight of the teacher's loss (0: none); needs bash tools/teacher.sh first
     teacher_output: str = "penultimate"     # which of the teacher's outputs the network learns to predict
-    mixup: float = 0.0             # windows mixed with another of their corpus, share ~ Beta(mixup, mixup) (0: none)
-    mixup_recordings: bool = True  # the recordings too (else the renders only: two records at once are no record)
+    mixup: float = 0.4             # windows mixed with another of their corpus, share ~ Beta(mixup, mixup) (0: none)
+    mixup_recordings: bool = False  # the recordings too (no: two records at once are no record; two piano passages are piano)
+
+
+AS_BEFORE = {"mixup": 0.0, "mixup_recordings": True}    # Recipe fields added since runs.jsonl files were written
 
 
 # ---------------------------------------------------------------- data
@@ -466,8 +469,8 @@ def cross_validate(recipe: Recipe, seeds: list[int], jobs: int, progress: Path, 
 
 def same_recipe(written: dict | None, recipe: Recipe) -> bool:
     """Whether a run was made with `recipe`; a field added to Recipe since
-    it was written counts at its default, which leaves training as it was."""
-    return written is not None and {**asdict(Recipe()), **written} == asdict(recipe)
+    it was written counts at its AS_BEFORE value, which trained as it did."""
+    return written is not None and {**asdict(Recipe()), **AS_BEFORE, **written} == asdict(recipe)
 
 
 def summarise(runs: list[dict]) -> dict:
@@ -546,7 +549,7 @@ def main() -> None:
     parser.add_argument("--mixup", type=float, default=Recipe.mixup,
                         help="mix each window with another of its corpus, share ~ Beta(MIXUP, MIXUP) (0: none)")
     parser.add_argument("--mixup-recordings", action=argparse.BooleanOptionalAction, default=Recipe.mixup_recordings,
-                        help="with --mixup, mix the recordings too (--no-mixup-recordings: the renders only)")
+                        help="with --mixup, mix the recordings too (default: the renders only)")
     parser.add_argument("--teacher-output", choices=["penultimate", "tags"], default=Recipe.teacher_output)
     parser.add_argument("--procedural", type=int, default=procedural.CLIPS, help="procedural clips (0: none)")
     parser.add_argument("--limit", type=int, default=None, help="clips per corpus (smoke tests)")
