@@ -214,6 +214,20 @@ def test_mixup_adds_sounds_at_their_shares():
     assert train.mixed([targets[0], None], mixing) == [None, None]     # a mix with an untaught window: no target
 
 
+def test_batch_shares_are_the_recipes():
+    """Each corpus gets its share of a batch, rounded; a corpus at share 0
+    is left out; shares that do not fit in a batch are refused in one line."""
+    pytest.importorskip("torch")
+    import train
+    clips = [taught_clip(np.zeros((10, 8))) for _ in range(4)]
+    sample = train.Sampler([(clips, 0.45, 0.0), (clips, 0.55, 0.4), (clips, 0.0, 0.4)], 24, np.random.default_rng(0))
+    assert sample.groups == [(11, 0.0), (13, 0.4)] and len(sample()) == 24
+    refused = subprocess.run([sys.executable, str(ROOT / "tools" / "train.py"), "--recordings-share", "0.7",
+                              "--procedural-share", "0.4"], capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines()[-1].endswith("each from 0, together at most 1")
+
+
 def fold_runs(seed: int, quadrant_by_fold: list[float], clips_by_fold: list[int], emopia: float = 0.6,
               recipe: dict | None = None) -> list[dict]:
     """Lines of a runs.jsonl as tools/train.py writes them (scores made up)."""

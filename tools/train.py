@@ -552,17 +552,24 @@ def main() -> None:
                         help="with --mixup, mix the recordings too (default: the renders only)")
     parser.add_argument("--teacher-output", choices=["penultimate", "tags"], default=Recipe.teacher_output)
     parser.add_argument("--procedural", type=int, default=procedural.CLIPS, help="procedural clips (0: none)")
+    parser.add_argument("--recordings-share", type=float, default=Recipe.recordings,
+                        help="share of each batch from the 4Q recordings")
+    parser.add_argument("--procedural-share", type=float, default=Recipe.procedural,
+                        help="share of each batch from the procedural corpus (EMOPIA has the rest)")
     parser.add_argument("--limit", type=int, default=None, help="clips per corpus (smoke tests)")
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--out", type=Path, default=ROOT / "engines" / "rt-mer.onnx")
     parser.add_argument("--export-only", action="store_true",
                         help="export the weights saved beside --out (its .pt) to --out, no training")
     args = parser.parse_args()
+    if not 0 <= args.recordings_share + args.procedural_share <= 1 or min(args.recordings_share, args.procedural_share) < 0:
+        parser.error("--recordings-share and --procedural-share are shares of a batch: each from 0, together at most 1")
     if args.export_only:
         export_saved(args.out)
         print(f"wrote {args.out}", flush=True)
         return
-    recipe = Recipe(steps=args.steps, batch=args.batch, distill=args.distill, teacher_output=args.teacher_output,
+    recipe = Recipe(steps=args.steps, batch=args.batch, recordings=args.recordings_share,
+                    procedural=args.procedural_share, distill=args.distill, teacher_output=args.teacher_output,
                     mixup=args.mixup, mixup_recordings=args.mixup_recordings)
     random.seed(args.seed)
     # Summation order, hence the weights after thousands of steps, depends on
