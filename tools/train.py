@@ -562,7 +562,7 @@ def main() -> None:
     parser.add_argument("--export-only", action="store_true",
                         help="export the weights saved beside --out (its .pt) to --out, no training")
     args = parser.parse_args()
-    if not 0 <= args.recordings_share + args.procedural_share <= 1 or min(args.recordings_share, args.procedural_share) < 0:
+    if min(args.recordings_share, args.procedural_share) < 0 or args.recordings_share + args.procedural_share > 1:
         parser.error("--recordings-share and --procedural-share are shares of a batch: each from 0, together at most 1")
     if args.export_only:
         export_saved(args.out)
