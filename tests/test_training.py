@@ -99,11 +99,14 @@ def test_distillation_needs_the_teachers_outputs_and_uses_them(tmp_path, cache):
         assert untaught.returncode != 0 and f"{taught_so_far} training clips: run bash tools/teacher.sh --procedural 4" in last_line
         assert not out.exists()
     teach(sorted(cache.glob("**/*.flac")))
-    taught = train_py(cache, "--distill", "1", "--mixup", "0.4", "--no-mixup-recordings", "--no-cv", "--no-baseline", "--out", str(out))
+    taught = train_py(cache, "--distill", "1", "--mixup", "0.4", "--no-mixup-recordings", "--procedural-share", "0.1",
+                      "--no-cv", "--no-baseline", "--out", str(out))
     assert taught.returncode == 0, taught.stderr[-2000:]
     assert "distilling the teacher's penultimate on 44 of 44 training clips" in taught.stdout
     report = json.loads(out.with_suffix(".json").read_text())
     assert report["taught_clips"] == 44 and report["recipe"]["mixup"] == 0.4 and not report["recipe"]["mixup_recordings"]
+    import train
+    assert report["recipe"]["procedural"] == 0.1 and report["recipe"]["recordings"] == train.Recipe.recordings
     assert open_engine(model=out).infer(np.zeros((1, *WINDOW_SHAPE), np.float32)).valence.shape == (1,)
 
 
