@@ -145,12 +145,14 @@ def test_stuck_subscriber_never_blocks_the_publisher(endpoint, nodrop):
         else:
             # Per-subscriber drops: the publisher cannot see them, the live
             # subscriber sees them as seq gaps, and the stuck one does not
-            # silence it.
+            # silence it. Whether the losses fall inside the burst (its queue
+            # drained a little while it was being filled) or only at its end
+            # (seen at the next message) is up to the sockets' timing.
             assert pub.dropped == 0 and pub.publish("status", "s", status("s", attempts))
-            assert live.missed > 0 and len(got) + live.missed == got[-1] - got[0] + 1
+            assert len(got) + live.missed == got[-1] - got[0] + 1
             missed = live.missed
             assert live.receive(2000)["seq"] == attempts
-            assert live.missed == missed + attempts - got[-1] - 1
+            assert live.missed == missed + attempts - got[-1] - 1 > 0
 
 
 def test_malformed_input_is_counted_and_skipped(endpoint):
