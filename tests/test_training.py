@@ -100,13 +100,15 @@ def test_distillation_needs_the_teachers_outputs_and_uses_them(tmp_path, cache):
         assert not out.exists()
     teach(sorted(cache.glob("**/*.flac")))
     taught = train_py(cache, "--distill", "1", "--mixup", "0.4", "--no-mixup-recordings", "--procedural-share", "0.1",
-                      "--no-cv", "--no-baseline", "--out", str(out))
+                      "--dynamics", "1", "--no-cv", "--no-baseline", "--out", str(out))
     assert taught.returncode == 0, taught.stderr[-2000:]
     assert "distilling the teacher's penultimate on 44 of 44 training clips" in taught.stdout
+    assert "soft_twins 20" in taught.stdout and len(list(cache.glob("emopia-soft/*.flac"))) == 20
     report = json.loads(out.with_suffix(".json").read_text())
     assert report["taught_clips"] == 44 and report["recipe"]["mixup"] == 0.4 and not report["recipe"]["mixup_recordings"]
     import train
     assert report["recipe"]["procedural"] == 0.1 and report["recipe"]["recordings"] == train.Recipe.recordings
+    assert report["recipe"]["dynamics"] == 1
     assert open_engine(model=out).infer(np.zeros((1, *WINDOW_SHAPE), np.float32)).valence.shape == (1,)
 
 
@@ -229,6 +231,50 @@ def test_batch_shares_are_the_recipes():
                               "--procedural-share", "0.4"], capture_output=True, text=True, timeout=120)
     assert refused.returncode == 2
     assert refused.stderr.strip().splitlines()[-1].endswith("each from 0, together at most 1")
+
+
+@pytest.mark.skipif(not Path("/usr/share/sounds/sf2/FluidR3_GM.sf2").exists(), reason="fluid-soundfont-gm missing")
+def test_a_soft_twin_is_the_same_notes_struck_softer(tmp_path):
+    mido = pytest.importorskip("mido")
+    import corpus
+    import procedural
+    played = procedural.write_midi(procedural.Piece(major=True, tempo_bpm=100, velocity=90, staccato=0.5, register=0,
+                                                    dissonance=0.0, density=2, drums=False, key=0, lead=0,
+                                                    harmony=0, bass=32, seconds=6.0), tmp_path / "played.mid")
+    soft = corpus.softened(played, tmp_path / "soft.mid", 0.4)
+    before, after = (list(mido.MidiFile(path)) for path in (played, soft))
+    assert [m.copy(velocity=0) if m.type == "note_on" else m for m in before] == \
+        [m.copy(velocity=0) if m.type == "note_on" else m for m in after]        # the same notes at the same times
+    struck = [(a.velocity, b.velocity) for a, b in zip(before, after) if a.type == "note_on" and a.velocity]
+    assert struck and all(b == max(1, round(a * 0.4)) for a, b in struck)
+    import soundfile
+    peaks = [np.abs(soundfile.read(corpus.render(midi, midi.with_suffix(".flac")))[0]).max() for midi in (played, soft)]
+    assert peaks[1] < 0.5 * peaks[0]
+
+
+def test_soft_twins_compare_one_window_under_one_augmentation():
+    """A pair is the same crop of both renders given the same room,
+    microphone, codec and transposition: a twin 20 dB quieter stays 20 dB
+    quieter through the augmentation, everywhere. The loss asks the played
+    window to be the more aroused."""
+    torch = pytest.importorskip("torch")
+    import train
+    rng = np.random.default_rng(0)
+    played = [taught_clip(np.zeros((10, 8))) for _ in range(3)]
+    for clip in played:
+        clip.spec = rng.uniform(-80, -20, (252, 300)).astype(np.float16)
+    soft = [taught_clip(np.zeros((10, 8))) for _ in range(3)]
+    for clip, twin in zip(played, soft):
+        twin.spec = clip.spec - np.float16(20)
+    windows = train.SoftTwins(played, soft).windows(rng, torch.Generator().manual_seed(0))
+    loud, quiet = windows.chunk(2)
+    assert loud.shape == (train.SoftTwins.PAIRS, 252, train.frontend.WINDOW_FRAMES)
+    floor = (loud <= train.frontend.FLOOR_DB + 1e-3) & (quiet <= train.frontend.FLOOR_DB + 1e-3)
+    assert torch.where(floor, True, torch.isclose(quiet, loud - 20, atol=0.05)).all()
+    assert (loud.mean(dim=(1, 2)) + 50).abs().max() > 1          # augmented (a raw crop's mean is -50 +- 0.2)
+    logits = torch.zeros(2 * train.SoftTwins.PAIRS, requires_grad=True)
+    train.SoftTwins.loss(logits).backward()
+    assert (logits.grad[:train.SoftTwins.PAIRS] < 0).all() and (logits.grad[train.SoftTwins.PAIRS:] > 0).all()
 
 
 def fold_runs(seed: int, quadrant_by_fold: list[float], clips_by_fold: list[int], emopia: float = 0.6,

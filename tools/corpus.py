@@ -6,6 +6,7 @@ Renders are build artefacts, cached under rt_mer.cache.cache_dir() ($RT_MER_CACH
 else $XDG_CACHE_HOME/rt-mer, else ~/.cache/rt-mer), never in git.
 
     python tools/corpus.py emopia          # render the EMOPIA train/val MIDI
+    python tools/corpus.py emopia-soft     # ... its train split played softly (train.py --dynamics)
     python tools/corpus.py procedural      # write and render the rule corpus
 """
 from __future__ import annotations
@@ -20,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
+import mido
 import numpy as np
 
 from rt_mer.cache import cache_dir
@@ -71,14 +73,45 @@ def render_all(pairs: list[tuple[Path, Path]], jobs: int = os.cpu_count() or 1) 
         return list(pool.map(lambda pair: render(*pair), pairs))
 
 
+def emopia_rows(split: str, limit: int | None = None) -> list[dict[str, str]]:
+    with open(EMOPIA / f"{split}.csv", newline="") as f:
+        return list(csv.DictReader(f))[:limit]
+
+
 def emopia_split(split: str, limit: int | None = None) -> list[tuple[Path, int]]:
     """Rendered clips of an EMOPIA split ("train" or "val") with their
     quadrant (1..4), rendering whatever is not cached yet."""
-    with open(EMOPIA / f"{split}.csv", newline="") as f:
-        rows = list(csv.DictReader(f))[:limit]
+    rows = emopia_rows(split, limit)
     pairs = [(EMOPIA / "midi" / f"{row['fname']}.mid", CACHE / "emopia" / f"{row['fname']}.flac") for row in rows]
     audio = render_all(pairs)
     return [(path, int(row["label"].lstrip("Q"))) for path, row in zip(audio, rows)]
+
+
+SOFT_VELOCITY = 0.5                      # the soft twins' note velocities, a share of the played ones
+
+
+def softened(midi: Path, out: Path, scale: float = SOFT_VELOCITY) -> Path:
+    """`midi` with every note struck softer: each note-on velocity times
+    `scale` (at least 1: a velocity of 0 would end the note). Cached."""
+    if not out.exists():
+        song = mido.MidiFile(midi)
+        for track in song.tracks:
+            for i, message in enumerate(track):
+                if message.type == "note_on" and message.velocity > 0:
+                    track[i] = message.copy(velocity=max(1, round(message.velocity * scale)))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        partial = out.with_suffix(".part.mid")
+        song.save(partial)
+        partial.rename(out)
+    return out
+
+
+def emopia_soft_twins(split: str, limit: int | None = None) -> list[Path]:
+    """emopia_split(split)'s passages played softly (softened), rendered the
+    same way, in the same order."""
+    names = [row["fname"] for row in emopia_rows(split, limit)]
+    return render_all([(softened(EMOPIA / "midi" / f"{name}.mid", CACHE / "emopia-soft-midi" / f"{name}.mid"),
+                        CACHE / "emopia-soft" / f"{name}.flac") for name in names])
 
 
 def fourq_clips() -> list[tuple[Path, int, str]]:
@@ -89,12 +122,14 @@ def fourq_clips() -> list[tuple[Path, int, str]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("corpus", choices=["emopia", "procedural"])
+    parser.add_argument("corpus", choices=["emopia", "emopia-soft", "procedural"])
     parser.add_argument("--count", type=int, default=None, help="procedural clips to make")
     args = parser.parse_args()
     if args.corpus == "emopia":
         for split in ("train", "val"):
             print(split, len(emopia_split(split)), "clips")
+    elif args.corpus == "emopia-soft":
+        print("train", len(emopia_soft_twins("train")), "soft twins")
     else:
         from procedural import make_corpus
         clips = make_corpus(CACHE / "procedural", **({"count": args.count} if args.count else {}))

@@ -42,7 +42,7 @@ import procedural  # noqa: E402
 from rt_mer.audio.io import read_audio  # noqa: E402
 from rt_mer.dsp import frontend  # noqa: E402
 from rt_mer.engines.base import INPUT_NAME, OUTPUT_NAMES  # noqa: E402
-from rt_mer.model.network import DYNAMIC_RANGE_DB, ExportWrapper, HarmonicCNN  # noqa: E402
+from rt_mer.model.network import DYNAMIC_RANGE_DB, ExportWrapper, HarmonicCNN, Outputs  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 VALENCE_POSITIVE = {1: 1.0, 2: 0.0, 3: 0.0, 4: 1.0}
@@ -65,9 +65,10 @@ class Recipe:
     teacher_output: str = "penultimate"     # which of the teacher's outputs the network learns to predict
     mixup: float = 0.4             # windows mixed with another of their corpus, share ~ Beta(mixup, mixup) (0: none)
     mixup_recordings: bool = False  # the recordings too (no: two records at once are no record; two piano passages are piano)
+    dynamics: float = 0.0          # weight of the soft-vs-hard term (SoftTwins; 0: none)
 
 
-AS_BEFORE = {"mixup": 0.0, "mixup_recordings": True}    # Recipe fields added since runs.jsonl files were written
+AS_BEFORE = {"mixup": 0.0, "mixup_recordings": True, "dynamics": 0.0}    # Recipe fields added since runs.jsonl files were written
 
 
 # ---------------------------------------------------------------- data
@@ -99,6 +100,12 @@ def labelled_clip(path: Path, quadrant: int, artist: str = "") -> Clip:
 
 def emopia_clips(split: str, limit: int | None) -> list[Clip]:
     return [labelled_clip(path, q) for path, q in corpus.emopia_split(split, limit)]
+
+
+def soft_twin_clips(limit: int | None) -> list[Clip]:
+    """EMOPIA's train split played softly, in emopia_clips("train") order;
+    unlabelled: only compared with the passages as played (SoftTwins)."""
+    return [Clip(path, 0.5, 0.5, None) for path in corpus.emopia_soft_twins("train", limit)]
 
 
 def recording_clips(limit: int | None) -> list[Clip]:
@@ -263,19 +270,64 @@ def stack(spec: torch.Tensor) -> torch.Tensor:
 
 def loss_on(network: HarmonicCNN, clips: list[Clip], rng: np.random.Generator,
             generator: torch.Generator, recipe: Recipe, groups: list[tuple[int, float]],
-            student: Student | None = None) -> torch.Tensor:
+            student: Student | None = None, twins: SoftTwins | None = None) -> torch.Tensor:
     """The training loss on a batch of `clips`: `groups` of consecutive
-    clips from one corpus each, with its mixup alpha (mixup stays within one)."""
+    clips from one corpus each, with its mixup alpha (mixup stays within one),
+    and with `twins` pairs of passages played and played softly after them."""
     windows, starts = zip(*(crop(clip.spec, rng) for clip in clips))
     specs = torch.from_numpy(np.stack(windows).astype(np.float32))
     mixing = mixing_matrix(groups, rng) if any(alpha for _, alpha in groups) else None
     if mixing is not None:
         specs = mix_windows(specs, mixing)
-    outputs = network(stack(augment(specs, generator)))
-    loss = emotion_loss(outputs, clips, recipe.procedural_weight, mixing)
+    specs = augment(specs, generator)
+    if twins is not None:
+        specs = torch.cat([specs, twins.windows(rng, generator)])
+    outputs = network(stack(specs))
+    loss = 0.0
+    if twins is not None:
+        loss = recipe.dynamics * twins.loss(outputs.logits[len(clips):, 1])
+        outputs = Outputs(*(output[:len(clips)] for output in outputs))
+    loss = loss + emotion_loss(outputs, clips, recipe.procedural_weight, mixing)
     if student is not None:
         loss = loss + recipe.distill * student.loss(outputs.embedding, clips, starts, mixing)
     return loss
+
+
+class SoftTwins:
+    """The soft-vs-hard term, training only. Level normalisation hides the
+    fader, so how hard notes are struck can only be heard in the timbre
+    (a piano's darker, softer attack), and the labels rarely isolate it:
+    each step takes PAIRS EMOPIA passages and their soft twins (the same
+    notes at a share of their velocity, corpus.softened), cropped at the
+    same place and given the same augmentation, and asks the network to
+    hear the passage as played as the more aroused of the two (a logistic
+    ranking loss on the arousal logits: Gabrielsson & Lindstrom's dynamics
+    cue, as a pair, so no absolute arousal is taught)."""
+
+    PAIRS = 4
+
+    def __init__(self, played: list[Clip], soft: list[Clip]) -> None:
+        self.pairs = [(a.spec, b.spec) for a, b in zip(played, soft, strict=True)
+                      if min(a.spec.shape[1], b.spec.shape[1]) >= frontend.WINDOW_FRAMES]
+
+    def windows(self, rng: np.random.Generator, generator: torch.Generator) -> torch.Tensor:
+        """[2 * PAIRS, bins, frames]: the passages as played, then the same
+        windows played softly."""
+        played, soft = [], []
+        for i in rng.choice(len(self.pairs), self.PAIRS):
+            a, b = self.pairs[i]
+            start = rng.integers(0, min(a.shape[1], b.shape[1]) - frontend.WINDOW_FRAMES + 1)
+            played.append(a[:, start:start + frontend.WINDOW_FRAMES])
+            soft.append(b[:, start:start + frontend.WINDOW_FRAMES])
+        state = generator.get_state()
+        played = augment(torch.from_numpy(np.stack(played).astype(np.float32)), generator)
+        generator.set_state(state)              # the same room, microphone and transposition for both
+        return torch.cat([played, augment(torch.from_numpy(np.stack(soft).astype(np.float32)), generator)])
+
+    @staticmethod
+    def loss(arousal_logits: torch.Tensor) -> torch.Tensor:
+        played, soft = arousal_logits.chunk(2)
+        return F.softplus(soft - played).mean()
 
 
 class Student:
@@ -347,7 +399,7 @@ class Sampler:
 
 
 def train(recordings: list[Clip], emopia: list[Clip], extra: list[Clip], recipe: Recipe, seed: int,
-          log=print) -> torch.nn.Module:
+          log=print, soft_twins: list[Clip] = ()) -> torch.nn.Module:
     rng = np.random.default_rng(seed)
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -356,6 +408,7 @@ def train(recordings: list[Clip], emopia: list[Clip], extra: list[Clip], recipe:
         network, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(0.995), use_buffers=True)
     student = (Student(recordings + emopia + extra, recipe.teacher_output, network.quadrant.in_features)
                if recipe.distill else None)
+    twins = SoftTwins(emopia, soft_twins) if recipe.dynamics else None
     parameters = list(network.parameters()) + (list(student.head.parameters()) if student else [])
     optimiser = torch.optim.AdamW(parameters, lr=3e-3, weight_decay=1e-3)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=3e-3, total_steps=recipe.steps, pct_start=0.1)
@@ -367,7 +420,7 @@ def train(recordings: list[Clip], emopia: list[Clip], extra: list[Clip], recipe:
     started = time.time()
     for step in range(1, recipe.steps + 1):
         network.train()
-        loss = loss_on(network, sample(), rng, generator, recipe, sample.groups, student)
+        loss = loss_on(network, sample(), rng, generator, recipe, sample.groups, student, twins)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
@@ -422,7 +475,8 @@ def fold_run(task: tuple[int, int, Recipe]) -> dict:
     torch.set_num_threads(1)
     recordings, held_out = CORPORA["recordings"], CORPORA["folds"][fold]
     training = [recordings[i] for i in np.setdiff1d(np.arange(len(recordings)), held_out)]
-    network = train(training, CORPORA["emopia"], CORPORA["procedural"], recipe, seed, log=lambda line: None)
+    network = train(training, CORPORA["emopia"], CORPORA["procedural"], recipe, seed, log=lambda line: None,
+                    soft_twins=CORPORA["soft_twins"])
     return {"fold": fold, "seed": seed,
             "recordings": np.stack([clip_logits(network, recordings[i]) for i in held_out]),
             "emopia": np.stack([clip_logits(network, clip) for clip in CORPORA["emopia_val"]])}
@@ -556,6 +610,8 @@ def main() -> None:
                         help="share of each batch from the 4Q recordings")
     parser.add_argument("--procedural-share", type=float, default=Recipe.procedural,
                         help="share of each batch from the procedural corpus (EMOPIA has the rest)")
+    parser.add_argument("--dynamics", type=float, default=Recipe.dynamics,
+                        help="weight of the soft-vs-hard term: EMOPIA passages against the same played softly (0: none)")
     parser.add_argument("--limit", type=int, default=None, help="clips per corpus (smoke tests)")
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--out", type=Path, default=ROOT / "engines" / "rt-mer.onnx")
@@ -570,14 +626,15 @@ def main() -> None:
         return
     recipe = Recipe(steps=args.steps, batch=args.batch, recordings=args.recordings_share,
                     procedural=args.procedural_share, distill=args.distill, teacher_output=args.teacher_output,
-                    mixup=args.mixup, mixup_recordings=args.mixup_recordings)
+                    mixup=args.mixup, mixup_recordings=args.mixup_recordings, dynamics=args.dynamics)
     random.seed(args.seed)
     # Summation order, hence the weights after thousands of steps, depends on
     # the thread count: one thread gives the same model whatever the cores.
     torch.set_num_threads(1)
 
     CORPORA.update(recordings=recording_clips(args.limit), emopia=emopia_clips("train", args.limit),
-                   emopia_val=emopia_clips("val", args.limit), procedural=procedural_clips(args.procedural))
+                   emopia_val=emopia_clips("val", args.limit), procedural=procedural_clips(args.procedural),
+                   soft_twins=soft_twin_clips(args.limit) if recipe.dynamics else [])
     CORPORA["folds"] = artist_folds(CORPORA["recordings"])
     print(", ".join(f"{name} {len(clips)}" for name, clips in CORPORA.items()), "clips", flush=True)
     report: dict = {"seed": args.seed, "recipe": recipe.__dict__, "procedural_clips": len(CORPORA["procedural"])}
@@ -601,7 +658,7 @@ def main() -> None:
         return
 
     network = train(CORPORA["recordings"], CORPORA["emopia"], CORPORA["procedural"], recipe, args.seed,
-                    log=lambda line: print(line, flush=True))
+                    log=lambda line: print(line, flush=True), soft_twins=CORPORA["soft_twins"])
     logits = np.stack([clip_logits(network, clip) for clip in CORPORA["emopia_val"]])
     report["emopia_val"] = scores(predicted_quadrants(logits), labelled_quadrants(CORPORA["emopia_val"]))
     report["parameters"] = sum(p.numel() for p in network.parameters())
