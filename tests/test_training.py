@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -237,10 +238,9 @@ def test_batch_shares_are_the_recipes():
 def test_a_soft_twin_is_the_same_notes_struck_softer(tmp_path):
     mido = pytest.importorskip("mido")
     import corpus
-    import procedural
-    played = procedural.write_midi(procedural.Piece(major=True, tempo_bpm=100, velocity=90, staccato=0.5, register=0,
-                                                    dissonance=0.0, density=2, drums=False, key=0, lead=0,
-                                                    harmony=0, bass=32, seconds=6.0), tmp_path / "played.mid")
+    from music import PASSAGE
+    from procedural import write_midi
+    played = write_midi(replace(PASSAGE, seconds=6.0), tmp_path / "played.mid")
     soft = corpus.softened(played, tmp_path / "soft.mid", 0.4)
     before, after = (list(mido.MidiFile(path)) for path in (played, soft))
     assert [m.copy(velocity=0) if m.type == "note_on" else m for m in before] == \
