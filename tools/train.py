@@ -307,8 +307,9 @@ class SoftTwins:
     PAIRS = 4
 
     def __init__(self, played: list[Clip], soft: list[Clip]) -> None:
-        self.pairs = [(a.spec, b.spec) for a, b in zip(played, soft, strict=True)
-                      if min(a.spec.shape[1], b.spec.shape[1]) >= frontend.WINDOW_FRAMES]
+        lengths = [min(a.spec.shape[1], b.spec.shape[1]) for a, b in zip(played, soft, strict=True)]
+        self.pairs = [(a.spec[:, :n], b.spec[:, :n]) for a, b, n in zip(played, soft, lengths)
+                      if n >= frontend.WINDOW_FRAMES]
 
     def windows(self, rng: np.random.Generator, generator: torch.Generator) -> torch.Tensor:
         """[2 * PAIRS, bins, frames]: the passages as played, then the same
@@ -316,8 +317,8 @@ class SoftTwins:
         played, soft = [], []
         for i in rng.choice(len(self.pairs), self.PAIRS):
             a, b = self.pairs[i]
-            start = rng.integers(0, min(a.shape[1], b.shape[1]) - frontend.WINDOW_FRAMES + 1)
-            played.append(a[:, start:start + frontend.WINDOW_FRAMES])
+            window, start = crop(a, rng)
+            played.append(window)
             soft.append(b[:, start:start + frontend.WINDOW_FRAMES])
         state = generator.get_state()
         played = augment(torch.from_numpy(np.stack(played).astype(np.float32)), generator)
