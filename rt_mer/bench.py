@@ -105,10 +105,9 @@ def trained_network(weights: Path | None = None):
     weights = weights or trained_weights()
     if not weights.is_file():
         return None, f"the PyTorch weights {weights} are not here (a wheel ships the ONNX model only)"
-    from .model.network import HarmonicCNN
-    network = HarmonicCNN().eval()
+    from .model.network import trained
     try:
-        network.load_state_dict(torch.load(weights, weights_only=True, map_location="cpu"))
+        network = trained(weights)
     except Exception as error:          # another model's weights, a damaged file
         return None, (f"the PyTorch weights {weights} do not load ({type(error).__name__}: another version of "
                       f"the network, or a damaged file)")

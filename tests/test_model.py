@@ -40,11 +40,9 @@ def means(engine, path):
 
 @pytest.fixture(scope="module")
 def network():
-    torch = pytest.importorskip("torch")
-    from rt_mer.model.network import HarmonicCNN
-    network = HarmonicCNN().eval()
-    network.load_state_dict(torch.load(default_model().with_suffix(".pt"), weights_only=True))
-    return network
+    pytest.importorskip("torch")
+    from rt_mer.model.network import trained
+    return trained(default_model().with_suffix(".pt"))
 
 
 def test_onnx_runtime_equals_pytorch(engine, network, passages):

@@ -101,7 +101,7 @@ def test_distillation_needs_the_teachers_outputs_and_uses_them(tmp_path, cache):
         assert not out.exists()
     teach(sorted(cache.glob("**/*.flac")))
     taught = train_py(cache, "--distill", "1", "--mixup", "0.4", "--no-mixup-recordings", "--procedural-share", "0.1",
-                      "--dynamics", "1", "--no-cv", "--no-baseline", "--out", str(out))
+                      "--dynamics", "1", "--width", "1.5", "--no-cv", "--no-baseline", "--out", str(out))
     assert taught.returncode == 0, taught.stderr[-2000:]
     assert "distilling the teacher's penultimate on 44 of 44 training clips" in taught.stdout
     assert "soft_twins 20" in taught.stdout and len(list(cache.glob("emopia-soft/*.flac"))) == 20
@@ -110,7 +110,15 @@ def test_distillation_needs_the_teachers_outputs_and_uses_them(tmp_path, cache):
     import train
     assert report["recipe"]["procedural"] == 0.1 and report["recipe"]["recordings"] == train.Recipe.recordings
     assert report["recipe"]["dynamics"] == 1
-    assert open_engine(model=out).infer(np.zeros((1, *WINDOW_SHAPE), np.float32)).valence.shape == (1,)
+    from rt_mer.model.network import HarmonicCNN
+    assert report["recipe"]["width"] == 1.5
+    assert report["parameters"] > 1.5 * sum(p.numel() for p in HarmonicCNN().parameters())    # wider branches
+    window = np.random.default_rng(1).normal(-40.0, 10.0, (1, *WINDOW_SHAPE)).astype(np.float32)
+    trained = open_engine(model=out).infer(window)
+    out.unlink()
+    again = train_py(cache, "--export-only", "--out", str(out))          # reloads the weights at their width
+    assert again.returncode == 0, again.stderr[-2000:]
+    np.testing.assert_allclose(open_engine(model=out).infer(window).valence, trained.valence, atol=1e-6)
 
 
 def taught_clip(patches: np.ndarray):

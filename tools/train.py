@@ -42,7 +42,7 @@ import procedural  # noqa: E402
 from rt_mer.audio.io import read_audio  # noqa: E402
 from rt_mer.dsp import frontend  # noqa: E402
 from rt_mer.engines.base import INPUT_NAME, OUTPUT_NAMES  # noqa: E402
-from rt_mer.model.network import DYNAMIC_RANGE_DB, ExportWrapper, HarmonicCNN, Outputs  # noqa: E402
+from rt_mer.model.network import DYNAMIC_RANGE_DB, ExportWrapper, HarmonicCNN, Outputs, trained  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 VALENCE_POSITIVE = {1: 1.0, 2: 0.0, 3: 0.0, 4: 1.0}
@@ -66,9 +66,10 @@ class Recipe:
     mixup: float = 0.4             # windows mixed with another of their corpus, share ~ Beta(mixup, mixup) (0: none)
     mixup_recordings: bool = False  # the recordings too (no: two records at once are no record; two piano passages are piano)
     dynamics: float = 0.0          # weight of the soft-vs-hard term (SoftTwins; 0: none)
+    width: float = 1.0             # channels of the branches after the harmonic filters, x this (HarmonicCNN)
 
 
-AS_BEFORE = {"mixup": 0.0, "mixup_recordings": True, "dynamics": 0.0}    # Recipe fields added since runs.jsonl files were written
+AS_BEFORE = {"mixup": 0.0, "mixup_recordings": True, "dynamics": 0.0, "width": 1.0}    # Recipe fields added since runs.jsonl files were written
 
 
 # ---------------------------------------------------------------- data
@@ -404,7 +405,7 @@ def train(recordings: list[Clip], emopia: list[Clip], extra: list[Clip], recipe:
     rng = np.random.default_rng(seed)
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    network = HarmonicCNN()
+    network = HarmonicCNN(recipe.width)
     average = torch.optim.swa_utils.AveragedModel(
         network, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(0.995), use_buffers=True)
     student = (Student(recordings + emopia + extra, recipe.teacher_output, network.quadrant.in_features)
@@ -579,9 +580,7 @@ def export(network: torch.nn.Module, path: Path) -> None:
 def export_saved(out: Path) -> None:
     """Export the weights saved beside `out` (its .pt) again, with this
     version's serving graph: a new output needs no retraining."""
-    network = HarmonicCNN()
-    network.load_state_dict(torch.load(out.with_suffix(".pt"), weights_only=True))
-    export(network.eval(), out)
+    export(trained(out.with_suffix(".pt")), out)
 
 
 def seed_list(text: str) -> list[int]:
@@ -613,6 +612,8 @@ def main() -> None:
                         help="share of each batch from the procedural corpus (EMOPIA has the rest)")
     parser.add_argument("--dynamics", type=float, default=Recipe.dynamics,
                         help="weight of the soft-vs-hard term: EMOPIA passages against the same played softly (0: none)")
+    parser.add_argument("--width", type=float, default=Recipe.width,
+                        help="channels of the branches after the harmonic filters, times this")
     parser.add_argument("--limit", type=int, default=None, help="clips per corpus (smoke tests)")
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--out", type=Path, default=ROOT / "engines" / "rt-mer.onnx")
@@ -627,7 +628,8 @@ def main() -> None:
         return
     recipe = Recipe(steps=args.steps, batch=args.batch, recordings=args.recordings_share,
                     procedural=args.procedural_share, distill=args.distill, teacher_output=args.teacher_output,
-                    mixup=args.mixup, mixup_recordings=args.mixup_recordings, dynamics=args.dynamics)
+                    mixup=args.mixup, mixup_recordings=args.mixup_recordings, dynamics=args.dynamics,
+                    width=args.width)
     random.seed(args.seed)
     # Summation order, hence the weights after thousands of steps, depends on
     # the thread count: one thread gives the same model whatever the cores.

@@ -25,6 +25,8 @@ the logits, and quadrant logits [batch, 4] for training.
 """
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import NamedTuple
 
 import torch
@@ -127,11 +129,16 @@ class Outputs(NamedTuple):
 
 
 class HarmonicCNN(nn.Module):
-    def __init__(self, harmonic_channels: int = 24, interval_channels: int = 48,
+    def __init__(self, width: float = 1.0, harmonic_channels: int = 24, interval_channels: int = 48,
                  temporal_channels: int = 48, key_channels: int = 32, timbre_channels: int = 64,
                  rhythm_channels: int = 24, dropout: float = 0.3) -> None:
+        """`width` scales every branch after the harmonic filters (the
+        front, at full frequency resolution, is most of the cost)."""
         super().__init__()
         c = harmonic_channels
+        interval_channels, temporal_channels, key_channels, timbre_channels, rhythm_channels = (
+            round(width * n) for n in (interval_channels, temporal_channels, key_channels, timbre_channels,
+                                       rhythm_channels))
         # Non-contiguous harmonic filters: harmonics are the input channels,
         # so each filter weighs a pitch's partials (and a third of a
         # semitone around each) at once; stride folds bins into semitones.
@@ -207,6 +214,16 @@ class HarmonicCNN(nn.Module):
         emotion = 2.0 * torch.sigmoid(logits) - 1.0
         return Outputs(emotion[:, 0], emotion[:, 1], interval_map + key_terms, drivers, logits, quadrant_logits,
                        pooled)
+
+
+def trained(weights: Path) -> HarmonicCNN:
+    """The network with `weights` (a state dict), at the width its recipe,
+    in tools/train.py's report beside them, gave it (1 where none says)."""
+    report = weights.with_suffix(".json")
+    width = json.loads(report.read_text())["recipe"].get("width", 1.0) if report.is_file() else 1.0
+    network = HarmonicCNN(width)
+    network.load_state_dict(torch.load(weights, weights_only=True, map_location="cpu"))
+    return network.eval()
 
 
 class ExportWrapper(nn.Module):
