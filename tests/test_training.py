@@ -114,11 +114,11 @@ def test_distillation_needs_the_teachers_outputs_and_uses_them(tmp_path, cache):
     assert report["recipe"]["width"] == 1.5
     assert report["parameters"] > 1.5 * sum(p.numel() for p in HarmonicCNN().parameters())    # wider branches
     window = np.random.default_rng(1).normal(-40.0, 10.0, (1, *WINDOW_SHAPE)).astype(np.float32)
-    trained = open_engine(model=out).infer(window)
+    exported = open_engine(model=out).infer(window)
     out.unlink()
     again = train_py(cache, "--export-only", "--out", str(out))          # reloads the weights at their width
     assert again.returncode == 0, again.stderr[-2000:]
-    np.testing.assert_allclose(open_engine(model=out).infer(window).valence, trained.valence, atol=1e-6)
+    np.testing.assert_allclose(open_engine(model=out).infer(window).valence, exported.valence, atol=1e-6)
 
 
 def taught_clip(patches: np.ndarray):

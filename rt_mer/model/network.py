@@ -132,8 +132,9 @@ class HarmonicCNN(nn.Module):
     def __init__(self, width: float = 1.0, harmonic_channels: int = 24, interval_channels: int = 48,
                  temporal_channels: int = 48, key_channels: int = 32, timbre_channels: int = 64,
                  rhythm_channels: int = 24, dropout: float = 0.3) -> None:
-        """`width` scales every branch after the harmonic filters (the
-        front, at full frequency resolution, is most of the cost)."""
+        """`width` scales every branch after the harmonic filters, which
+        run at full frequency resolution and cost the most to widen (a
+        training step at 1.5: +18 % for the branches, +48 % with the filters)."""
         super().__init__()
         c = harmonic_channels
         interval_channels, temporal_channels, key_channels, timbre_channels, rhythm_channels = (
