@@ -342,3 +342,26 @@ def test_compare_says_what_it_cannot_read(tmp_path):
     runs.write_text(json.dumps(fold_runs(0, [0.5], [20])[0]) + "\n" + '{"recipe": {"ste')    # cut off mid-line
     cut = compare_py(str(runs))
     assert cut.returncode != 0 and cut.stderr.strip().startswith(f"compare: no fold runs in {runs} (JSONDecodeError")
+
+
+def test_compare_records_a_trial_into_the_reports(tmp_path):
+    """--record puts the runs (without their logits), each complete seed's
+    total and the summary under a key, marked as stopped while a seed lacks
+    folds; recording again replaces the key and keeps the others."""
+    trial, reports = tmp_path / "trial.runs.jsonl", tmp_path / "cross-validation.json"
+    reports.write_text(json.dumps({"about": "text", "old": {"recipe": {}}}))
+    runs = fold_runs(0, [0.7, 0.8, 0.6, 0.7, 0.5], [10, 30, 20, 20, 20]) + fold_runs(1, [0.7, 0.7], [20, 20])
+    for count, stopped in ((7, "7 fold runs, seeds with every fold: 0 (cut short; tools/train.py --resume continues)"),
+                           (5, None)):
+        trial.write_text("".join(json.dumps(run) + "\n" for run in runs[:count]))
+        result = compare_py(str(trial), "--record", "probe", "--into", str(reports))
+        assert result.returncode == 0 and result.stdout.endswith(f"recorded as {reports}:probe\n"), result.stderr
+        written = json.loads(reports.read_text())
+        assert written["about"] == "text" and written["old"] == {"recipe": {}}
+        block = written["probe"]["cross_validation"]
+        assert written["probe"]["recipe"] == {"steps": 8} and block.get("stopped") == stopped
+        assert len(block["runs"]) == count and "recordings_logits" not in block["runs"][0]
+        assert block["total"] == {"0": {"quadrant": 0.67, "valence": 0.8, "arousal": 0.9}}
+        assert block["summary"]["recordings_quadrant"]["max"] == 0.8
+    missing = compare_py(str(trial), "--record", "probe", "--into", str(tmp_path / "none.json"))
+    assert missing.returncode != 0 and missing.stderr.strip() == f"compare: {tmp_path / 'none.json'}: No such file or directory"

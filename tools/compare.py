@@ -10,6 +10,12 @@ clips, EMOPIA validation per fold model) and, against a reference, every
 seed's total side by side and how many fold runs are better, equal and
 worse: a recipe is worth shipping when it wins for every seed, not on one
 lucky fold.
+
+    python tools/compare.py trial.runs.jsonl --record probe_width_1.25_window_4s_steps_19200
+
+puts the trial into engines/cross-validation.json under that key (again as
+a trial resumed adds runs: the key is replaced), marked as stopped while a
+seed lacks fold runs (say in the file's "about" which seeds were planned).
 """
 from __future__ import annotations
 
@@ -52,6 +58,37 @@ class Trial:
 
     def values(self, corpus: str, metric: str = "quadrant") -> np.ndarray:
         return np.array([run[corpus][metric] for run in self.runs.values()])
+
+
+def summarise(runs: list[dict]) -> dict:
+    """Mean, standard deviation, minimum and maximum over runs (folds x seeds)."""
+    summary = {}
+    for corpus_name in ("recordings", "emopia_val"):
+        for metric in METRICS:
+            values = np.array([run[corpus_name][metric] for run in runs])
+            summary[f"{corpus_name}_{metric}"] = {"mean": round(float(values.mean()), 4),
+                                                  "std": round(float(values.std()), 4),
+                                                  "min": round(float(values.min()), 4),
+                                                  "max": round(float(values.max()), 4)}
+    return summary
+
+
+def record(trial: Trial, path: Path, key: str) -> None:
+    """The trial as a key of `path` (cross-validation.json's form: runs
+    without their logits, each complete seed's total, the summary)."""
+    runs = [{field: trial.runs[seed_fold][field] for field in ("seed", "fold", "recordings", "emopia_val")}
+            for seed_fold in sorted(trial.runs)]
+    block: dict = {"runs": runs,
+                   "total": {str(seed): {metric: round(value, 4) for metric, value in total.items()}
+                             for seed, total in trial.totals.items()},
+                   "summary": summarise(runs)}
+    if len(trial.totals) < len(trial.seeds):
+        complete = ", ".join(map(str, trial.totals)) or "none"
+        block["stopped"] = (f"{len(runs)} fold runs, seeds with every fold: {complete} "
+                            "(cut short; tools/train.py --resume continues)")
+    reports = json.loads(path.read_text())
+    reports[key] = {"recipe": trial.recipe, "cross_validation": block}
+    path.write_text(json.dumps(reports, indent=2) + "\n")
 
 
 def runs_file(path: Path) -> Trial:
@@ -142,12 +179,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("trial", help="<out>.runs.jsonl, <out>.json, or engines/cross-validation.json:KEY")
     parser.add_argument("reference", nargs="?", help="the trial to compare with, in the same forms")
+    parser.add_argument("--record", metavar="KEY", help="put the trial into --into under KEY")
+    parser.add_argument("--into", type=Path, default=Path(__file__).parents[1] / "engines" / "cross-validation.json",
+                        help="the reports --record writes to (default: %(default)s)")
     args = parser.parse_args()
     trial = load(args.trial)
     lines = [f"{args.trial}: recipe {json.dumps(trial.recipe)}", *table(trial)]
     if args.reference:
         reference = load(args.reference)
         lines += [f"against {args.reference}: recipe {json.dumps(reference.recipe)}", *paired(trial, reference)]
+    if args.record:
+        try:
+            record(trial, args.into, args.record)
+        except OSError as error:
+            sys.exit(f"compare: {args.into}: {error.strerror}")
+        except ValueError as error:                     # not JSON
+            sys.exit(f"compare: {args.into} is not a JSON report ({error})")
+        lines.append(f"recorded as {args.into}:{args.record}")
     print("\n".join(lines))
 
 

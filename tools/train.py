@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from sklearn.model_selection import StratifiedGroupKFold
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from compare import summarise  # noqa: E402
 import corpus  # noqa: E402
 import procedural  # noqa: E402
 from rt_mer.audio.io import read_audio  # noqa: E402
@@ -527,19 +528,6 @@ def same_recipe(written: dict | None, recipe: Recipe) -> bool:
     """Whether a run was made with `recipe`; a field added to Recipe since
     it was written counts at its AS_BEFORE value, which trained as it did."""
     return written is not None and {**asdict(Recipe()), **AS_BEFORE, **written} == asdict(recipe)
-
-
-def summarise(runs: list[dict]) -> dict:
-    """Mean, standard deviation, minimum and maximum over runs (folds x seeds)."""
-    summary = {}
-    for corpus_name in ("recordings", "emopia_val"):
-        for metric in ("quadrant", "valence", "arousal"):
-            values = np.array([run[corpus_name][metric] for run in runs])
-            summary[f"{corpus_name}_{metric}"] = {"mean": round(float(values.mean()), 4),
-                                                  "std": round(float(values.std()), 4),
-                                                  "min": round(float(values.min()), 4),
-                                                  "max": round(float(values.max()), 4)}
-    return summary
 
 
 def baseline_on_folds() -> dict:
