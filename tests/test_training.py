@@ -70,10 +70,12 @@ def test_a_trial_cut_short_resumes_with_the_runs_it_kept(tmp_path, cache):
     assert first.returncode == 0, first.stderr[-2000:]
     progress = out.with_suffix(".runs.jsonl")
     kept = progress.read_text().splitlines()
-    progress.write_text("\n".join(kept[:3]) + "\n")                # cut short after three runs
+    progress.write_text("\n".join(kept[:3]) + "\n" + kept[3][:50])   # cut short after three runs, mid-write
     resumed = train_py(cache, *trial, "--cv-seeds", "0,1", "--resume")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"{progress}: the last line was cut off mid-write; dropped" in resumed.stdout
     assert f"7 fold runs to go, 3 kept from {progress}" in resumed.stdout
+    assert len([json.loads(line) for line in progress.read_text().splitlines()]) == 10   # whole lines only
     runs = json.loads(out.with_suffix(".json").read_text())["cross_validation"]["runs"]
     assert sorted((run["seed"], run["fold"]) for run in runs) == [(seed, fold) for seed in (0, 1) for fold in range(5)]
     assert progress.read_text().splitlines()[:3] == kept[:3]           # the kept runs, as they were

@@ -491,7 +491,7 @@ def cross_validate(recipe: Recipe, seeds: list[int], jobs: int, progress: Path, 
     interrupted trial keeps the runs it completed, and with `resume` the
     runs of the same recipe found there are not run again."""
     recordings, folds = CORPORA["recordings"], CORPORA["folds"]
-    kept = [json.loads(line) for line in progress.read_text().splitlines()] if resume and progress.exists() else []
+    kept = kept_runs(progress) if resume and progress.exists() else []
     done = {(run["seed"], run["fold"]): run for run in kept if same_recipe(run.get("recipe"), recipe)}
     tasks = [(fold, seed, recipe) for seed in seeds for fold in range(len(folds)) if (seed, fold) not in done]
     print(f"{len(tasks)} fold runs to go" + (f", {len(done)} kept from {progress}" if done else ""), flush=True)
@@ -522,6 +522,19 @@ def cross_validate(recipe: Recipe, seeds: list[int], jobs: int, progress: Path, 
     report["summary"] = summarise(report["runs"])
     print("summary", json.dumps(report["summary"]), flush=True)
     return report
+
+
+def kept_runs(progress: Path) -> list[dict]:
+    """The runs a trial wrote. A last line cut off mid-write (the trial
+    killed while writing, a full disk) is cut from the file, so that the
+    runs appended next start on a line of their own; that run runs again."""
+    text = progress.read_text()
+    whole = text[:text.rfind("\n") + 1]
+    if whole != text:
+        print(f"{progress}: the last line was cut off mid-write; dropped (that run runs again)", flush=True)
+        with progress.open("r+") as file:
+            file.truncate(len(whole.encode()))
+    return [json.loads(line) for line in whole.splitlines()]
 
 
 def same_recipe(written: dict | None, recipe: Recipe) -> bool:
