@@ -13,8 +13,8 @@ lucky fold.
 
     python tools/compare.py trial.runs.jsonl --record probe_width_1.25_window_4s_steps_19200
 
-puts the trial into engines/cross-validation.json under that key (again as
-a trial resumed adds runs: the key is replaced), marked as stopped while a
+puts the trial into engines/cross-validation.json under that key (recording
+again, as a resumed trial adds runs, replaces it), marked as stopped while a
 seed lacks fold runs (say in the file's "about" which seeds were planned).
 """
 from __future__ import annotations
