@@ -29,6 +29,7 @@ import numpy as np
 from corpus import FOLDS
 
 METRICS = ("quadrant", "valence", "arousal")
+REPORTED = ("seed", "fold", "recordings", "emopia_val")   # what a report keeps of a fold run (no logits)
 
 
 class Trial:
@@ -76,7 +77,7 @@ def summarise(runs: list[dict]) -> dict:
 def record(trial: Trial, path: Path, key: str) -> None:
     """The trial as a key of `path` (cross-validation.json's form: runs
     without their logits, each complete seed's total, the summary)."""
-    runs = [{field: trial.runs[seed_fold][field] for field in ("seed", "fold", "recordings", "emopia_val")}
+    runs = [{field: trial.runs[seed_fold][field] for field in REPORTED}
             for seed_fold in sorted(trial.runs)]
     block: dict = {"runs": runs,
                    "total": {str(seed): {metric: round(value, 4) for metric, value in total.items()}

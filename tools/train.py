@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from sklearn.model_selection import StratifiedGroupKFold
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare import summarise  # noqa: E402
+from compare import REPORTED, summarise  # noqa: E402
 import corpus  # noqa: E402
 import procedural  # noqa: E402
 from rt_mer.audio.io import read_audio  # noqa: E402
@@ -511,7 +511,7 @@ def cross_validate(recipe: Recipe, seeds: list[int], jobs: int, progress: Path, 
             log.flush()
             print(f"seed {run['seed']} fold {run['fold']}: 4Q {entry['recordings']}  EMOPIA val {entry['emopia_val']}",
                   flush=True)
-    report: dict = {"runs": [{key: done[seed, fold][key] for key in ("seed", "fold", "recordings", "emopia_val")}
+    report: dict = {"runs": [{key: done[seed, fold][key] for key in REPORTED}
                              for seed in seeds for fold in range(len(folds))], "total": {}}
     for seed in seeds:
         logits = np.zeros((len(recordings), 2), np.float32)
