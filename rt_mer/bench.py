@@ -4,11 +4,13 @@ process, on the shipped demo music.
 - analyze: offline analysis on one core, times real time, against the
   obvious way (librosa STFT of every window from scratch, PyTorch eager).
 - latency: processing latency per hop for one stream, per stage, as the
-  real-time loop measures it.
+  real-time loop measures it: the audio a hop at a time (the work), then
+  as a sound card delivers it (20 ms blocks at 48 kHz: the wait for the
+  rest of the block and the resampler's look-ahead as well).
 - streams: how many streams one process keeps up with at the given hop.
 
 The latency, streams and gpu figures drive the real AnalysisLoop with
-synthetic sources (the demo music, a hop at a time) and read the
+synthetic sources (the demo music, a hop or a block at a time) and read the
 latencies the loop itself measured: there is no second copy of the loop.
 The PyTorch baselines need the shipped weights (engines/rt-mer.pt, in a
 checkout) and torch; without either they are skipped, with the reason.
@@ -28,6 +30,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import soxr
 
 from .audio.io import read_audio
 from .audio.sources import _RingSource, demo_path
@@ -39,12 +42,14 @@ from .stream.offline import analyze_file
 from .stream.windows import DEFAULT_HOP, hop_frames
 
 GPU_BATCHES = (1, 8, 64, 256, 1024)
+CARD_RATE, CARD_BLOCK_SECONDS = 48_000, 0.02     # a sound card's usual rate and block
 
 
 @functools.cache
-def demo_audio() -> np.ndarray:
-    """The demo music at the model rate, decoded once for every benchmark."""
-    return read_audio(demo_path())
+def demo_audio(rate: int = frontend.SAMPLE_RATE) -> np.ndarray:
+    """The demo music at `rate` (default: the model's), decoded once for every benchmark."""
+    audio = read_audio(demo_path())
+    return audio if rate == frontend.SAMPLE_RATE else soxr.resample(audio, frontend.SAMPLE_RATE, rate)
 
 
 def bench_analyze(engine, baseline_seconds: float = 20.0) -> dict:
@@ -155,12 +160,12 @@ def demo_windows(count: int, hop: float = DEFAULT_HOP) -> np.ndarray:
 
 
 class SyntheticSource(_RingSource):
-    """The demo music as a live stream at the model rate, written by a
-    `SyntheticFeed` a hop at a time, so a hop's last sample is captured
-    when its block is written."""
+    """The demo music as a live stream, written by a `SyntheticFeed` a
+    block at a time, so a block's last sample is captured when it is
+    written."""
 
-    def __init__(self, name: str, capacity_seconds: float) -> None:
-        super().__init__(name, frontend.SAMPLE_RATE, 1, f"synthetic {name}", buffer_seconds=capacity_seconds)
+    def __init__(self, name: str, capacity_seconds: float, rate: int = frontend.SAMPLE_RATE) -> None:
+        super().__init__(name, rate, 1, f"synthetic {name}", buffer_seconds=capacity_seconds)
 
     def start(self) -> None:
         pass
@@ -170,18 +175,22 @@ class SyntheticSource(_RingSource):
 
 
 class SyntheticFeed:
-    """Writes the demo music into every source: the first window at once,
-    then one hop every `interval` seconds, `hops` times; then ends them.
-    In `lockstep`, each hop is written only once the loop has sent every
-    window of the one before (then `interval` later): the per-hop work
-    measured alone, never queued behind the previous hop's."""
+    """Writes the demo music at `rate` into `streams` sources: the first
+    window at once, then `hops` hops in blocks of `block_seconds` (default:
+    a hop), one block every `interval` seconds; then ends them. In
+    `lockstep` (blocks of a hop only), each hop is written only once the
+    loop has sent every window of the one before (then `interval` later):
+    the per-hop work measured alone, never queued behind the previous hop's."""
 
-    def __init__(self, streams: int, hop: float, hops: int, interval: float, lockstep: bool = False) -> None:
-        self.step = hop_frames(hop) * frontend.FRAME_HOP
-        self.hops, self.interval, self.lockstep = hops, interval, lockstep
-        window = frontend.WINDOW_FRAMES * frontend.FRAME_HOP
-        self.sources = [SyntheticSource(f"s{i}", (window + 4 * self.step) / frontend.SAMPLE_RATE)
-                        for i in range(streams)]
+    def __init__(self, streams: int, hop: float, hops: int, interval: float, lockstep: bool = False,
+                 rate: int = frontend.SAMPLE_RATE, block_seconds: float | None = None) -> None:
+        self.hop, self.rate, self.interval, self.lockstep = hop, rate, interval, lockstep
+        step = round(hop_frames(hop) * frontend.FRAME_HOP * rate / frontend.SAMPLE_RATE)
+        self.block = step if block_seconds is None else round(block_seconds * rate)
+        assert not lockstep or self.block == step, "lockstep counts one window per stream a block"
+        self.blocks = hops * step // self.block
+        self.window = round(frontend.WINDOW_FRAMES * frontend.FRAME_HOP * rate / frontend.SAMPLE_RATE)
+        self.sources = [SyntheticSource(f"s{i}", (self.window + 4 * step) / rate, rate) for i in range(streams)]
         self.stop = threading.Event()
         self._sent = self._expected = 0
         self._caught_up = threading.Event()
@@ -195,21 +204,20 @@ class SyntheticFeed:
                 self._caught_up.set()
 
     def _run(self) -> None:
-        audio = demo_audio()
-        window = frontend.WINDOW_FRAMES * frontend.FRAME_HOP
-        self._write(audio[:window, None])
-        position, next_tick = window, time.monotonic() + self.interval
-        for _ in range(self.hops):
+        audio = demo_audio(self.rate)
+        self._write(audio[:self.window, None])
+        position, next_tick = self.window, time.monotonic() + self.interval
+        for _ in range(self.blocks):
             if self.lockstep:
                 self._caught_up.wait(60)
                 next_tick = time.monotonic() + self.interval
             if self.stop.wait(max(0.0, next_tick - time.monotonic())):
                 break
             next_tick += self.interval
-            if position + self.step > len(audio):
+            if position + self.block > len(audio):
                 position = 0
-            self._write(audio[position:position + self.step, None])
-            position += self.step
+            self._write(audio[position:position + self.block, None])
+            position += self.block
         for source in self.sources:
             source._end()
 
@@ -223,14 +231,11 @@ class SyntheticFeed:
         self._thread.start()
 
 
-def run_loop(engine, streams: int, hop: float, hops: int, interval: float, sink=None,
-             lockstep: bool = False) -> AnalysisLoop:
-    """The real-time loop over `streams` synthetic streams fed one hop each
-    every `interval` seconds; returns it when they have ended, with the
-    latencies and counters it measured."""
-    feed = SyntheticFeed(streams, hop, hops, interval, lockstep)
+def run_loop(engine, feed: SyntheticFeed, sink=None) -> AnalysisLoop:
+    """The real-time loop over the feed's streams; returns it when they
+    have ended, with the latencies and counters it measured."""
     loop = AnalysisLoop(feed.sources, engine, [feed.count] + ([sink] if sink else []),
-                        LoopOptions(hop=hop, smoothing="off"))
+                        LoopOptions(hop=feed.hop, smoothing="off"))
     feed.start()
     try:
         loop.run()
@@ -247,10 +252,24 @@ def loop_stages(loop: AnalysisLoop, stages=STAGES) -> dict:
 def bench_latency(engine, hop: float = DEFAULT_HOP, hops: int = 300, interval: float = 0.02) -> dict:
     """One stream through the loop, publishing on a real socket; a hop of
     audio `interval` s after the previous hop was sent (faster than real
-    time: the loop is idle between hops either way)."""
+    time: the loop is idle between hops either way). The work per hop."""
+    return _latency(engine, SyntheticFeed(1, hop, hops, interval, lockstep=True))
+
+
+def bench_capture_latency(engine, hop: float = DEFAULT_HOP, hops: int = 40, rate: int = CARD_RATE,
+                          block_seconds: float = CARD_BLOCK_SECONDS) -> dict:
+    """As `bench_latency`, with the audio as a sound card delivers it, in
+    real time: `block_seconds` blocks at `rate`, so the wait for the rest of
+    the block and the resampler's look-ahead (`buffering`) are in the total.
+    (Faster than real time, a stall would pile up more audio than it would
+    live and inflate the buffering.)"""
+    return _latency(engine, SyntheticFeed(1, hop, hops, block_seconds, rate=rate, block_seconds=block_seconds))
+
+
+def _latency(engine, feed: SyntheticFeed) -> dict:
     from .publish import Publisher
-    with Publisher("inproc://bench") as publisher:
-        loop = run_loop(engine, 1, hop, hops, interval, publisher.send, lockstep=True)
+    with Publisher(f"inproc://bench-{id(feed)}") as publisher:       # a fresh name: unbinding is asynchronous
+        loop = run_loop(engine, feed, publisher.send)
     return {stage: {"p50": float(np.percentile(v, 50)), "p99": float(np.percentile(v, 99))}
             for stage, v in loop_stages(loop).items()}
 
@@ -263,7 +282,7 @@ def bench_streams(engine, hop: float = DEFAULT_HOP, counts=(1, 4, 8, 16, 32, 64,
     late."""
     result = {}
     for count in counts:
-        loop = run_loop(engine, count, hop, hops, hop)
+        loop = run_loop(engine, SyntheticFeed(count, hop, hops, hop))
         stages = loop_stages(loop)
         p99 = float(np.percentile(stages["total"], 99))
         late = sum(stream.late_windows for stream in loop.streams)
@@ -338,7 +357,7 @@ def bench_gpu(engine, cpu_engine, torch_engine, hop: float = DEFAULT_HOP, batche
         def after_inference(message) -> None:     # the first stream's message follows each inference call
             if message.type == "emotion" and message.stream == "s0":
                 timings.append(dict(engine.last_timings))
-        loop = run_loop(engine, batch, hop, hops, 0.005, after_inference, lockstep=True)
+        loop = run_loop(engine, SyntheticFeed(batch, hop, hops, 0.005, lockstep=True), after_inference)
         frontend_ms = loop_stages(loop, ("frontend",))["frontend"]
         row = {"frontend": _p50(frontend_ms) * batch, **{k: _p50([t[k] for t in timings]) for k in timings[0]},
                "inference_p99": float(np.percentile([t["inference"] for t in timings], 99))}
@@ -348,6 +367,10 @@ def bench_gpu(engine, cpu_engine, torch_engine, hop: float = DEFAULT_HOP, batche
             row["pytorch_eager_gpu"] = _time_infer(torch_engine, windows, repeats)
         result[batch] = row
     return result
+
+
+def _stages(latency: dict) -> str:
+    return ", ".join(f"{stage} p50 {v['p50']:.2f} / p99 {v['p99']:.2f}" for stage, v in latency.items())
 
 
 def _streams_line(label: str, r: dict, hop: float) -> str:
@@ -376,9 +399,9 @@ def run_benchmarks(engine, threads_engine, sections: list[str], hop: float, prin
             line += f"; obvious-way baseline skipped: {r['baseline_skipped']}"
         print_line(line)
     if "latency" in sections:
-        r = bench_latency(threads_engine, hop)
-        print_line(f"latency per hop, 1 stream, {where} (ms): " + ", ".join(
-            f"{stage} p50 {v['p50']:.2f} / p99 {v['p99']:.2f}" for stage, v in r.items()))
+        print_line(f"latency per hop, 1 stream, {where} (ms): " + _stages(bench_latency(threads_engine, hop)))
+        print_line(f"latency per hop as a {CARD_RATE // 1000} kHz sound card delivers it ({CARD_BLOCK_SECONDS * 1000:g} ms "
+                   f"blocks), 1 stream, {where} (ms): " + _stages(bench_capture_latency(threads_engine, hop)))
     if "streams" in sections:
         print_line(_streams_line(f"{engine.name}, {os.cpu_count()} cores", bench_streams(
             engine, hop, **counts), hop))

@@ -109,6 +109,24 @@ def test_a_stream_ending_just_short_of_a_hop_still_meters_its_last_window(rate):
     assert (message.level_dbfs, message.peak_dbfs) == pytest.approx((-9.03, -6.02), abs=0.1)
 
 
+@pytest.mark.parametrize("rate", [16000, 44100, 48000])
+def test_a_window_knows_when_its_last_sample_was_captured(rate):
+    """A sound card's 20 ms blocks, each stamped with its last sample's
+    capture time: a window's `wall` is its own last sample's, whatever the
+    resampler holds back, and `buffering` is the audio that came after it."""
+    analyzer, block = StreamAnalyzer("x", rate), rate // 50
+    music = chord_music(12, rate, 1, seed=3)[:, 0]
+    windows = []
+    for start in range(0, len(music) - block, block):
+        captured = (start + block) / rate                       # the block's last sample
+        windows += [(due, captured) for due in analyzer.push(music[start:start + block], capture_time=captured)]
+    assert len(windows) >= 10
+    for due, captured in windows:
+        assert due.wall == pytest.approx(due.end * FRAME_HOP / 16000, abs=1 / rate)
+        assert due.buffering == pytest.approx(captured - due.wall)
+        assert 0 <= due.buffering < 0.1 and due.frontend > 0
+
+
 def test_soak_minutes_of_demo_faster_than_real_time_keep_memory_flat_and_seq_whole():
     """The demo looping, read as fast as the loop takes it: after warm-up,
     traced memory stays flat while minutes of audio go through, and no

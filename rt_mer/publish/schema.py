@@ -7,9 +7,9 @@ second). The payload is UTF-8 JSON (default) or msgpack of a flat object:
 emotion: v, type="emotion", stream, seq, t, wall, valence, arousal,
          valence_raw, arousal_raw, quadrant, mood, level_dbfs, peak_dbfs (the
          input's RMS and peak over the window's last hop; the first window:
-         all of it), latency_ms {frontend, inference, post, total}, engine,
-         batch (windows in the inference call this one shared, across
-         streams),
+         all of it), latency_ms {buffering, frontend, inference, post,
+         total}, engine, batch (windows in the inference call this one
+         shared, across streams),
          and with --explain: explanation {valence: [[steps] x 12], arousal: ...}
          (the harmony branches' logit terms per pitch class, 0 = A, and time
          step) and drivers {valence: {harmony, key, register, timbre, rhythm},
@@ -271,8 +271,9 @@ class EmotionMessage:
     """One window's prediction: `emotion.<stream>`, once per hop.
 
     valence/arousal are smoothed, *_raw the model's own, all in [-1, 1];
-    latency_ms has the stages frontend, inference, post and, set just before
-    the message is handed to the sinks, total; with --explain, explanation
+    latency_ms has the stages buffering, frontend, inference, post and,
+    set just before the message is handed to the sinks, total; with
+    --explain, explanation
     is the harmony map [2, 12, steps] (valence, arousal x pitch class x
     time step) and drivers [2, len(DRIVERS)], each branch's logit term:
     arrays, sent as {"valence": [[steps] x 12], "arousal": ...} and

@@ -23,7 +23,7 @@ from .post import quadrant
 from .smoothing import make_smoother
 from .windows import DEFAULT_HOP, FrameHistory, hop_frames
 
-STAGES = ("frontend", "inference", "post", "publish", "total")
+STAGES = ("buffering", "frontend", "inference", "post", "publish", "total")
 LATENCY_HISTORY = 512          # windows the status percentiles cover
 CLIP_AMPLITUDE = 10 ** (CLIP_DBFS / 20)
 
@@ -61,6 +61,11 @@ class LevelMeter:
         return self.level, clipped
 
 
+def input_per_frame(rate: int) -> float:
+    """Input samples at `rate` per spectrogram frame."""
+    return FRAME_HOP * rate / SAMPLE_RATE
+
+
 class HopLevels:
     """The input's level between consecutive window ends: samples are
     metered in pieces cut where each window ends (counted in input
@@ -68,7 +73,7 @@ class HopLevels:
     windows one push completes (a pipe faster than real time, a backlog)."""
 
     def __init__(self, rate: int, step: int) -> None:
-        self.input_per_frame, self.step = FRAME_HOP * rate / SAMPLE_RATE, step
+        self.input_per_frame, self.step = input_per_frame(rate), step
         self.next_end, self.metered = WINDOW_FRAMES, 0
         self.meter = LevelMeter()
         self.readings: deque[tuple[int, tuple[float, float]]] = deque(maxlen=1024)   # (window end, level)
@@ -96,9 +101,15 @@ class HopLevels:
 class DueWindow:
     """A window ready for the engine: it ends at frame `end` of the stream
     (frames counted from the stream's start); `wall` is the Unix time its
-    last sample was captured (None without a clock)."""
+    last sample was captured (None without a clock). The first two stages
+    of its processing latency, seconds: `buffering`, the input pushed after
+    its last sample up to the push that completed it (audio time: the rest
+    of the block that held that sample, the resampler's look-ahead, any
+    backlog); `frontend`, the work of that push."""
     end: int
     wall: float | None
+    buffering: float = 0.0
+    frontend: float = 0.0
 
     @property
     def t(self) -> float:
@@ -131,11 +142,12 @@ class StreamAnalyzer:
         self.history = FrameHistory(WINDOW_FRAMES)
         self.next_end = WINDOW_FRAMES
         self.samples = 0                      # pushed so far, at the model rate
+        self.received = 0                     # pushed so far, input samples at `rate`
+        self.input_per_frame = input_per_frame(rate)
         self.last_capture: float | None = None
         self.smooth = [make_smoother(smoothing, smoothing_time) for _ in range(2)]
         self.seq = {"emotion": 0, "status": 0}
         self.late_windows = 0
-        self.frontend_seconds = 0.0           # front-end work since the last emitted window
         self.latency = {stage: deque(maxlen=LATENCY_HISTORY) for stage in STAGES}
         # An emotion message carries the level of its window's hop, a status
         # message that of its period.
@@ -152,28 +164,27 @@ class StreamAnalyzer:
         self.status_level.add(samples)
         resampled = self.resample(samples, last=last)
         self.samples += len(resampled)
+        self.received += len(samples)
         self.history.push(self.spectrogram.push(resampled))
         if capture_time is not None:
             self.last_capture = capture_time
-        due = self._due()
-        self.frontend_seconds += time.perf_counter() - started
-        return due
+        return self._due(time.perf_counter() - started)
 
-    def _due(self) -> list[DueWindow]:
+    def _due(self, frontend: float) -> list[DueWindow]:
         ends = list(range(self.next_end, self.history.count + 1, self.step))
         if ends:
             self.next_end = ends[-1] + self.step
         if self.max_backlog is not None and len(ends) > self.max_backlog:
             self.late_windows += len(ends) - self.max_backlog
             ends = ends[-self.max_backlog:]
-        return [DueWindow(end, self.capture_time(end)) for end in ends]
+        return [self._due_window(end, frontend) for end in ends]
 
-    def capture_time(self, end_frame: int) -> float | None:
-        """Unix time the window's last sample was captured, from the capture
-        time of the newest sample pushed and the samples since."""
-        if self.last_capture is None:
-            return None
-        return self.last_capture - (self.samples - end_frame * FRAME_HOP) / SAMPLE_RATE
+    def _due_window(self, end: int, frontend: float) -> DueWindow:
+        # Counted in input samples: the resampler holds back its look-ahead,
+        # so the model-rate samples would place the last sample too late.
+        buffering = max(0.0, (self.received - end * self.input_per_frame) / self.rate)
+        wall = None if self.last_capture is None else self.last_capture - buffering
+        return DueWindow(end, wall, buffering, frontend)
 
     def window(self, due: DueWindow, out: np.ndarray) -> None:
         """The harmonic-stacked window [*WINDOW_SHAPE] into `out`."""
@@ -198,9 +209,8 @@ class StreamAnalyzer:
             quadrant=quadrant(smooth_v, smooth_a), mood=self.moods.word(smooth_v, smooth_a),
             level_dbfs=level, peak_dbfs=peak, engine=self.engine, batch=batch,
             explanation=explanation, drivers=drivers)
-        message.latency_ms = {"frontend": self.frontend_seconds * 1000, "inference": inference_seconds * 1000,
-                              "post": (time.perf_counter() - started) * 1000}
-        self.frontend_seconds = 0.0
+        message.latency_ms = {"buffering": due.buffering * 1000, "frontend": due.frontend * 1000,
+                              "inference": inference_seconds * 1000, "post": (time.perf_counter() - started) * 1000}
         return message
 
     def record_latency(self, message: EmotionMessage, publish_seconds: float) -> None:
