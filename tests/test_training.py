@@ -103,7 +103,7 @@ def test_distillation_needs_the_teachers_outputs_and_uses_them(tmp_path, cache):
         assert not out.exists()
     teach(sorted(cache.glob("**/*.flac")))
     taught = train_py(cache, "--distill", "1", "--mixup", "0.4", "--no-mixup-recordings", "--procedural-share", "0.1",
-                      "--dynamics", "1", "--width", "1.5", "--no-cv", "--no-baseline", "--out", str(out))
+                      "--dynamics", "1", "--width", "1.25", "--no-cv", "--no-baseline", "--out", str(out))
     assert taught.returncode == 0, taught.stderr[-2000:]
     assert "distilling the teacher's penultimate on 44 of 44 training clips" in taught.stdout
     assert "soft_twins 20" in taught.stdout and len(list(cache.glob("emopia-soft/*.flac"))) == 20
@@ -113,8 +113,9 @@ def test_distillation_needs_the_teachers_outputs_and_uses_them(tmp_path, cache):
     assert report["recipe"]["procedural"] == 0.1 and report["recipe"]["recordings"] == train.Recipe.recordings
     assert report["recipe"]["dynamics"] == 1
     from rt_mer.model.network import HarmonicCNN
-    assert report["recipe"]["width"] == 1.5
-    assert report["parameters"] > 1.5 * sum(p.numel() for p in HarmonicCNN().parameters())    # wider branches
+    assert report["recipe"]["width"] == 1.25 != train.Recipe.width
+    assert report["parameters"] == sum(p.numel() for p in HarmonicCNN(1.25).parameters())
+    assert report["parameters"] > 1.25 * sum(p.numel() for p in HarmonicCNN().parameters())    # wider branches
     window = np.random.default_rng(1).normal(-40.0, 10.0, (1, *WINDOW_SHAPE)).astype(np.float32)
     exported = open_engine(model=out).infer(window)
     out.unlink()

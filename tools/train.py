@@ -58,8 +58,8 @@ class Recipe:
     share one. A new field goes into AS_BEFORE too, at the value that trains
     as before it existed: --resume reads runs written without it that way."""
     steps: int = 19200
-    batch: int = 24                # split by the shares, each rounded: 11 + 10 + 4 = 25 windows
-    recordings: float = 0.45       # share of each batch from the 4Q recordings
+    batch: int = 24                # split by the shares, each rounded: 13 + 7 + 4 = 24 windows
+    recordings: float = 0.55       # share of each batch from the 4Q recordings
     procedural: float = 0.15       # ... from the procedural corpus; EMOPIA has the rest
     procedural_weight: float = 0.5
     distill: float = 1.0           # weight of the teacher's loss (0: none); needs bash tools/teacher.sh first
@@ -67,7 +67,7 @@ class Recipe:
     mixup: float = 0.4             # windows mixed with another of their corpus, share ~ Beta(mixup, mixup) (0: none)
     mixup_recordings: bool = False  # the recordings too (no: two records at once are no record; two piano passages are piano)
     dynamics: float = 0.0          # weight of the soft-vs-hard term (SoftTwins; 0: none)
-    width: float = 1.0             # channels of the branches after the harmonic filters, x this (HarmonicCNN)
+    width: float = 1.5             # channels of the branches after the harmonic filters, x this (HarmonicCNN)
 
 
 AS_BEFORE = {"mixup": 0.0, "mixup_recordings": True, "dynamics": 0.0, "width": 1.0}    # Recipe fields added since runs.jsonl files were written
