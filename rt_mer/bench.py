@@ -36,7 +36,7 @@ from .audio.io import read_audio
 from .audio.sources import _RingSource, demo_path
 from .dsp import frontend
 from .engines.base import WINDOW_SHAPE, Prediction
-from .stream.analyzer import STAGES, StreamAnalyzer
+from .stream.analyzer import STAGES, StreamAnalyzer, input_per_frame
 from .stream.loop import AnalysisLoop, LoopOptions
 from .stream.offline import analyze_file
 from .stream.windows import DEFAULT_HOP, hop_frames
@@ -185,11 +185,12 @@ class SyntheticFeed:
     def __init__(self, streams: int, hop: float, hops: int, interval: float, lockstep: bool = False,
                  rate: int = frontend.SAMPLE_RATE, block_seconds: float | None = None) -> None:
         self.hop, self.rate, self.interval, self.lockstep = hop, rate, interval, lockstep
-        step = round(hop_frames(hop) * frontend.FRAME_HOP * rate / frontend.SAMPLE_RATE)
+        per_frame = input_per_frame(rate)
+        step = round(hop_frames(hop) * per_frame)
         self.block = step if block_seconds is None else round(block_seconds * rate)
         assert not lockstep or self.block == step, "lockstep counts one window per stream a block"
         self.blocks = hops * step // self.block
-        self.window = round(frontend.WINDOW_FRAMES * frontend.FRAME_HOP * rate / frontend.SAMPLE_RATE)
+        self.window = round(frontend.WINDOW_FRAMES * per_frame)
         self.sources = [SyntheticSource(f"s{i}", (self.window + 4 * step) / rate, rate) for i in range(streams)]
         self.stop = threading.Event()
         self._sent = self._expected = 0
