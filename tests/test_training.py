@@ -95,7 +95,7 @@ def test_distillation_needs_the_teachers_outputs_and_uses_them(tmp_path, cache):
         for path in paths:
             np.savez(folder / f"{corpus.cache_key(path)}.npz", penultimate=rng.normal(size=(10, 200)).astype(np.float16))
 
-    for taught_so_far, paths in (("0 of 44", []), ("20 of 44", [path for path, _, _ in corpus.fourq_clips()])):
+    for taught_so_far, paths in (("0 of 44", []), ("20 of 44", [path for path, *_ in corpus.fourq_clips()])):
         teach(paths)        # none, then the recordings only: either way, not the recipe
         untaught = train_py(cache, "--distill", "1", "--no-cv", "--no-baseline", "--out", str(out))
         last_line = untaught.stderr.strip().splitlines()[-1]
@@ -131,6 +131,7 @@ def taught_clip(patches: np.ndarray):
     clip.spec = np.zeros((252, 480), np.float16)
     clip.valence = clip.arousal = 1.0
     clip.quadrant, clip.teacher = 0, {"penultimate": patches.astype(np.float16)}
+    clip.moods = ()
     return clip
 
 
@@ -169,6 +170,35 @@ def test_the_student_learns_the_teacher():
     untaught = taught_clip(np.zeros((10, 8)))
     untaught.teacher = {}
     assert student.loss(embedding[:1], [untaught], (0,)).item() == 0.0
+
+
+def test_mood_tags_are_learnt_from_the_training_recordings():
+    """The mood-tag head predicts the tags found on at least MIN_CLIPS of the
+    recordings it trains on, and nothing else; its loss falls as it learns
+    them; clips without tags (renders) add nothing."""
+    torch = pytest.importorskip("torch")
+    import train
+    rng = np.random.default_rng(0)
+    clips = [taught_clip(np.zeros((10, 8))) for _ in range(train.MoodTags.MIN_CLIPS)]
+    for i, clip in enumerate(clips):
+        clip.moods = ("Sad", f"Rare {i}") + (("Calm/Peaceful",) if i else ())
+    moods = train.MoodTags(clips, width=16)
+    assert moods.tags == ["Sad"]                     # Calm/Peaceful on one too few, each Rare on one
+    clips.append(taught_clip(np.zeros((10, 8))))
+    clips[-1].moods = ("Calm/Peaceful",)
+    moods = train.MoodTags(clips, width=16)
+    assert moods.tags == ["Calm/Peaceful", "Sad"]
+    embedding = torch.from_numpy(rng.normal(size=(len(clips), 16)).astype(np.float32))
+    optimiser = torch.optim.Adam(moods.head.parameters(), lr=0.05)
+    first = moods.loss(embedding, clips).item()
+    for _ in range(200):
+        loss = moods.loss(embedding, clips)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    assert loss.item() < 0.2 * first
+    untagged = taught_clip(np.zeros((10, 8)))
+    assert moods.loss(embedding[:1], [untagged]).item() == 0.0
 
 
 def test_mixup_mixes_windows_of_one_corpus():

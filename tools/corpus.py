@@ -114,10 +114,13 @@ def emopia_soft_twins(split: str, limit: int | None = None) -> list[Path]:
                         CACHE / "emopia-soft" / f"{name}.flac") for name in names])
 
 
-def fourq_clips() -> list[tuple[Path, int, str]]:
-    """The 4Q recordings: (MP3 path, quadrant 1..4, artist), in labels.csv order."""
+def fourq_clips() -> list[tuple[Path, int, str, tuple[str, ...]]]:
+    """The 4Q recordings: (MP3 path, quadrant 1..4, artist, AllMusic mood
+    tags), in labels.csv order."""
     with open(FOURQ / "labels.csv", newline="") as f:
-        return [(FOURQ / row["file"], int(row["quadrant"].lstrip("Q")), row["artist"]) for row in csv.DictReader(f)]
+        return [(FOURQ / row["file"], int(row["quadrant"].lstrip("Q")), row["artist"],
+                 tuple(tag.strip() for tag in row["moods"].split(";") if tag.strip()))
+                for row in csv.DictReader(f)]
 
 
 def main() -> None:

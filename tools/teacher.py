@@ -75,7 +75,7 @@ class Teacher:
 def training_audio(procedural_clips: int) -> list[Path]:
     """Every clip tools/train.py trains on: 4Q, EMOPIA's renders, the
     procedural renders (each rendered here first if not yet)."""
-    paths = [path for path, _, _ in corpus.fourq_clips()]
+    paths = [path for path, *_ in corpus.fourq_clips()]
     for split in ("train", "val"):
         paths += [path for path, _ in corpus.emopia_split(split)]
     return paths + [path for path, _, _ in procedural.make_corpus(corpus.CACHE / "procedural", procedural_clips)]

@@ -27,6 +27,7 @@ import json
 import random
 import sys
 import time
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -68,9 +69,10 @@ class Recipe:
     mixup_recordings: bool = False  # the recordings too (no: two records at once are no record; two piano passages are piano)
     dynamics: float = 0.0          # weight of the soft-vs-hard term (SoftTwins; 0: none)
     width: float = 1.5             # channels of the branches after the harmonic filters, x this (HarmonicCNN)
+    moods: float = 0.0             # weight of the recordings' mood-tag loss (MoodTags; 0: none)
 
 
-AS_BEFORE = {"mixup": 0.0, "mixup_recordings": True, "dynamics": 0.0, "width": 1.0}    # Recipe fields added since runs.jsonl files were written
+AS_BEFORE = {"mixup": 0.0, "mixup_recordings": True, "dynamics": 0.0, "width": 1.0, "moods": 0.0}    # Recipe fields added since runs.jsonl files were written
 
 
 # ---------------------------------------------------------------- data
@@ -86,9 +88,10 @@ class Clip:
     """One training clip: its spectrogram, soft targets P(positive), and
     the teacher's outputs per 3 s patch where tools/teacher.py made them."""
 
-    def __init__(self, path: Path, valence: float, arousal: float, quadrant: int | None, artist: str = "") -> None:
+    def __init__(self, path: Path, valence: float, arousal: float, quadrant: int | None, artist: str = "",
+                 moods: tuple[str, ...] = ()) -> None:
         self.path, self.spec = path, features(path)
-        self.valence, self.arousal, self.quadrant, self.artist = valence, arousal, quadrant, artist
+        self.valence, self.arousal, self.quadrant, self.artist, self.moods = valence, arousal, quadrant, artist, moods
         cached = corpus.CACHE / "teacher" / corpus.TEACHER_VERSION / f"{corpus.cache_key(path)}.npz"
         self.teacher = {}
         if cached.exists():
@@ -96,8 +99,8 @@ class Clip:
                 self.teacher = dict(outputs)
 
 
-def labelled_clip(path: Path, quadrant: int, artist: str = "") -> Clip:
-    return Clip(path, VALENCE_POSITIVE[quadrant], AROUSAL_POSITIVE[quadrant], quadrant - 1, artist)
+def labelled_clip(path: Path, quadrant: int, artist: str = "", moods: tuple[str, ...] = ()) -> Clip:
+    return Clip(path, VALENCE_POSITIVE[quadrant], AROUSAL_POSITIVE[quadrant], quadrant - 1, artist, moods)
 
 
 def emopia_clips(split: str, limit: int | None) -> list[Clip]:
@@ -111,7 +114,7 @@ def soft_twin_clips(limit: int | None) -> list[Clip]:
 
 
 def recording_clips(limit: int | None) -> list[Clip]:
-    return [labelled_clip(path, q, artist) for path, q, artist in corpus.fourq_clips()[:limit]]
+    return [labelled_clip(path, q, artist, moods) for path, q, artist, moods in corpus.fourq_clips()[:limit]]
 
 
 def procedural_clips(count: int) -> list[Clip]:
@@ -272,7 +275,8 @@ def stack(spec: torch.Tensor) -> torch.Tensor:
 
 def loss_on(network: HarmonicCNN, clips: list[Clip], rng: np.random.Generator,
             generator: torch.Generator, recipe: Recipe, groups: list[tuple[int, float]],
-            student: Student | None = None, twins: SoftTwins | None = None) -> torch.Tensor:
+            student: Student | None = None, twins: SoftTwins | None = None,
+            moods: MoodTags | None = None) -> torch.Tensor:
     """The training loss on a batch of `clips`: `groups` of consecutive
     clips from one corpus each, with its mixup alpha (mixup stays within one),
     and with `twins` pairs of passages played and played softly after them."""
@@ -292,6 +296,8 @@ def loss_on(network: HarmonicCNN, clips: list[Clip], rng: np.random.Generator,
     loss = loss + emotion_loss(outputs, clips, recipe.procedural_weight, mixing)
     if student is not None:
         loss = loss + recipe.distill * student.loss(outputs.embedding, clips, starts, mixing)
+    if moods is not None:
+        loss = loss + recipe.moods * moods.loss(outputs.embedding, clips, mixing)
     return loss
 
 
@@ -347,11 +353,36 @@ class Student:
     def loss(self, embedding: torch.Tensor, clips: list[Clip], starts: tuple[int, ...],
              mixing: np.ndarray | None = None) -> torch.Tensor:
         targets = mixed([teacher_target(clip, self.output, start) for clip, start in zip(clips, starts)], mixing)
-        taught = [i for i, target in enumerate(targets) if target is not None]
-        if not taught:
-            return embedding.sum() * 0.0
-        wanted = torch.from_numpy((np.stack([targets[i] for i in taught]) - self.mean) / self.std)
-        return F.mse_loss(self.head(embedding[taught]), wanted)
+        return head_loss(F.mse_loss, self.head, embedding,
+                         [None if target is None else (target - self.mean) / self.std for target in targets])
+
+
+class MoodTags:
+    """The mood-tag term, training only: a linear head from the network's
+    embedding to the AllMusic mood tags of the recordings (the tags their
+    quadrant was derived from), learnt by binary cross-entropy, so the
+    branches learn the finer moods inside a quadrant: Sad, Gloomy and Bleak
+    against Calm/Peaceful and Soothing, where most of the network's errors
+    are (sad music heard as calm)."""
+
+    MIN_CLIPS = 15      # tags on fewer of the training recordings are left out
+
+    def __init__(self, recordings: list[Clip], width: int) -> None:
+        counts = Counter(tag for clip in recordings for tag in clip.moods)
+        self.tags = sorted(tag for tag, count in counts.items() if count >= self.MIN_CLIPS)
+        self.head = torch.nn.Linear(width, len(self.tags))
+
+    def loss(self, embedding: torch.Tensor, clips: list[Clip], mixing: np.ndarray | None = None) -> torch.Tensor:
+        targets = [np.isin(self.tags, clip.moods).astype(np.float32) if clip.moods else None for clip in clips]
+        return head_loss(F.binary_cross_entropy_with_logits, self.head, embedding, mixed(targets, mixing))
+
+
+def head_loss(loss, head: torch.nn.Linear, embedding: torch.Tensor, targets: list) -> torch.Tensor:
+    """`loss` of a training-only `head` on the windows that have targets."""
+    given = [i for i, target in enumerate(targets) if target is not None]
+    if not given:
+        return embedding.sum() * 0.0
+    return loss(head(embedding[given]), torch.from_numpy(np.stack([targets[i] for i in given]).astype(np.float32)))
 
 
 def emotion_loss(outputs, clips: list[Clip], procedural_weight: float,
@@ -412,7 +443,9 @@ def train(recordings: list[Clip], emopia: list[Clip], extra: list[Clip], recipe:
     student = (Student(recordings + emopia + extra, recipe.teacher_output, network.quadrant.in_features)
                if recipe.distill else None)
     twins = SoftTwins(emopia, soft_twins) if recipe.dynamics else None
-    parameters = list(network.parameters()) + (list(student.head.parameters()) if student else [])
+    moods = MoodTags(recordings, network.quadrant.in_features) if recipe.moods else None
+    parameters = list(network.parameters()) + [parameter for term in (student, moods) if term
+                                               for parameter in term.head.parameters()]
     optimiser = torch.optim.AdamW(parameters, lr=3e-3, weight_decay=1e-3)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=3e-3, total_steps=recipe.steps, pct_start=0.1)
     emopia_share = 1.0 - recipe.recordings - recipe.procedural
@@ -423,7 +456,7 @@ def train(recordings: list[Clip], emopia: list[Clip], extra: list[Clip], recipe:
     started = time.time()
     for step in range(1, recipe.steps + 1):
         network.train()
-        loss = loss_on(network, sample(), rng, generator, recipe, sample.groups, student, twins)
+        loss = loss_on(network, sample(), rng, generator, recipe, sample.groups, student, twins, moods)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
@@ -615,6 +648,8 @@ def main() -> None:
                         help="weight of the soft-vs-hard term: EMOPIA passages against the same played softly (0: none)")
     parser.add_argument("--width", type=float, default=Recipe.width,
                         help="channels of the branches after the harmonic filters, times this")
+    parser.add_argument("--moods", type=float, default=Recipe.moods,
+                        help="weight of the recordings' mood-tag loss (their AllMusic tags; 0: none)")
     parser.add_argument("--limit", type=int, default=None, help="clips per corpus (smoke tests)")
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--out", type=Path, default=ROOT / "engines" / "rt-mer.onnx")
@@ -630,7 +665,7 @@ def main() -> None:
     recipe = Recipe(steps=args.steps, batch=args.batch, recordings=args.recordings_share,
                     procedural=args.procedural_share, distill=args.distill, teacher_output=args.teacher_output,
                     mixup=args.mixup, mixup_recordings=args.mixup_recordings, dynamics=args.dynamics,
-                    width=args.width)
+                    width=args.width, moods=args.moods)
     random.seed(args.seed)
     # Summation order, hence the weights after thousands of steps, depends on
     # the thread count: one thread gives the same model whatever the cores.
