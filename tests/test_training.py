@@ -201,6 +201,31 @@ def test_mood_tags_are_learnt_from_the_training_recordings():
     assert moods.loss(embedding[:1], [untagged]).item() == 0.0
 
 
+def test_masking_drops_one_band_and_one_stretch_of_time():
+    """With --masking 1 every window loses one band of at most 8 semitones
+    and one stretch of at most 0.5 s, set to silence, the rest untouched
+    beyond the other augmentations; --masking 0 draws nothing more, so the
+    recipes without it train as before, bit for bit."""
+    torch = pytest.importorskip("torch")
+    import train
+    frontend = train.frontend
+    loud = torch.full((16, frontend.N_BINS, frontend.WINDOW_FRAMES), -20.0)
+
+    def augmented(masking: float) -> torch.Tensor:
+        return train.augment(loud.clone(), torch.Generator().manual_seed(3), masking)
+
+    plain, masked = augmented(0.0), augmented(1.0)
+    assert torch.equal(plain, train.augment(loud.clone(), torch.Generator().manual_seed(3)))
+    silent, silent_before = masked == frontend.FLOOR_DB, plain == frontend.FLOOR_DB
+    assert (masked[~silent] == plain[~silent]).all()
+    bands, spans = silent.all(dim=2), silent.all(dim=1)        # [windows, bins] and [windows, frames]
+    assert torch.equal(silent, bands[:, :, None] | spans[:, None, :])     # a band and a stretch, nothing else
+    band_bins = bands.sum(dim=1) - silent_before.all(dim=2).sum(dim=1)    # beyond the transposition's edge
+    assert band_bins.max() <= 8 * frontend.BINS_PER_SEMITONE + 1 and (band_bins > 0).sum() > 8
+    span_frames = spans.sum(dim=1)
+    assert span_frames.max() <= frontend.FRAMES_PER_SECOND / 2 + 1 and (span_frames > 0).sum() > 8
+
+
 def test_mixup_mixes_windows_of_one_corpus():
     """Each row of the mixing matrix is a share of its own window and the
     rest of one partner from its own corpus (consecutive groups)."""

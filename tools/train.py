@@ -70,9 +70,10 @@ class Recipe:
     dynamics: float = 0.0          # weight of the soft-vs-hard term (SoftTwins; 0: none)
     width: float = 1.5             # channels of the branches after the harmonic filters, x this (HarmonicCNN)
     moods: float = 0.0             # weight of the recordings' mood-tag loss (MoodTags; 0: none)
+    masking: float = 0.0           # share of windows with a band and a stretch of time dropped (augment)
 
 
-AS_BEFORE = {"mixup": 0.0, "mixup_recordings": True, "dynamics": 0.0, "width": 1.0, "moods": 0.0}    # Recipe fields added since runs.jsonl files were written
+AS_BEFORE = {"mixup": 0.0, "mixup_recordings": True, "dynamics": 0.0, "width": 1.0, "moods": 0.0, "masking": 0.0}    # Recipe fields added since runs.jsonl files were written
 
 
 # ---------------------------------------------------------------- data
@@ -156,12 +157,13 @@ def teacher_target(clip: Clip, output: str, start: int) -> np.ndarray | None:
 
 # ----------------------------------------------------------- augmentation
 
-def augment(spec: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def augment(spec: torch.Tensor, generator: torch.Generator, masking: float = 0.0) -> torch.Tensor:
     """Changes that should not change perceived emotion, applied to a batch
     of log spectrograms [B, bins, frames] in dB: what microphones, speakers,
     rooms and codecs do to a recording (gain, EQ tilt and colouring, band
     limits, reverberation, noise) and transposition by up to two semitones
-    (time shifts come from random crops)."""
+    (time shifts come from random crops); then, in a `masking` share of the
+    windows, a band and a stretch of time dropped."""
     def uniform(like: torch.Tensor, low: float, high: float) -> torch.Tensor:
         return torch.rand(len(like), 1, 1, generator=generator) * (high - low) + low
 
@@ -208,8 +210,19 @@ def augment(spec: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
                  + 3 * torch.randn(spec.shape, generator=generator))
         return power_sum(spec, noise)
 
+    def mask(spec: torch.Tensor) -> torch.Tensor:
+        """SpecAugment (Park et al. 2019): up to 8 semitones and up to 0.5 s
+        silenced, so that no single cue (a voice's band, one drum hit)
+        carries a decision alone."""
+        bins, frames = torch.arange(spec.shape[1])[None, :, None], torch.arange(spec.shape[2])[None, None, :]
+        band, span = uniform(spec, 0, 8 * frontend.BINS_PER_SEMITONE), uniform(spec, 0, frontend.FRAMES_PER_SECOND / 2)
+        low, start = uniform(spec, 0, 1) * (spec.shape[1] - band), uniform(spec, 0, 1) * (spec.shape[2] - span)
+        dropped = ((bins >= low) & (bins < low + band)) | ((frames >= start) & (frames < start + span))
+        return spec.masked_fill(dropped, frontend.FLOOR_DB)
+
     spec = sometimes(0.5, add_noise, sometimes(0.3, reverberate, sometimes(0.3, band_limit, colour(spec))))
-    return transpose(spec, torch.randint(-6, 7, (len(spec),), generator=generator).tolist())
+    spec = transpose(spec, torch.randint(-6, 7, (len(spec),), generator=generator).tolist())
+    return sometimes(masking, mask, spec) if masking else spec
 
 
 def mixing_matrix(groups: list[tuple[int, float]], rng: np.random.Generator) -> np.ndarray:
@@ -285,7 +298,7 @@ def loss_on(network: HarmonicCNN, clips: list[Clip], rng: np.random.Generator,
     mixing = mixing_matrix(groups, rng) if any(alpha for _, alpha in groups) else None
     if mixing is not None:
         specs = mix_windows(specs, mixing)
-    specs = augment(specs, generator)
+    specs = augment(specs, generator, recipe.masking)
     if twins is not None:
         specs = torch.cat([specs, twins.windows(rng, generator)])
     outputs = network(stack(specs))
@@ -650,6 +663,8 @@ def main() -> None:
                         help="channels of the branches after the harmonic filters, times this")
     parser.add_argument("--moods", type=float, default=Recipe.moods,
                         help="weight of the recordings' mood-tag loss (their AllMusic tags; 0: none)")
+    parser.add_argument("--masking", type=float, default=Recipe.masking,
+                        help="share of training windows with a band and a stretch of time dropped (SpecAugment; 0: none)")
     parser.add_argument("--limit", type=int, default=None, help="clips per corpus (smoke tests)")
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--out", type=Path, default=ROOT / "engines" / "rt-mer.onnx")
@@ -665,7 +680,8 @@ def main() -> None:
     recipe = Recipe(steps=args.steps, batch=args.batch, recordings=args.recordings_share,
                     procedural=args.procedural_share, distill=args.distill, teacher_output=args.teacher_output,
                     mixup=args.mixup, mixup_recordings=args.mixup_recordings, dynamics=args.dynamics,
-                    width=args.width, moods=args.moods)
+                    width=args.width, moods=args.moods,
+                    masking=args.masking)
     random.seed(args.seed)
     # Summation order, hence the weights after thousands of steps, depends on
     # the thread count: one thread gives the same model whatever the cores.
