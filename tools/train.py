@@ -680,8 +680,7 @@ def main() -> None:
     recipe = Recipe(steps=args.steps, batch=args.batch, recordings=args.recordings_share,
                     procedural=args.procedural_share, distill=args.distill, teacher_output=args.teacher_output,
                     mixup=args.mixup, mixup_recordings=args.mixup_recordings, dynamics=args.dynamics,
-                    width=args.width, moods=args.moods,
-                    masking=args.masking)
+                    width=args.width, moods=args.moods, masking=args.masking)
     random.seed(args.seed)
     # Summation order, hence the weights after thousands of steps, depends on
     # the thread count: one thread gives the same model whatever the cores.
