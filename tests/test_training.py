@@ -201,6 +201,50 @@ def test_mood_tags_are_learnt_from_the_training_recordings():
     assert moods.loss(embedding[:1], [untagged]).item() == 0.0
 
 
+def test_teacher_answers_follow_the_window_and_are_learnt():
+    """Each recording's answers come from the teacher's linear probe fitted
+    on other artists; a window's answer is the probe on its own patches (a
+    record that turns sad halfway is answered happy, then sad); the network's
+    logits learn them; clips the probe did not answer (renders) add nothing."""
+    torch = pytest.importorskip("torch")
+    import train
+    rng = np.random.default_rng(0)
+    recordings = []
+    for i in range(64):
+        quadrant = i % 4                                       # 0..3: happy, tense, sad, calm; each artist all four
+        valence, arousal = quadrant in (0, 3), quadrant in (0, 1)
+        patches = rng.normal(size=(10, 8)) + np.r_[3.0 if valence else -3.0, 3.0 if arousal else -3.0, [0] * 6]
+        clip = taught_clip(patches)
+        clip.path, clip.artist, clip.quadrant = Path(f"r{i}.mp3"), f"artist {i // 4}", quadrant
+        clip.valence, clip.arousal = float(valence), float(arousal)
+        recordings.append(clip)
+    turning = recordings[0].teacher["penultimate"].astype(np.float32)
+    turning[5:, 0] = -3.0                                     # happy for 15 s, then sad
+    recordings[0].teacher["penultimate"] = turning
+    answers = train.TeacherAnswers(recordings)
+    assert set(answers.logits) == {clip.path for clip in recordings}
+    agree = [(np.sign(answers.logits[c.path].mean(axis=0)) > 0).tolist() == [c.valence > 0.5, c.arousal > 0.5]
+             for c in recordings[1:]]
+    assert all(agree)
+    fps = train.frontend.FRAMES_PER_SECOND
+    early, late = (train.window_mean(answers.logits[recordings[0].path], int(s * fps)) for s in (0, 20))
+    assert early[0] > 0 > late[0] and early[1] > 0 and late[1] > 0
+    logits = torch.zeros(len(recordings), 2, requires_grad=True)
+    optimiser = torch.optim.Adam([logits], lr=0.1)
+    starts = (0,) * len(recordings)
+    first = answers.loss(logits, recordings, starts).item()
+    for _ in range(500):
+        loss = answers.loss(logits, recordings, starts)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    wanted = np.stack([train.window_mean(answers.logits[clip.path], 0) for clip in recordings])
+    assert loss.item() < first and np.allclose(logits.detach().numpy(), wanted, atol=0.1)   # soft targets: its logits
+    render = taught_clip(np.zeros((10, 8)))
+    render.path = Path("render.flac")
+    assert answers.loss(logits[:1], [render], (0,)).item() == 0.0
+
+
 def test_masking_drops_one_band_and_one_stretch_of_time():
     """With --masking 1 every window loses one band of at most 8 semitones
     and one stretch of at most 0.5 s, set to silence, the rest untouched
