@@ -95,15 +95,18 @@ def test_distillation_needs_the_teachers_outputs_and_uses_them(tmp_path, cache):
         for path in paths:
             np.savez(folder / f"{corpus.cache_key(path)}.npz", penultimate=rng.normal(size=(10, 200)).astype(np.float16))
 
-    for taught_so_far, paths in (("0 of 44", []), ("20 of 44", [path for path, *_ in corpus.fourq_clips()])):
+    for taught_so_far, paths, term in (("0 of 44", [], ("--distill", "1")),
+                                       ("20 of 44", [path for path, *_ in corpus.fourq_clips()],
+                                        ("--distill", "0", "--answers", "1"))):
         teach(paths)        # none, then the recordings only: either way, not the recipe
-        untaught = train_py(cache, "--distill", "1", "--no-cv", "--no-baseline", "--out", str(out))
+        untaught = train_py(cache, *term, "--no-cv", "--no-baseline", "--out", str(out))
         last_line = untaught.stderr.strip().splitlines()[-1]
         assert untaught.returncode != 0 and f"{taught_so_far} training clips: run bash tools/teacher.sh --procedural 4" in last_line
         assert not out.exists()
     teach(sorted(cache.glob("**/*.flac")))
     taught = train_py(cache, "--distill", "1", "--mixup", "0.4", "--no-mixup-recordings", "--procedural-share", "0.1",
-                      "--dynamics", "1", "--width", "1.25", "--no-cv", "--no-baseline", "--out", str(out))
+                      "--dynamics", "1", "--width", "1.25", "--answers", "1", "--no-cv", "--no-baseline",
+                      "--out", str(out))
     assert taught.returncode == 0, taught.stderr[-2000:]
     assert "distilling the teacher's penultimate on 44 of 44 training clips" in taught.stdout
     assert "soft_twins 20" in taught.stdout and len(list(cache.glob("emopia-soft/*.flac"))) == 20
@@ -111,7 +114,7 @@ def test_distillation_needs_the_teachers_outputs_and_uses_them(tmp_path, cache):
     assert report["taught_clips"] == 44 and report["recipe"]["mixup"] == 0.4 and not report["recipe"]["mixup_recordings"]
     import train
     assert report["recipe"]["procedural"] == 0.1 and report["recipe"]["recordings"] == train.Recipe.recordings
-    assert report["recipe"]["dynamics"] == 1
+    assert report["recipe"]["dynamics"] == 1 and report["recipe"]["answers"] == 1
     from rt_mer.model.network import HarmonicCNN
     assert report["recipe"]["width"] == 1.25 != train.Recipe.width
     assert report["parameters"] == sum(p.numel() for p in HarmonicCNN(1.25).parameters())

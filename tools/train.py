@@ -742,13 +742,14 @@ def main() -> None:
     CORPORA["folds"] = artist_folds(CORPORA["recordings"])
     print(", ".join(f"{name} {len(clips)}" for name, clips in CORPORA.items()), "clips", flush=True)
     report: dict = {"seed": args.seed, "recipe": recipe.__dict__, "procedural_clips": len(CORPORA["procedural"])}
-    if recipe.distill:
+    if recipe.distill or recipe.answers:
         training = CORPORA["recordings"] + CORPORA["emopia"] + CORPORA["procedural"]
         report["taught_clips"] = sum(recipe.teacher_output in clip.teacher for clip in training)
         if report["taught_clips"] < len(training):      # a partial teacher is another recipe
             sys.exit(f"the recipe distils a teacher whose outputs are in {corpus.CACHE / 'teacher'} for only "
                      f"{report['taught_clips']} of {len(training)} training clips: "
-                     f"run bash tools/teacher.sh --procedural {args.procedural} (or train without it: --distill 0)")
+                     f"run bash tools/teacher.sh --procedural {args.procedural} "
+                     "(or train without it: --distill 0 --answers 0)")
         print(f"distilling the teacher's {recipe.teacher_output} on {report['taught_clips']} of {len(training)} "
               "training clips", flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
