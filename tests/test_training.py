@@ -407,11 +407,13 @@ def compare_py(*sources: str) -> subprocess.CompletedProcess:
 def test_compare_pairs_two_trials_run_by_run(tmp_path):
     """A seed's total weighs its folds by their clips; a seed cut short has
     none; fold runs are paired by seed and fold and counted; only the runs
-    of the file's last recipe count; a report key of cross-validation.json
-    serves as the reference."""
+    of the file's last recipe count, those written before a field was added
+    to it among them; a report key of cross-validation.json serves as the
+    reference."""
     trial = tmp_path / "trial.runs.jsonl"
     runs = (fold_runs(0, [0.1] * 5, [20] * 5, recipe={"steps": 4})            # an earlier recipe's trial
-            + fold_runs(0, [0.7, 0.8, 0.6, 0.7, 0.5], [10, 30, 20, 20, 20]) + fold_runs(1, [0.7, 0.7], [20, 20]))
+            + fold_runs(0, [0.7, 0.8, 0.6, 0.7, 0.5], [10, 30, 20, 20, 20])
+            + fold_runs(1, [0.7, 0.7], [20, 20], recipe={"steps": 8, "answers": 0.0}))   # resumed after --answers came
     trial.write_text("".join(json.dumps(run) + "\n" for run in runs))
     reference = fold_runs(0, [0.6, 0.8, 0.7, 0.6, 0.4], [20] * 5, emopia=0.65) + fold_runs(1, [0.6] * 5, [20] * 5)
     report = tmp_path / "cross-validation.json"
@@ -420,7 +422,7 @@ def test_compare_pairs_two_trials_run_by_run(tmp_path):
     result = compare_py(str(trial), f"{report}:old")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == f'{trial}: recipe {{"steps": 8}}' and f'against {report}:old: recipe {{"steps": 2}}' in lines
+    assert lines[0] == f'{trial}: recipe {{"steps": 8, "answers": 0.0}}' and f'against {report}:old: recipe {{"steps": 2}}' in lines
     assert "| all clips | **0.670** / 0.800 / 0.900 | - | |" in lines    # (7 + 24 + 12 + 14 + 10) / 100
     assert "| 4 | 0.500 / 0.800 / 0.900 | - | 0.600, - |" in lines
     assert "seed 0 total: 0.670 against 0.620" in lines and "seed 1 total" not in result.stdout

@@ -30,6 +30,8 @@ from corpus import FOLDS
 
 METRICS = ("quadrant", "valence", "arousal")
 REPORTED = ("seed", "fold", "recordings", "emopia_val")   # what a report keeps of a fold run (no logits)
+AS_BEFORE = {"mixup": 0.0, "mixup_recordings": True, "dynamics": 0.0, "width": 1.0, "moods": 0.0, "masking": 0.0,
+             "answers": 0.0}    # tools/train.py's Recipe fields added since runs.jsonl files were written
 
 
 class Trial:
@@ -92,12 +94,19 @@ def record(trial: Trial, path: Path, key: str) -> None:
     path.write_text(json.dumps(reports, indent=2) + "\n")
 
 
+def in_full(recipe: dict | None) -> dict:
+    """A recipe as written now: the fields added since it was written at
+    the values that trained as it did."""
+    return {**AS_BEFORE, **(recipe or {})}
+
+
 def runs_file(path: Path) -> Trial:
     """The runs of the file's last recipe (a trial resumed with another
-    recipe appends to the same file)."""
+    recipe appends to the same file; one resumed after a field was added
+    to Recipe still counts its earlier runs)."""
     entries = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     recipe = entries[-1].get("recipe") if entries else None
-    return Trial([entry for entry in entries if entry.get("recipe") == recipe], recipe=recipe)
+    return Trial([entry for entry in entries if in_full(entry.get("recipe")) == in_full(recipe)], recipe=recipe)
 
 
 def report(path: Path, key: str) -> Trial:

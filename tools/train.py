@@ -41,7 +41,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare import REPORTED, summarise  # noqa: E402
+from compare import REPORTED, in_full, summarise  # noqa: E402
 import corpus  # noqa: E402
 import procedural  # noqa: E402
 from rt_mer.audio.io import read_audio  # noqa: E402
@@ -59,8 +59,8 @@ VALIDATION_HOP_FRAMES = int(frontend.FRAMES_PER_SECOND)
 @dataclass(frozen=True)
 class Recipe:
     """What a training run does; the cross-validation and the shipped model
-    share one. A new field goes into AS_BEFORE too, at the value that trains
-    as before it existed: --resume reads runs written without it that way."""
+    share one. A new field goes into compare.AS_BEFORE too, at the value that
+    trains as before it existed: --resume reads runs written without it that way."""
     steps: int = 19200
     batch: int = 24                # split by the shares, each rounded: 13 + 7 + 4 = 24 windows
     recordings: float = 0.55       # share of each batch from the 4Q recordings
@@ -75,10 +75,6 @@ class Recipe:
     moods: float = 0.0             # weight of the recordings' mood-tag loss (MoodTags; 0: none)
     masking: float = 0.0           # share of windows with a band and a stretch of time dropped (augment)
     answers: float = 0.0           # weight of the teacher's answer per window (TeacherAnswers; 0: none)
-
-
-AS_BEFORE = {"mixup": 0.0, "mixup_recordings": True, "dynamics": 0.0, "width": 1.0, "moods": 0.0, "masking": 0.0,
-             "answers": 0.0}    # Recipe fields added since runs.jsonl files were written
 
 
 # ---------------------------------------------------------------- data
@@ -631,8 +627,8 @@ def kept_runs(progress: Path) -> list[dict]:
 
 def same_recipe(written: dict | None, recipe: Recipe) -> bool:
     """Whether a run was made with `recipe`; a field added to Recipe since
-    it was written counts at its AS_BEFORE value, which trained as it did."""
-    return written is not None and {**asdict(Recipe()), **AS_BEFORE, **written} == asdict(recipe)
+    it was written counts at its compare.AS_BEFORE value, which trained as it did."""
+    return written is not None and {**asdict(Recipe()), **in_full(written)} == asdict(recipe)
 
 
 def baseline_on_folds() -> dict:
