@@ -105,7 +105,8 @@ def test_distillation_needs_the_teachers_outputs_and_uses_them(tmp_path, cache):
         assert not out.exists()
     teach(sorted(cache.glob("**/*.flac")))
     taught = train_py(cache, "--distill", "1", "--mixup", "0.4", "--no-mixup-recordings", "--procedural-share", "0.1",
-                      "--dynamics", "1", "--width", "1.25", "--answers", "1", "--no-cv", "--no-baseline",
+                      "--dynamics", "1", "--width", "1.25", "--answers", "1", "--answers-through", "timbre,rhythm",
+                      "--no-cv", "--no-baseline",
                       "--out", str(out))
     assert taught.returncode == 0, taught.stderr[-2000:]
     assert "distilling the teacher's penultimate on 44 of 44 training clips" in taught.stdout
@@ -115,6 +116,7 @@ def test_distillation_needs_the_teachers_outputs_and_uses_them(tmp_path, cache):
     import train
     assert report["recipe"]["procedural"] == 0.1 and report["recipe"]["recordings"] == train.Recipe.recordings
     assert report["recipe"]["dynamics"] == 1 and report["recipe"]["answers"] == 1
+    assert report["recipe"]["answers_through"] == "timbre,rhythm"
     from rt_mer.model.network import HarmonicCNN
     assert report["recipe"]["width"] == 1.25 != train.Recipe.width
     assert report["parameters"] == sum(p.numel() for p in HarmonicCNN(1.25).parameters())
@@ -246,6 +248,33 @@ def test_teacher_answers_follow_the_window_and_are_learnt():
     render = taught_clip(np.zeros((10, 8)))
     render.path = Path("render.flac")
     assert answers.loss(logits[:1], [render], (0,)).item() == 0.0
+
+
+def test_answers_through_named_branches_train_only_those():
+    """--answers-through timbre,rhythm: the logits keep their value, but
+    their gradient reaches only the timbre and rhythm branches and heads;
+    the harmonic filters, the harmony, key and register branches and the
+    bias learn nothing from it. "all" is the whole network; a branch the
+    network lacks is refused in one line."""
+    torch = pytest.importorskip("torch")
+    import train
+    from rt_mer.model.network import HarmonicCNN
+    network = HarmonicCNN()
+    outputs = network(torch.randn(3, *WINDOW_SHAPE) * 10 - 40)
+    logits = train.through(outputs, "timbre,rhythm")
+    assert torch.allclose(logits, outputs.logits)
+    logits.sum().backward(retain_graph=True)
+    taught = {name.split(".")[0] for name, p in network.named_parameters() if p.grad is not None and p.grad.any()}
+    assert taught == {"timbre", "rhythm", "emotion_timbre", "emotion_rhythm"}
+    network.zero_grad()
+    train.through(outputs, "all").sum().backward()
+    taught = {name.split(".")[0] for name, p in network.named_parameters() if p.grad is not None and p.grad.any()}
+    assert taught == {name.split(".")[0] for name, _ in network.named_parameters()} - {"quadrant"}
+    refused = subprocess.run([sys.executable, str(ROOT / "tools" / "train.py"), "--answers-through", "timbre,melody"],
+                             capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines()[-1].endswith(
+        "--answers-through names branches from harmony,key,register,timbre,rhythm, or is all")
 
 
 def test_masking_drops_one_band_and_one_stretch_of_time():

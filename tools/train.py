@@ -46,7 +46,7 @@ import corpus  # noqa: E402
 import procedural  # noqa: E402
 from rt_mer.audio.io import read_audio  # noqa: E402
 from rt_mer.dsp import frontend  # noqa: E402
-from rt_mer.engines.base import INPUT_NAME, OUTPUT_NAMES  # noqa: E402
+from rt_mer.engines.base import DRIVERS, INPUT_NAME, OUTPUT_NAMES  # noqa: E402
 from rt_mer.model.network import DYNAMIC_RANGE_DB, ExportWrapper, HarmonicCNN, Outputs, trained  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,6 +75,7 @@ class Recipe:
     moods: float = 0.0             # weight of the recordings' mood-tag loss (MoodTags; 0: none)
     masking: float = 0.0           # share of windows with a band and a stretch of time dropped (augment)
     answers: float = 0.0           # weight of the teacher's answer per window (TeacherAnswers; 0: none)
+    answers_through: str = "all"   # the drivers the answers train, comma-separated (all: every branch and the bias)
 
 
 # ---------------------------------------------------------------- data
@@ -315,8 +316,19 @@ def loss_on(network: HarmonicCNN, clips: list[Clip], rng: np.random.Generator,
     if moods is not None:
         loss = loss + recipe.moods * moods.loss(outputs.embedding, clips, mixing)
     if answers is not None:
-        loss = loss + recipe.answers * answers.loss(outputs.logits, clips, starts, mixing)
+        loss = loss + recipe.answers * answers.loss(through(outputs, recipe.answers_through), clips, starts, mixing)
     return loss
+
+
+def through(outputs: Outputs, drivers: str) -> torch.Tensor:
+    """The logits, with the gradient reaching only the named drivers' terms
+    (DRIVERS; "all": the whole network). The value is the logits either way
+    (to rounding)."""
+    if drivers == "all":
+        return outputs.logits
+    named = [DRIVERS.index(name) for name in drivers.split(",")]
+    terms = outputs.drivers[..., named].sum(dim=-1)
+    return outputs.logits.detach() + terms - terms.detach()
 
 
 class SoftTwins:
@@ -593,7 +605,7 @@ def cross_validate(recipe: Recipe, seeds: list[int], jobs: int, progress: Path, 
                                           labelled_quadrants(recordings)[held_out]),
                      "emopia_val": scores(predicted_quadrants(run["emopia"]),
                                           labelled_quadrants(CORPORA["emopia_val"])),
-                     "recordings_logits": run["recordings"].tolist()}
+                     "recordings_logits": run["recordings"].tolist(), "emopia_logits": run["emopia"].tolist()}
             done[run["seed"], run["fold"]] = entry
             log.write(json.dumps(entry) + "\n")
             log.flush()
@@ -710,6 +722,9 @@ def main() -> None:
     parser.add_argument("--answers", type=float, default=Recipe.answers,
                         help="weight of the teacher's answer per window (its linear probe's valence and arousal, "
                              "fitted out of fold; needs bash tools/teacher.sh first; 0: none)")
+    parser.add_argument("--answers-through", default=Recipe.answers_through,
+                        help="the branches the answers train, comma-separated from "
+                             f"{','.join(DRIVERS)} (all: every branch and the bias)")
     parser.add_argument("--limit", type=int, default=None, help="clips per corpus (smoke tests)")
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--out", type=Path, default=ROOT / "engines" / "rt-mer.onnx")
@@ -718,6 +733,8 @@ def main() -> None:
     args = parser.parse_args()
     if min(args.recordings_share, args.procedural_share) < 0 or args.recordings_share + args.procedural_share > 1:
         parser.error("--recordings-share and --procedural-share are shares of a batch: each from 0, together at most 1")
+    if args.answers_through != "all" and not set(args.answers_through.split(",")) <= set(DRIVERS):
+        parser.error(f"--answers-through names branches from {','.join(DRIVERS)}, or is all")
     if args.export_only:
         export_saved(args.out)
         print(f"wrote {args.out}", flush=True)
@@ -726,7 +743,7 @@ def main() -> None:
                     procedural=args.procedural_share, distill=args.distill, teacher_output=args.teacher_output,
                     mixup=args.mixup, mixup_recordings=args.mixup_recordings, dynamics=args.dynamics,
                     width=args.width, moods=args.moods, masking=args.masking,
-                    answers=args.answers)
+                    answers=args.answers, answers_through=args.answers_through)
     random.seed(args.seed)
     # Summation order, hence the weights after thousands of steps, depends on
     # the thread count: one thread gives the same model whatever the cores.
