@@ -30,8 +30,9 @@ from corpus import FOLDS
 
 METRICS = ("quadrant", "valence", "arousal")
 REPORTED = ("seed", "fold", "recordings", "emopia_val")   # what a report keeps of a fold run (no logits)
+# tools/train.py's Recipe fields added since runs.jsonl files were written, at the values that trained as before
 AS_BEFORE = {"mixup": 0.0, "mixup_recordings": True, "dynamics": 0.0, "width": 1.0, "moods": 0.0, "masking": 0.0,
-             "answers": 0.0, "answers_through": "all"}    # tools/train.py's Recipe fields added since runs.jsonl files were written
+             "answers": 0.0, "answers_through": "all"}
 
 
 class Trial:
