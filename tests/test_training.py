@@ -277,6 +277,29 @@ def test_answers_through_named_branches_train_only_those():
         "--answers-through names branches from harmony,key,register,timbre,rhythm, or is all")
 
 
+def test_answers_train_only_the_first_share_of_the_steps(monkeypatch):
+    """--answers-until 0.5: the answers' term is in the loss of the first
+    half of the steps only; the rest learn from the labels alone. A share
+    outside (0, 1] is refused in one line."""
+    pytest.importorskip("torch")
+    import train
+    rng = np.random.default_rng(0)
+    recordings = [taught_clip(rng.normal(size=(10, 8))) for _ in range(16)]
+    for i, clip in enumerate(recordings):
+        clip.path, clip.artist, clip.quadrant = Path(f"r{i}.mp3"), f"artist {i}", i % 4
+        clip.valence, clip.arousal = float(i % 4 in (0, 3)), float(i % 4 in (0, 1))
+    answered = []
+    monkeypatch.setattr(train.TeacherAnswers, "loss", lambda self, logits, *_: answered.append(1) or logits.sum() * 0)
+    recipe = train.Recipe(steps=6, batch=4, recordings=1.0, procedural=0.0, distill=0.0, mixup=0.0,
+                          answers=1.0, answers_until=0.5)
+    train.train(recordings, [], [], recipe, seed=0, log=lambda *_: None)
+    assert len(answered) == 3
+    refused = subprocess.run([sys.executable, str(ROOT / "tools" / "train.py"), "--answers-until", "0"],
+                             capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines()[-1].endswith("--answers-until is a share of the steps: above 0, at most 1")
+
+
 def test_masking_drops_one_band_and_one_stretch_of_time():
     """With --masking 1 every window loses one band of at most 8 semitones
     and one stretch of at most 0.5 s, set to silence, the rest untouched

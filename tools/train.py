@@ -76,6 +76,7 @@ class Recipe:
     masking: float = 0.0           # share of windows with a band and a stretch of time dropped (augment)
     answers: float = 0.0           # weight of the teacher's answer per window (TeacherAnswers; 0: none)
     answers_through: str = "all"   # the drivers the answers train, comma-separated (all: every branch and the bias)
+    answers_until: float = 1.0     # share of the steps the answers train; the rest learn from the labels alone
 
 
 # ---------------------------------------------------------------- data
@@ -523,7 +524,7 @@ def train(recordings: list[Clip], emopia: list[Clip], extra: list[Clip], recipe:
     for step in range(1, recipe.steps + 1):
         network.train()
         loss = loss_on(network, sample(), rng, generator, recipe, sample.groups, student, twins, moods,
-                       answers)
+                       answers if step <= recipe.answers_until * recipe.steps else None)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
@@ -725,6 +726,8 @@ def main() -> None:
     parser.add_argument("--answers-through", default=Recipe.answers_through,
                         help="the branches the answers train, comma-separated from "
                              f"{','.join(DRIVERS)} (all: every branch and the bias)")
+    parser.add_argument("--answers-until", type=float, default=Recipe.answers_until,
+                        help="share of the steps the answers train (then the labels alone fine-tune; 1: all)")
     parser.add_argument("--limit", type=int, default=None, help="clips per corpus (smoke tests)")
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--out", type=Path, default=ROOT / "engines" / "rt-mer.onnx")
@@ -735,6 +738,8 @@ def main() -> None:
         parser.error("--recordings-share and --procedural-share are shares of a batch: each from 0, together at most 1")
     if args.answers_through != "all" and not set(args.answers_through.split(",")) <= set(DRIVERS):
         parser.error(f"--answers-through names branches from {','.join(DRIVERS)}, or is all")
+    if not 0 < args.answers_until <= 1:
+        parser.error("--answers-until is a share of the steps: above 0, at most 1")
     if args.export_only:
         export_saved(args.out)
         print(f"wrote {args.out}", flush=True)
@@ -743,7 +748,7 @@ def main() -> None:
                     procedural=args.procedural_share, distill=args.distill, teacher_output=args.teacher_output,
                     mixup=args.mixup, mixup_recordings=args.mixup_recordings, dynamics=args.dynamics,
                     width=args.width, moods=args.moods, masking=args.masking,
-                    answers=args.answers, answers_through=args.answers_through)
+                    answers=args.answers, answers_through=args.answers_through, answers_until=args.answers_until)
     random.seed(args.seed)
     # Summation order, hence the weights after thousands of steps, depends on
     # the thread count: one thread gives the same model whatever the cores.
