@@ -41,7 +41,7 @@ def train_py(cache: Path, *args: str) -> subprocess.CompletedProcess:
 @needs_data
 def test_training_smoke(tmp_path, cache):
     out = tmp_path / "model.onnx"
-    result = train_py(cache, "--distill", "0", "--cv-seeds", "0", "--jobs", "1", "--out", str(out))
+    result = train_py(cache, "--distill", "0", "--answers", "0", "--cv-seeds", "0", "--jobs", "1", "--out", str(out))
     assert result.returncode == 0, result.stderr[-2000:]
     assert "step 3/3" in result.stdout
     report = json.loads(out.with_suffix(".json").read_text())
@@ -65,7 +65,7 @@ def test_training_smoke(tmp_path, cache):
 @needs_data
 def test_a_trial_cut_short_resumes_with_the_runs_it_kept(tmp_path, cache):
     out = tmp_path / "trial.onnx"
-    trial = ("--distill", "0", "--no-baseline", "--cv-only", "--jobs", "2", "--out", str(out))
+    trial = ("--distill", "0", "--answers", "0", "--no-baseline", "--cv-only", "--jobs", "2", "--out", str(out))
     first = train_py(cache, *trial, "--cv-seeds", "0")
     assert first.returncode == 0, first.stderr[-2000:]
     progress = out.with_suffix(".runs.jsonl")

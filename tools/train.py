@@ -74,9 +74,9 @@ class Recipe:
     width: float = 1.5             # channels of the branches after the harmonic filters, x this (HarmonicCNN)
     moods: float = 0.0             # weight of the recordings' mood-tag loss (MoodTags; 0: none)
     masking: float = 0.0           # share of windows with a band and a stretch of time dropped (augment)
-    answers: float = 0.0           # weight of the teacher's answer per window (TeacherAnswers; 0: none)
+    answers: float = 0.5           # weight of the teacher's answer per window (TeacherAnswers; 0: none)
     answers_through: str = "all"   # the drivers the answers train, comma-separated (all: every branch and the bias)
-    answers_until: float = 1.0     # share of the steps the answers train; the rest learn from the labels alone
+    answers_until: float = 0.75    # share of the steps the answers train; the rest learn from the labels alone
 
 
 # ---------------------------------------------------------------- data
