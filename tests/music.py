@@ -12,7 +12,7 @@ import soundfile
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 
-from corpus import render  # noqa: E402
+from corpus import LAYERED_SOUNDFONT, SOUNDFONT, render  # noqa: E402,F401
 from procedural import Piece, write_midi  # noqa: E402
 from rt_mer.dsp.frontend import WINDOW_SECONDS  # noqa: E402
 
@@ -44,10 +44,10 @@ PASSAGE = Piece(major=True, tempo_bpm=100, velocity=80, staccato=0.5, register=0
                 drums=False, key=0, lead=0, harmony=0, bass=32, seconds=16.0, seed=7)
 
 
-def render_passage(folder: Path, name: str, **changes) -> Path:
+def render_passage(folder: Path, name: str, soundfont: Path = SOUNDFONT, **changes) -> Path:
     """PASSAGE with `changes`, written as MIDI and rendered to FLAC."""
     piece = replace(PASSAGE, **changes)
-    return render(write_midi(piece, folder / f"{name}.mid"), folder / f"{name}.flac")
+    return render(write_midi(piece, folder / f"{name}.mid"), folder / f"{name}.flac", soundfont)
 
 
 def write(path: Path, audio: np.ndarray, rate: int, **kwargs) -> Path:

@@ -32,6 +32,9 @@ FOURQ = Path(os.environ.get("RT_MER_4Q", ROOT.parent / "shared" / "data" / "4q")
 CACHE = cache_dir()
 FOLDS = 5                                # artist-grouped cross-validation folds of the 4Q recordings
 SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
+# A piano sampled at several velocities: soft notes are darker, not only quieter (FluidR3's are not).
+LAYERED_SOUNDFONT = Path("/usr/share/sounds/sf3/MuseScore_General_Lite.sf3")
+SOUNDFONT_PACKAGES = {SOUNDFONT: "fluid-soundfont-gm", LAYERED_SOUNDFONT: "musescore-general-soundfont-small"}
 RENDER_RATE = 22050
 
 
@@ -54,16 +57,16 @@ def cached_array(kind: str, version: str, path: Path, compute: Callable[[Path], 
     return np.load(cached)
 
 
-def render(midi: Path, out: Path) -> Path:
+def render(midi: Path, out: Path, soundfont: Path = SOUNDFONT) -> Path:
     """Render one MIDI file with FluidSynth (cached: skipped if present)."""
     if out.exists():
         return out
-    if shutil.which("fluidsynth") is None or not SOUNDFONT.exists():
-        sys.exit("fluidsynth and fluid-soundfont-gm are needed: apt-get install fluidsynth fluid-soundfont-gm")
+    if shutil.which("fluidsynth") is None or not soundfont.exists():
+        sys.exit(f"fluidsynth and {soundfont} are needed: apt-get install fluidsynth {SOUNDFONT_PACKAGES[soundfont]}")
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_suffix(".part.flac")
     subprocess.run(["fluidsynth", "-ni", "-q", "-r", str(RENDER_RATE), "-T", "flac", "-F", str(partial),
-                    str(SOUNDFONT), str(midi)], check=True, stdout=subprocess.DEVNULL)
+                    str(soundfont), str(midi)], check=True, stdout=subprocess.DEVNULL)
     partial.rename(out)
     return out
 
