@@ -6,7 +6,8 @@ process, on the shipped demo music.
 - latency: processing latency per hop for one stream, per stage, as the
   real-time loop measures it: the audio a hop at a time (the work), then
   as a sound card delivers it (20 ms blocks at 48 kHz: the wait for the
-  rest of the block and the resampler's look-ahead as well).
+  rest of the block and the resampler's look-ahead as well); beside it, the
+  host's own tail: fixed work of the same median on the same schedule.
 - streams: how many streams one process keeps up with at the given hop.
 
 The latency, streams and gpu figures drive the real AnalysisLoop with
@@ -259,6 +260,28 @@ def bench_latency(engine, hop: float = DEFAULT_HOP, hops: int = 500, interval: f
     return _latency(engine, SyntheticFeed(1, hop, hops, interval, lockstep=True))
 
 
+def bench_host_tail(work_ms: float, hops: int = 500, interval: float = 0.02) -> dict:
+    """The latency's baseline: the tail the host alone adds. Fixed NumPy work
+    on one core (a 256 KB working set, as the model's weights) lasting about
+    `work_ms`, on `bench_latency`'s schedule: on a shared or virtual machine
+    a stall or a neighbour's cache traffic lengthens it as it lengthens a hop."""
+    data = np.ones(65_536, dtype=np.float32)
+
+    def run(reps: int) -> float:
+        started = time.perf_counter()
+        for _ in range(reps):
+            np.multiply(data, 1.0, out=data)
+        return (time.perf_counter() - started) * 1000
+
+    def scheduled(reps: int, count: int) -> np.ndarray:
+        return np.array([time.sleep(interval) or run(reps) for _ in range(count)])
+
+    reps = 100
+    reps = max(1, round(reps * work_ms / np.median(scheduled(reps, 20))))
+    times = scheduled(reps, hops)
+    return {"p50": float(np.percentile(times, 50)), "p99": float(np.percentile(times, 99))}
+
+
 def bench_capture_latency(engine, hop: float = DEFAULT_HOP, hops: int = 40, rate: int = CARD_RATE,
                           block_seconds: float = CARD_BLOCK_SECONDS) -> dict:
     """As `bench_latency`, with the audio as a sound card delivers it, in
@@ -402,7 +425,11 @@ def run_benchmarks(engine, threads_engine, sections: list[str], hop: float, prin
             line += f"; obvious-way baseline skipped: {r['baseline_skipped']}"
         print_line(line)
     if "latency" in sections:
-        print_line(f"latency per hop, 1 stream, {where} (ms): " + _stages(bench_latency(threads_engine, hop)))
+        latency = bench_latency(threads_engine, hop)
+        print_line(f"latency per hop, 1 stream, {where} (ms): " + _stages(latency))
+        host = bench_host_tail(latency["total"]["p50"])
+        print_line(f"the host's own tail, fixed NumPy work on the same schedule, 1 core (ms): p50 {host['p50']:.2f} "
+                   f"/ p99 {host['p99']:.2f}")
         print_line(f"latency per hop as a {CARD_RATE // 1000} kHz sound card delivers it ({CARD_BLOCK_SECONDS * 1000:g} ms "
                    f"blocks), 1 stream, {where} (ms): " + _stages(bench_capture_latency(threads_engine, hop)))
     if "streams" in sections:

@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from rt_mer.bench import bench_capture_latency, bench_latency, demo_windows, trained_network, trained_weights
+from rt_mer.bench import bench_capture_latency, bench_host_tail, bench_latency, demo_windows, trained_network, trained_weights
 from rt_mer.engines import open_engine
 
 
@@ -45,6 +45,13 @@ def test_latency_is_what_the_real_loop_measured():
     assert stages["buffering"]["p99"] == 0          # a hop at a time at the model rate: nothing to wait for
 
 
+def test_host_tail_times_work_of_the_asked_length_on_the_schedule():
+    """The baseline is calibrated to the work asked: its median is of that
+    order (not a tenth or ten times it), whatever the machine's speed."""
+    host = bench_host_tail(2.0, hops=30)
+    assert 0.5 < host["p50"] < 8 and host["p50"] <= host["p99"]
+
+
 def test_capture_latency_counts_the_wait_for_the_block_and_the_resampler():
     """48 kHz in 20 ms blocks, as a sound card: the window's last sample
     ends a block, but the resampler holds back its look-ahead, so the
@@ -62,4 +69,5 @@ def test_bench_command_prints_its_figures():
     assert lines[0].startswith("engine: onnxruntime")
     assert any(line.startswith("latency per hop, 1 stream") and "total p50" in line for line in lines)
     assert any(line.startswith("latency per hop as a 48 kHz sound card") and "buffering p50" in line for line in lines)
+    assert any(line.startswith("the host's own tail") and "p99" in line for line in lines)
     assert any(line.startswith("streams at hop 0.5 s") and "sustained in real time" in line for line in lines)

@@ -289,13 +289,18 @@ def test_capture_through_portaudio_matches_offline_analysis(virtual_audio, tmp_p
                                 "--pub", endpoint], stderr=subprocess.PIPE, text=True)
     received = []
     try:
-        def collect(seconds):
+        def collect(seconds, until=lambda message: False):
             deadline = time.monotonic() + seconds
             while time.monotonic() < deadline:
                 if subscriber.poll(200):
                     received.append(json.loads(subscriber.recv_multipart()[1]))
-        collect(3)                                  # the stream is up and capturing silence
-        assert any(m["type"] == "status" for m in received), "no status from rt-mer run"
+                    if until(received[-1]):
+                        return
+        # play only once a second of silence is captured: a loaded machine can
+        # take seconds to start rt-mer, and music played before the capture
+        # starts cannot be aligned
+        collect(20, until=lambda message: message["type"] == "status" and message["t"] >= 1)
+        assert any(m["type"] == "status" and m["t"] >= 1 for m in received), "rt-mer run did not capture"
         player = virtual_audio.play(music)
         collect(21)
         assert player.wait(timeout=10) == 0
