@@ -6,7 +6,8 @@ import sys
 import numpy as np
 import pytest
 
-from rt_mer.bench import bench_capture_latency, bench_host_tail, bench_latency, demo_windows, trained_network, trained_weights
+from rt_mer.bench import (bench_capture_latency, bench_host_tail, bench_latency, demo_windows, trained_network,
+                          trained_weights)
 from rt_mer.engines import open_engine
 
 

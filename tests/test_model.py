@@ -28,7 +28,7 @@ def passages(tmp_path_factory):
         "quiet": render_passage(folder, "quiet", tempo_bpm=60, velocity=35, staccato=0.0, density=4),
         "major": render_passage(folder, "major", major=True),
         "minor": render_passage(folder, "minor", major=False),
-        # FluidR3's piano is one sample scaled by velocity: soft and hard differ only in level there
+        # FluidR3's piano changes only its level with velocity: soft and hard differ in nothing else there
         "soft": render_passage(folder, "soft", LAYERED_SOUNDFONT, velocity=35),
         "hard": render_passage(folder, "hard", LAYERED_SOUNDFONT, velocity=115),
     }
