@@ -2,21 +2,27 @@
 # The GPU checks of the TensorRT engine, on a machine with an NVIDIA GPU, its
 # driver and the CUDA toolkit but no package index (the device tool's: Python
 # 3.12 with torch, onnxruntime, numpy, scipy, rich, pytest already there).
-# Installs the wheels carried in .whl/ (and builds pycuda from its sdist there,
-# against the CUDA toolkit), runs tests/test_tensorrt.py, builds the plan and
-# runs `rt-mer bench --engine tensorrt`; logs go to $OUT.
+# Installs the wheels carried in .whl/ into /tmp/site (and builds pycuda from
+# its sdist there, against the CUDA toolkit), runs tests/test_tensorrt.py,
+# builds the plan and runs `rt-mer bench --engine tensorrt`; logs go to $OUT.
+# `bash tools/gpu_check.sh install` stops after the install.
 #
-# Fill .whl/ beforehand, on a machine with PyPI (`echo /.whl/ >> .git/info/exclude`
+# Fill .whl/ beforehand, on a machine with PyPI (`echo '/.whl*/' >> .git/info/exclude`
 # first; the platform flags are in the device tool's README):
 #   wheels, cp312 manylinux: soundfile cffi pycparser soxr pyzmq mido pytools platformdirs siphash24 mako
-#   sdist: python3 -m pip download --no-deps --no-binary :all: -d .whl pycuda
+#   pycuda's sdist (from https://pypi.org/pypi/pycuda/json: pip download cannot fetch it without building it)
 #   TensorRT: the full tensorrt-cu12/-cu13 wheels come from NVIDIA's package index only (PyPI
 #   holds stubs that fetch them at install), which the GPU machine cannot reach. TensorRT for
-#   RTX has real wheels on PyPI: `pip download --no-deps tensorrt-rtx-cu13` (and its -libs,
-#   about 95 MB: `split -b 40M` it into parts under .whl/parts/, carried, and
-#   `cat .whl/parts/* > /tmp/trt-wheels/<its wheel name>` before this script runs).
-#   Whether TensorRT for RTX runs on an H100/H200 is not known yet: try that first.
-# Usage (device tool, carry [".whl"]): bash tools/gpu_check.sh
+#   RTX has real wheels on PyPI: tensorrt-rtx-cu13-libs and -bindings (cp312), and the
+#   tensorrt-rtx-cu13 sdist, a pure-Python wrapper (`pip wheel --no-deps` it here).
+# A file too big for one call's 64 MiB (libtensorrt_rtx.so.1, 234 MB, 65 MB as xz -9e)
+# travels in parts over several calls, while the machine stays warm: delete it from its
+# wheel (`zip -d`), then `xz -9e` it and `split` the .xz into .whl-part1/, .whl-part2/, ...
+# at its path under site-packages (.whl-part1/tensorrt_rtx_libs/libtensorrt_rtx.so.1.xz.aa).
+# Each call carries .whl and one part folder; parts gather in /tmp/parts, and a file
+# whose parts are all there is unpacked into /tmp/site.
+# Usage (device tool): carry [".whl", ".whl-part1"]: bash tools/gpu_check.sh install;
+# at once after, carry [".whl", ".whl-part2"]: bash tools/gpu_check.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/gpu-check}
@@ -24,14 +30,30 @@ mkdir -p "$OUT" /tmp/site
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 RT_MER_CACHE=/tmp/rt-mer-cache
 export CUDA_ROOT=${CUDA_ROOT:-$(dirname "$(dirname "$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)")")}
 
-wheels=(.whl/*.whl /tmp/trt-wheels/*.whl)
-existing=(); for w in "${wheels[@]}"; do [ -e "$w" ] && existing+=("$w"); done
-[ ${#existing[@]} -gt 0 ] && python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
-    --upgrade --target /tmp/site "${existing[@]}" 2>&1 | tee "$OUT/pip.log"
+for part in .whl-part*/; do [ -d "$part" ] && mkdir -p /tmp/parts && cp -r "$part". /tmp/parts/; done
+if [ ! -e /tmp/site/.installed ]; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+        .whl/*.whl 2>&1 | tee "$OUT/pip.log" && touch /tmp/site/.installed
+fi
 if ! python3 -c 'import pycuda.driver' 2>/dev/null && ls .whl/pycuda-*.tar.gz >/dev/null 2>&1; then
-    python3 -m pip install --no-index --no-deps --no-build-isolation --target /tmp/site .whl/pycuda-*.tar.gz \
+    rm -rf /tmp/pycuda && mkdir -p /tmp/pycuda /tmp/libcuda && tar xzf .whl/pycuda-*.tar.gz -C /tmp/pycuda --strip-components 1
+    # -lcuda wants libcuda.so: the toolkit's stub, or a link to the driver's libcuda.so.1
+    driver=$(ldconfig -p | awk '/libcuda\.so\.1 /{print $NF; exit}'); [ -n "$driver" ] && ln -sf "$driver" /tmp/libcuda/libcuda.so
+    # no curand: its headers are not in every toolkit, and the engine does not use it
+    (cd /tmp/pycuda && python3 configure.py --cuda-root="$CUDA_ROOT" --no-cuda-enable-curand \
+        --cudadrv-lib-dir='${CUDA_ROOT}/lib64/stubs,${CUDA_ROOT}/lib64,/tmp/libcuda' \
+        && printf '\n[build_ext]\nparallel = %s\n' "$(nproc)" >> setup.cfg \
+        && python3 -m pip install --no-index --no-deps --no-build-isolation --target /tmp/site .) \
         > "$OUT/pycuda-build.log" 2>&1 || echo "pycuda build failed: see pycuda-build.log"
 fi
+for first in $(find /tmp/parts -name '*.xz.aa' 2>/dev/null); do
+    whole=${first%.xz.aa}; target=/tmp/site/${whole#/tmp/parts/}
+    [ -e "$target" ] && continue
+    mkdir -p "$(dirname "$target")"
+    if cat "$whole".xz.* | xz -d > "$target.part" 2>/dev/null; then mv "$target.part" "$target" && echo "joined $target"
+    else rm -f "$target.part"; fi         # parts still to come
+done
+[ "${1:-}" = install ] && exit 0
 
 { nvidia-smi --query-gpu=name,compute_cap,driver_version,memory.total --format=csv
   python3 - <<'EOF'
