@@ -9,7 +9,8 @@
 #
 # Fill .whl/ beforehand, on a machine with PyPI (`echo '/.whl*/' >> .git/info/exclude`
 # first; the platform flags are in the device tool's README):
-#   wheels, cp312 manylinux: soundfile cffi pycparser soxr pyzmq mido pytools platformdirs siphash24 mako
+#   wheels, cp312 manylinux: soundfile cffi pycparser soxr pyzmq mido sounddevice python-osc pytools
+#   platformdirs siphash24 mako
 #   pycuda's sdist (from https://pypi.org/pypi/pycuda/json: pip download cannot fetch it without building it)
 #   TensorRT: the full tensorrt-cu12/-cu13 wheels come from NVIDIA's package index only (PyPI
 #   holds stubs that fetch them at install), which the GPU machine cannot reach. TensorRT for
