@@ -32,10 +32,8 @@ export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 RT_MER_CACHE=/tmp/rt-mer-cac
 export CUDA_ROOT=${CUDA_ROOT:-$(dirname "$(dirname "$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)")")}
 
 for part in .whl-part*/; do [ -d "$part" ] && mkdir -p /tmp/parts && cp -r "$part". /tmp/parts/; done
-if [ ! -e /tmp/site/.installed ]; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
-        .whl/*.whl 2>&1 | tee "$OUT/pip.log" && touch /tmp/site/.installed
-fi
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+    .whl/*.whl 2>&1 | tee "$OUT/pip.log"
 if ! python3 -c 'import pycuda.driver' 2>/dev/null && ls .whl/pycuda-*.tar.gz >/dev/null 2>&1; then
     rm -rf /tmp/pycuda && mkdir -p /tmp/pycuda /tmp/libcuda && tar xzf .whl/pycuda-*.tar.gz -C /tmp/pycuda --strip-components 1
     # -lcuda wants libcuda.so: the toolkit's stub, or a link to the driver's libcuda.so.1
