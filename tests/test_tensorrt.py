@@ -23,7 +23,7 @@ from music import chord_music, windows_in, write
 from rt_mer.cache import cache_dir
 from rt_mer.engines import EngineError, default_model, open_engine
 from rt_mer.engines.plans import PlanKey, load_or_build, plan_files, plan_key, read_cached_plan, write_plan
-from rt_mer.engines.tensorrt import builder_has_fp16, installed_module, resolve_precision
+from rt_mer.engines.tensorrt import builder_has_fp16, check_gpu_supported, installed_module, resolve_precision
 
 CLI = [sys.executable, "-m", "rt_mer.cli"]
 FP32_TOLERANCE = 1e-3       # valence/arousal, TensorRT fp32 vs ONNX Runtime on the CPU
@@ -43,8 +43,12 @@ def gpu_missing() -> str:
         cuda.init()
         if cuda.Device.count() == 0:
             return "no CUDA device"
-    except Exception as error:          # no driver (ImportError), no device (cuda.Error)
-        return f"no CUDA device ({str(error).strip()[:100]})"
+        trt = importlib.import_module(installed_module())
+        check_gpu_supported(trt, cuda.Device(0).name(), cuda.Device(0).compute_capability(), trt.__name__)
+    except EngineError as error:        # a GPU this TensorRT does not run on
+        return str(error)
+    except Exception as error:          # no driver (ImportError), no device (cuda.Error), a broken TensorRT
+        return f"no usable CUDA device or TensorRT ({str(error).strip()[:100]})"
     return ""
 
 
@@ -116,6 +120,17 @@ def test_precision_choice():
         resolve_precision("fp16", False, (12, 0), "tensorrt_rtx 1.2")
     with pytest.raises(EngineError, match=r"compute capability 6.1\) has no fast FP16"):
         resolve_precision("fp16", True, (6, 1), "tensorrt 10")
+
+
+def test_tensorrt_for_rtx_says_which_gpus_it_runs_on():
+    rtx = SimpleNamespace(ComputeCapability=SimpleNamespace(CURRENT=0, SM75=1, SM86=2, SM89=3, SM120=4))
+    check_gpu_supported(rtx, "NVIDIA GeForce RTX 4090", (8, 9), "tensorrt_rtx 1.7")
+    check_gpu_supported(SimpleNamespace(), "NVIDIA H200", (9, 0), "tensorrt 10")     # the full TensorRT: any
+    with pytest.raises(EngineError) as error:
+        check_gpu_supported(rtx, "NVIDIA H200", (9, 0), "tensorrt_rtx 1.7")
+    assert str(error.value) == ("tensorrt_rtx 1.7 does not run on NVIDIA H200 (compute capability 9.0; it supports "
+                                "7.5, 8.6, 8.9, 12.0): install the full tensorrt for this GPU, or use --engine "
+                                "onnxruntime")
 
 
 # ----------------------------------------------------------------- cache
@@ -228,6 +243,14 @@ def test_corrupt_or_unloadable_plans_are_reported_and_rebuilt(model, tmp_path):
     assert f"cached plan {plan_file} does not load (Serialization assertion failed: version tag does not match)" \
         in notes[-1]
     assert len(notes) == 2 and all("\n" not in n for n in notes)
+
+
+def test_a_new_plan_that_does_not_load_is_not_cached(model, tmp_path):
+    key, notes = a_key(model), []
+    with pytest.raises(EngineError, match="version tag does not match"):
+        load_or_build(key, tmp_path, lambda: b"a plan this runtime refuses", FakeTensorRT.deserialize,
+                      report=notes.append)
+    assert not plan_files(key, tmp_path)[0].exists()
 
 
 def test_an_unwritable_cache_still_gives_an_engine(model, tmp_path):

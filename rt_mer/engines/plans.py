@@ -163,8 +163,9 @@ def load_or_build(key: PlanKey, folder: Path, build: Callable[[], bytes], deseri
         report(f"{reason}; building one (a minute or so, once)")
     started = time.perf_counter()
     plan = build()
+    engine = deserialize(plan)          # first: a plan this runtime cannot load is not cached
     try:
         write_plan(key, plan, folder, time.perf_counter() - started)
     except OSError as error:
         report(f"cannot cache the plan in {folder} ({error.strerror}); it will be built again next time")
-    return deserialize(plan), plan_file, True
+    return engine, plan_file, True

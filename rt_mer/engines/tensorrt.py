@@ -63,6 +63,19 @@ def resolve_precision(requested: str, builder_fp16: bool, capability: tuple[int,
     return "fp16"
 
 
+def check_gpu_supported(trt, gpu: str, capability: tuple[int, int], runtime: str) -> None:
+    """TensorRT for RTX runs only on the architectures its ComputeCapability
+    enum names (RTX ones: not Hopper's 9.0, for one); say so before a build
+    whose plan would not load. The full TensorRT has no such enum."""
+    supported = getattr(trt, "ComputeCapability", None)
+    if supported is None or hasattr(supported, "SM{}{}".format(*capability)):
+        return
+    numbers = sorted((name[2:] for name in dir(supported) if name[:2] == "SM" and name[2:].isdigit()), key=int)
+    listed = ", ".join(f"{number[:-1]}.{number[-1]}" for number in numbers)
+    raise EngineError(f"{runtime} does not run on {gpu} (compute capability {capability[0]}.{capability[1]}; it "
+                      f"supports {listed}): install the full tensorrt for this GPU, or use --engine onnxruntime")
+
+
 # ------------------------------------------------------- TensorRT, pycuda
 
 def installed_module() -> str | None:
@@ -182,6 +195,7 @@ class TensorRTEngine:
         self._trt, self._cuda, self.max_batch = trt, cuda, max_batch
         self.gpu, capability = device.name(), device.compute_capability()
         runtime = f"{trt.__name__} {getattr(trt, '__version__', '(version unknown)')}"
+        check_gpu_supported(trt, self.gpu, capability, runtime)
         self.precision = resolve_precision(precision, builder_has_fp16(trt.__name__, trt.BuilderFlag), capability,
                                            runtime)
         self.key = plan_key(model, runtime, self.gpu, capability, self.precision, max_batch)
