@@ -77,6 +77,7 @@ class Recipe:
     answers: float = 0.5           # weight of the teacher's answer per window (TeacherAnswers; 0: none)
     answers_through: str = "all"   # the drivers the answers train, comma-separated (all: every branch and the bias)
     answers_until: float = 0.75    # share of the steps the answers train; the rest learn from the labels alone
+    running_level: bool = False    # each frame against the loudest bin of the 4 s up to it (per-frame network), not the window's
 
 
 # ---------------------------------------------------------------- data
@@ -134,14 +135,24 @@ def artist_folds(clips: list[Clip], folds: int = corpus.FOLDS) -> list[np.ndarra
     return [test for _, test in splitter.split(np.zeros(len(clips)), quadrants, [c.artist for c in clips])]
 
 
-def crop(spec: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, int]:
-    """A random window of the clip, and the frame it starts at."""
+def crop(spec: np.ndarray, rng: np.random.Generator, history: int = 0) -> tuple[np.ndarray, int]:
+    """A random window of the clip with `history` frames before it, and the
+    frame it starts at."""
     frames = frontend.WINDOW_FRAMES
     if spec.shape[1] < frames:
-        pad = np.full((spec.shape[0], frames - spec.shape[1]), frontend.FLOOR_DB, spec.dtype)
-        return np.concatenate([pad, spec], axis=1), 0
-    start = rng.integers(0, spec.shape[1] - frames + 1)
-    return spec[:, start:start + frames], int(start)
+        return with_history(spec, 0, history + frames - spec.shape[1]), 0
+    start = int(rng.integers(0, spec.shape[1] - frames + 1))
+    return with_history(spec, start, history), start
+
+
+def with_history(spec: np.ndarray, start: int, history: int) -> np.ndarray:
+    """The window at `start` and the `history` frames before it, silence
+    before the clip's start (as a stream begins)."""
+    before = max(history - start, 0)
+    window = spec[:, start - history + before:start + frontend.WINDOW_FRAMES]
+    if not before:
+        return window
+    return np.concatenate([np.full((spec.shape[0], before), frontend.FLOOR_DB, spec.dtype), window], axis=1)
 
 
 def teacher_target(clip: Clip, output: str, start: int) -> np.ndarray | None:
@@ -298,14 +309,14 @@ def loss_on(network: HarmonicCNN, clips: list[Clip], rng: np.random.Generator,
     """The training loss on a batch of `clips`: `groups` of consecutive
     clips from one corpus each, with its mixup alpha (mixup stays within one),
     and with `twins` pairs of passages played and played softly after them."""
-    windows, starts = zip(*(crop(clip.spec, rng) for clip in clips))
+    windows, starts = zip(*(crop(clip.spec, rng, network.history) for clip in clips))
     specs = torch.from_numpy(np.stack(windows).astype(np.float32))
     mixing = mixing_matrix(groups, rng) if any(alpha for _, alpha in groups) else None
     if mixing is not None:
         specs = mix_windows(specs, mixing)
     specs = augment(specs, generator, recipe.masking)
     if twins is not None:
-        specs = torch.cat([specs, twins.windows(rng, generator)])
+        specs = torch.cat([specs, twins.windows(rng, generator, network.history)])
     outputs = network(stack(specs))
     loss = 0.0
     if twins is not None:
@@ -350,15 +361,15 @@ class SoftTwins:
         self.pairs = [(a.spec[:, :n], b.spec[:, :n]) for a, b, n in zip(played, soft, lengths)
                       if n >= frontend.WINDOW_FRAMES]
 
-    def windows(self, rng: np.random.Generator, generator: torch.Generator) -> torch.Tensor:
+    def windows(self, rng: np.random.Generator, generator: torch.Generator, history: int = 0) -> torch.Tensor:
         """[2 * PAIRS, bins, frames]: the passages as played, then the same
         windows played softly."""
         played, soft = [], []
         for i in rng.choice(len(self.pairs), self.PAIRS):
             a, b = self.pairs[i]
-            window, start = crop(a, rng)
+            window, start = crop(a, rng, history)
             played.append(window)
-            soft.append(b[:, start:start + frontend.WINDOW_FRAMES])
+            soft.append(with_history(b, start, history))
         state = generator.get_state()
         played = augment(torch.from_numpy(np.stack(played).astype(np.float32)), generator)
         generator.set_state(state)              # the same room, microphone and transposition for both
@@ -503,7 +514,7 @@ def train(recordings: list[Clip], emopia: list[Clip], extra: list[Clip], recipe:
     rng = np.random.default_rng(seed)
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    network = HarmonicCNN(recipe.width)
+    network = HarmonicCNN(recipe.width, history=frontend.WINDOW_FRAMES if recipe.running_level else 0)
     average = torch.optim.swa_utils.AveragedModel(
         network, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(0.995), use_buffers=True)
     student = (Student(recordings + emopia + extra, recipe.teacher_output, network.quadrant.in_features)
@@ -544,7 +555,8 @@ def clip_logits(network: torch.nn.Module, clip: Clip) -> np.ndarray:
     if spec.shape[1] < frontend.WINDOW_FRAMES:
         spec, _ = crop(spec, np.random.default_rng(0))
     starts = range(0, spec.shape[1] - frontend.WINDOW_FRAMES + 1, VALIDATION_HOP_FRAMES)
-    windows = torch.from_numpy(np.stack([spec[:, s:s + frontend.WINDOW_FRAMES] for s in starts]))
+    history = getattr(network, "history", 0)
+    windows = torch.from_numpy(np.stack([with_history(spec, s, history) for s in starts]))
     return network(stack(windows)).logits.mean(dim=0).numpy()
 
 
@@ -728,6 +740,8 @@ def main() -> None:
                              f"{','.join(DRIVERS)} (all: every branch and the bias)")
     parser.add_argument("--answers-until", type=float, default=Recipe.answers_until,
                         help="share of the steps the answers train (then the labels alone fine-tune; 1: all)")
+    parser.add_argument("--running-level", action="store_true",
+                        help="normalise each frame to the loudest bin of the 4 s up to it (per-frame network)")
     parser.add_argument("--limit", type=int, default=None, help="clips per corpus (smoke tests)")
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--out", type=Path, default=ROOT / "engines" / "rt-mer.onnx")
@@ -748,7 +762,8 @@ def main() -> None:
                     procedural=args.procedural_share, distill=args.distill, teacher_output=args.teacher_output,
                     mixup=args.mixup, mixup_recordings=args.mixup_recordings, dynamics=args.dynamics,
                     width=args.width, moods=args.moods, masking=args.masking,
-                    answers=args.answers, answers_through=args.answers_through, answers_until=args.answers_until)
+                    answers=args.answers, answers_through=args.answers_through, answers_until=args.answers_until,
+                    running_level=args.running_level)
     random.seed(args.seed)
     # Summation order, hence the weights after thousands of steps, depends on
     # the thread count: one thread gives the same model whatever the cores.

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from ..dsp.frontend import BINS_PER_SEMITONE, FLOOR_DB, HARMONICS, N_OCTAVES
+from ..dsp.frontend import BINS_PER_SEMITONE, FLOOR_DB, HARMONICS, N_OCTAVES, WINDOW_FRAMES
 from ..engines.base import DRIVERS
 
 DYNAMIC_RANGE_DB = 60.0        # below the window's peak; the -160 dB floor stays out of sight
@@ -47,6 +47,16 @@ def level_reference(x: torch.Tensor) -> torch.Tensor:
     """The window's loudest bin [B, 1, 1], never below the floor plus the
     range, so silence maps to 0 rather than to a full-scale flat spectrum."""
     return x[:, 0].amax(dim=(1, 2), keepdim=True).clamp(min=FLOOR_DB + DYNAMIC_RANGE_DB)
+
+
+def running_reference(x: torch.Tensor, frames: int) -> torch.Tensor:
+    """Causal: each of the last `frames` frames' loudest bin over the
+    WINDOW_FRAMES up to and including it [B, 1, frames], never below the
+    floor plus the range. What a stream knows at every frame, so a frame's
+    normalised spectrum never changes once computed (a per-frame network)."""
+    loudest = x[:, 0].amax(dim=1, keepdim=True)                     # [B, 1, history + frames]
+    running = F.max_pool1d(loudest, WINDOW_FRAMES, stride=1)[:, :, -frames:]
+    return running.clamp(min=FLOOR_DB + DYNAMIC_RANGE_DB)
 
 
 def normalise_level(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
@@ -81,17 +91,33 @@ def at_best_root(pitch_map: torch.Tensor) -> torch.Tensor:
     return pitch_map * (roots == pitch_map.argmax(dim=2, keepdim=True)) * 12.0
 
 
-def band_descriptors(level: torch.Tensor) -> torch.Tensor:
-    """Normalised spectrogram [B, bins, T] -> per-frame timbre descriptors
-    [B, 3 * bands + 1, T]: band levels, band contrast (peak over mean), band
-    flux (rises only: attacks), and the frame's level (dynamics)."""
+def frame_descriptors(level: torch.Tensor) -> torch.Tensor:
+    """Normalised spectrogram [B, bins, T] -> what each frame alone gives of
+    the timbre descriptors [B, 2 * bands + 1, T]: band levels, band contrast
+    (peak over mean) and the frame's level (dynamics)."""
     batch, bins, frames = level.shape
     bands = level.reshape(batch, bins // BAND_BINS, BAND_BINS, frames)
     band_level = bands.mean(dim=2)
-    contrast = bands.amax(dim=2) - band_level
+    return torch.cat([band_level, bands.amax(dim=2) - band_level, level.amax(dim=1, keepdim=True)], dim=1)
+
+
+def with_flux(descriptors: torch.Tensor) -> torch.Tensor:
+    """Frame descriptors [B, 2 * bands + 1, T] -> the timbre descriptors
+    [B, 3 * bands + 1, T]: the band flux (rises only: attacks; none at the
+    window's first frame) inserted after the contrast."""
+    bands = (descriptors.shape[1] - 1) // 2
+    band_level = descriptors[:, :bands]
     flux = F.relu(band_level[:, :, 1:] - band_level[:, :, :-1])
     flux = torch.cat([torch.zeros_like(flux[:, :, :1]), flux], dim=2)
-    return torch.cat([band_level, contrast, flux, level.amax(dim=1, keepdim=True)], dim=1)
+    return torch.cat([descriptors[:, :2 * bands], flux, descriptors[:, 2 * bands:]], dim=1)
+
+
+def octave_sums(h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Harmonic filter outputs [B, c, 12 * octaves, T] -> pitch classes
+    (octaves folded) [B, c, 12, T] and per-octave energies [B, c * octaves, T]."""
+    batch, c, _, frames = h.shape
+    octaves = h.reshape(batch, c, N_OCTAVES, 12, frames)
+    return octaves.sum(dim=2), octaves.sum(dim=3).reshape(batch, c * N_OCTAVES, frames)
 
 
 def onset_autocorrelation(descriptors: torch.Tensor) -> torch.Tensor:
@@ -131,11 +157,12 @@ class Outputs(NamedTuple):
 class HarmonicCNN(nn.Module):
     def __init__(self, width: float = 1.0, harmonic_channels: int = 24, interval_channels: int = 48,
                  temporal_channels: int = 48, key_channels: int = 32, timbre_channels: int = 64,
-                 rhythm_channels: int = 24, dropout: float = 0.3) -> None:
+                 rhythm_channels: int = 24, dropout: float = 0.3, history: int = 0) -> None:
         """`width` scales every branch after the harmonic filters, which
         run at full frequency resolution and cost the most to widen (a
         training step at 1.5: +18 % for the branches, +48 % with the filters)."""
         super().__init__()
+        self.history = history     # frames before the window in the input: > 0 normalises to a running peak
         c = harmonic_channels
         interval_channels, temporal_channels, key_channels, timbre_channels, rhythm_channels = (
             round(width * n) for n in (interval_channels, temporal_channels, key_channels, timbre_channels,
@@ -179,17 +206,32 @@ class HarmonicCNN(nn.Module):
     def features(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """-> pitch-class map [B, C, 12, T/4], key map [B, K, 12, 1], register
         map [B, C, T/4], timbre map [B, C, T/4] and rhythm [B, C]."""
+        if self.history:
+            reference = running_reference(x, x.shape[3] - self.history)
+            return self.window_features(*self.frame_features(x[..., self.history:], reference))
         reference = level_reference(x)
-        descriptors = band_descriptors(normalise_level(x[:, 0], reference))
-        pooled = harmony_pool(x)
-        frames = pooled.shape[3]
-        h = self.harmonic(normalise_level(pooled, reference[:, None]))  # [B, c, 84, T/2]
-        batch, c = h.shape[:2]
-        octaves = h.reshape(batch, c, N_OCTAVES, 12, frames)
-        chroma = F.max_pool2d(octaves.sum(dim=2), (1, TIME_POOL // HARMONY_POOL))   # [B, c, 12, T/4]
+        h = self.harmonic(normalise_level(harmony_pool(x), reference[:, None]))    # [B, c, 84, T/2]
+        return self.window_features(frame_descriptors(normalise_level(x[:, 0], reference)), *octave_sums(h))
+
+    def frame_features(self, x: torch.Tensor, reference: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The per-frame half of a running-level network: frames [B,
+        harmonics, bins, T] in dB and each one's reference [B, 1, T] -> frame
+        descriptors [B, 2 * bands + 1, T], and each pair of frames' pitch
+        classes [B, c, 12, T/2] and octave energies [B, c * octaves, T/2].
+        Nothing here depends on another frame's level, so a stream computes
+        it once per frame (pair) and keeps it."""
+        level = normalise_level(x, reference[:, None])
+        return frame_descriptors(level[:, 0]), *octave_sums(self.harmonic(harmony_pool(level)))
+
+    def window_features(self, descriptors: torch.Tensor, pitch_classes: torch.Tensor,
+                        energies: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The window's half: frame descriptors [B, 2 * bands + 1, T], pitch
+        classes [B, c, 12, T/2] and energies [B, c * octaves, T/2] -> the maps of
+        `features`."""
+        descriptors = with_flux(descriptors)
+        chroma = F.max_pool2d(pitch_classes, (1, TIME_POOL // HARMONY_POOL))       # [B, c, 12, T/4]
         pitch_map = self.interval(wrap(chroma))                         # [B, C, 12, T/4]
         key_map = self.key(wrap(chroma.mean(dim=3, keepdim=True)))       # [B, K, 12, 1]
-        energies = octaves.sum(dim=3).reshape(batch, c * N_OCTAVES, frames)
         return (pitch_map, key_map, self.temporal(energies), self.timbre(descriptors),
                 self.rhythm(onset_autocorrelation(descriptors)))
 
