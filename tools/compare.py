@@ -32,7 +32,7 @@ METRICS = ("quadrant", "valence", "arousal")
 REPORTED = ("seed", "fold", "recordings", "emopia_val")   # what a report keeps of a fold run (no logits)
 # tools/train.py's Recipe fields added since runs.jsonl files were written, at the values that trained as before
 AS_BEFORE = {"mixup": 0.0, "mixup_recordings": True, "dynamics": 0.0, "width": 1.0, "moods": 0.0, "masking": 0.0,
-             "answers": 0.0, "answers_through": "all", "answers_until": 1.0, "running_level": False}
+             "answers": 0.0, "answers_through": "all", "answers_until": 1.0, "running_level": False, "causal": False}
 
 
 class Trial:

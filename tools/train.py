@@ -78,6 +78,7 @@ class Recipe:
     answers_through: str = "all"   # the drivers the answers train, comma-separated (all: every branch and the bias)
     answers_until: float = 0.75    # share of the steps the answers train; the rest learn from the labels alone
     running_level: bool = False    # each frame against the loudest bin of the 4 s up to it (per-frame network), not the window's
+    causal: bool = False           # with running_level: time convs over the frames before the window, unpadded
 
 
 # ---------------------------------------------------------------- data
@@ -514,7 +515,7 @@ def train(recordings: list[Clip], emopia: list[Clip], extra: list[Clip], recipe:
     rng = np.random.default_rng(seed)
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    network = HarmonicCNN(recipe.width, history=frontend.WINDOW_FRAMES if recipe.running_level else 0)
+    network = HarmonicCNN(recipe.width, running_level=recipe.running_level, causal=recipe.causal)
     average = torch.optim.swa_utils.AveragedModel(
         network, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(0.995), use_buffers=True)
     student = (Student(recordings + emopia + extra, recipe.teacher_output, network.quadrant.in_features)
@@ -742,6 +743,8 @@ def main() -> None:
                         help="share of the steps the answers train (then the labels alone fine-tune; 1: all)")
     parser.add_argument("--running-level", action="store_true",
                         help="normalise each frame to the loudest bin of the 4 s up to it (per-frame network)")
+    parser.add_argument("--causal", action="store_true",
+                        help="with --running-level: time convs over the frames before the window, unpadded")
     parser.add_argument("--limit", type=int, default=None, help="clips per corpus (smoke tests)")
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--out", type=Path, default=ROOT / "engines" / "rt-mer.onnx")
@@ -763,7 +766,7 @@ def main() -> None:
                     mixup=args.mixup, mixup_recordings=args.mixup_recordings, dynamics=args.dynamics,
                     width=args.width, moods=args.moods, masking=args.masking,
                     answers=args.answers, answers_through=args.answers_through, answers_until=args.answers_until,
-                    running_level=args.running_level)
+                    running_level=args.running_level, causal=args.causal)
     random.seed(args.seed)
     # Summation order, hence the weights after thousands of steps, depends on
     # the thread count: one thread gives the same model whatever the cores.

@@ -40,6 +40,7 @@ DYNAMIC_RANGE_DB = 60.0        # below the window's peak; the -160 dB floor stay
 TIME_POOL = 4                  # frames per step of the explanation map
 HARMONY_POOL = 2               # the harmony branches run at 8 frames/s: chords change slower than attacks
 BAND_BINS = 4 * BINS_PER_SEMITONE       # timbre bands of 4 semitones: a third of an octave
+CAUSAL_CONTEXT = 48            # frames before the window the causal convs see: their receptive fields (<= 42)
 RHYTHM_LAGS = 48               # onset autocorrelation up to 3 s: tempi down to 20 bpm, bars at 80 bpm
 
 
@@ -157,12 +158,21 @@ class Outputs(NamedTuple):
 class HarmonicCNN(nn.Module):
     def __init__(self, width: float = 1.0, harmonic_channels: int = 24, interval_channels: int = 48,
                  temporal_channels: int = 48, key_channels: int = 32, timbre_channels: int = 64,
-                 rhythm_channels: int = 24, dropout: float = 0.3, history: int = 0) -> None:
+                 rhythm_channels: int = 24, dropout: float = 0.3, running_level: bool = False,
+                 causal: bool = False) -> None:
         """`width` scales every branch after the harmonic filters, which
         run at full frequency resolution and cost the most to widen (a
         training step at 1.5: +18 % for the branches, +48 % with the filters)."""
         super().__init__()
-        self.history = history     # frames before the window in the input: > 0 normalises to a running peak
+        # EXPERIMENT (a per-frame network): each frame against the loudest bin
+        # of the 4 s up to it, and with `causal` every time conv unpadded over
+        # CAUSAL_CONTEXT frames before the window; the input then holds the
+        # `history` frames before the window that these need.
+        if causal and not running_level:
+            raise ValueError("causal convs need the running level")
+        self.context = CAUSAL_CONTEXT if causal else 0
+        self.history = WINDOW_FRAMES + self.context if running_level else 0
+        pad = 0 if causal else 1       # x the centred padding
         c = harmonic_channels
         interval_channels, temporal_channels, key_channels, timbre_channels, rhythm_channels = (
             round(width * n) for n in (interval_channels, temporal_channels, key_channels, timbre_channels,
@@ -175,21 +185,21 @@ class HarmonicCNN(nn.Module):
         # circularly, sees every interval above each root.
         self.interval = nn.Sequential(
             conv_block(nn.Conv2d(c, interval_channels, (12, 1)), interval_channels),
-            conv_block(nn.Conv2d(interval_channels, interval_channels, (1, 5), padding=(0, 2)), interval_channels))
+            conv_block(nn.Conv2d(interval_channels, interval_channels, (1, 5), padding=(0, 2 * pad)), interval_channels))
         # Key: interval templates over the whole window's pitch-class profile.
         self.key = conv_block(nn.Conv2d(c, key_channels, (12, 1)), key_channels)
         # Register, density and articulation: per-octave energies over time.
         self.temporal = nn.Sequential(
-            conv_block(nn.Conv1d(c * N_OCTAVES, temporal_channels, 5, padding=2), temporal_channels, nn.BatchNorm1d),
+            conv_block(nn.Conv1d(c * N_OCTAVES, temporal_channels, 5, padding=2 * pad), temporal_channels, nn.BatchNorm1d),
             nn.MaxPool1d(2),
-            conv_block(nn.Conv1d(temporal_channels, temporal_channels, 5, padding=4, dilation=2),
+            conv_block(nn.Conv1d(temporal_channels, temporal_channels, 5, padding=4 * pad, dilation=2),
                        temporal_channels, nn.BatchNorm1d))
         # Timbre, texture and dynamics: per-frame band descriptors over time.
         descriptors = 3 * (N_OCTAVES * 12 * BINS_PER_SEMITONE // BAND_BINS) + 1
         self.timbre = nn.Sequential(
-            conv_block(nn.Conv1d(descriptors, timbre_channels, 5, padding=2), timbre_channels, nn.BatchNorm1d),
+            conv_block(nn.Conv1d(descriptors, timbre_channels, 5, padding=2 * pad), timbre_channels, nn.BatchNorm1d),
             nn.MaxPool1d(2),
-            conv_block(nn.Conv1d(timbre_channels, timbre_channels, 5, padding=4, dilation=2),
+            conv_block(nn.Conv1d(timbre_channels, timbre_channels, 5, padding=4 * pad, dilation=2),
                        timbre_channels, nn.BatchNorm1d),
             nn.MaxPool1d(2))
         # Rhythm: tempo and pulse clarity from the onset envelope's periodicity.
@@ -207,8 +217,8 @@ class HarmonicCNN(nn.Module):
         """-> pitch-class map [B, C, 12, T/4], key map [B, K, 12, 1], register
         map [B, C, T/4], timbre map [B, C, T/4] and rhythm [B, C]."""
         if self.history:
-            reference = running_reference(x, x.shape[3] - self.history)
-            return self.window_features(*self.frame_features(x[..., self.history:], reference))
+            frames = x.shape[3] - self.history + self.context      # the window and the causal convs' context
+            return self.window_features(*self.frame_features(x[..., -frames:], running_reference(x, frames)))
         reference = level_reference(x)
         h = self.harmonic(normalise_level(harmony_pool(x), reference[:, None]))    # [B, c, 84, T/2]
         return self.window_features(frame_descriptors(normalise_level(x[:, 0], reference)), *octave_sums(h))
@@ -231,9 +241,13 @@ class HarmonicCNN(nn.Module):
         descriptors = with_flux(descriptors)
         chroma = F.max_pool2d(pitch_classes, (1, TIME_POOL // HARMONY_POOL))       # [B, c, 12, T/4]
         pitch_map = self.interval(wrap(chroma))                         # [B, C, 12, T/4]
+        time_map, timbre_map = self.temporal(energies), self.timbre(descriptors)
+        if self.context:        # the causal convs ran over the context too: keep the window's steps
+            steps = WINDOW_FRAMES // TIME_POOL
+            chroma, pitch_map, time_map, timbre_map = (m[..., -steps:] for m in (chroma, pitch_map, time_map, timbre_map))
+            descriptors = descriptors[..., -WINDOW_FRAMES:]
         key_map = self.key(wrap(chroma.mean(dim=3, keepdim=True)))       # [B, K, 12, 1]
-        return (pitch_map, key_map, self.temporal(energies), self.timbre(descriptors),
-                self.rhythm(onset_autocorrelation(descriptors)))
+        return pitch_map, key_map, time_map, timbre_map, self.rhythm(onset_autocorrelation(descriptors))
 
     def forward(self, x: torch.Tensor) -> Outputs:
         pitch_map, key_map, time_map, timbre_map, rhythm = self.features(x)
