@@ -524,3 +524,42 @@ def test_compare_records_a_trial_into_the_reports(tmp_path):
         assert block["summary"]["recordings_quadrant"]["max"] == 0.8
     missing = compare_py(str(trial), "--record", "probe", "--into", str(tmp_path / "none.json"))
     assert missing.returncode != 0 and missing.stderr.strip() == f"compare: {tmp_path / 'none.json'}: No such file or directory"
+
+
+def test_a_running_level_network_is_computed_once_per_frame():
+    """--running-level --causal (the per-frame network's probe): a frame's
+    features never change once computed. Windows 8 frames apart agree on
+    every map position they share; the frame half run a pair of frames at a
+    time, as a stream would, equals it run over the window; a frame after
+    the window changes nothing; a gain change changes nothing either."""
+    torch = pytest.importorskip("torch")
+    from rt_mer.model.network import HarmonicCNN, running_reference
+    torch.manual_seed(0)
+    network = HarmonicCNN(running_level=True, causal=True).eval()
+    frames = WINDOW_SHAPE[-1]
+    x = torch.randn(2, *WINDOW_SHAPE[:-1], network.history + frames + 8) * 20 - 50
+    with torch.no_grad():
+        later, earlier = network.features(x[..., 8:]), network.features(x[..., :-8])
+        for index in (0, 2, 3):                         # pitch-class, register and timbre maps: 2 steps per 8 frames
+            assert torch.allclose(later[index][..., :-2], earlier[index][..., 2:], atol=1e-5)
+        window = x[..., -frames:]
+        reference = running_reference(x, frames)
+        whole = network.frame_features(window, reference)
+        pairs = [network.frame_features(window[..., t:t + 2], reference[..., t:t + 2]) for t in range(0, frames, 2)]
+        for part, joined in zip(whole, zip(*pairs)):
+            assert torch.allclose(part, torch.cat(joined, dim=-1), atol=1e-5)
+        assert torch.equal(running_reference(torch.cat([x, x[..., :1] + 40], dim=-1), frames + 1)[..., :-1],
+                           reference)
+        assert torch.allclose(network(x + 12).logits, network(x).logits, atol=1e-5)
+
+
+def test_crops_carry_the_history_a_running_level_needs():
+    import train
+    spec = np.arange(5 * 100, dtype=np.float32).reshape(5, 100)
+    window, start = train.crop(spec, np.random.default_rng(1), history=64)
+    assert window.shape == (5, 128) and np.array_equal(window[:, 64:], spec[:, start:start + 64])
+    assert np.array_equal(window[:, 64 - start:64], spec[:, :start]) and (window[:, :64 - start] == -160).all()
+    plain, same_start = train.crop(spec, np.random.default_rng(1))           # no history: as before
+    assert same_start == start and np.array_equal(plain, spec[:, start:start + 64])
+    short, _ = train.crop(spec[:, :30], np.random.default_rng(0), history=64)
+    assert short.shape == (5, 128) and np.array_equal(short[:, -30:], spec[:, :30]) and (short[:, :-30] == -160).all()

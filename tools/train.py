@@ -77,7 +77,7 @@ class Recipe:
     answers: float = 0.5           # weight of the teacher's answer per window (TeacherAnswers; 0: none)
     answers_through: str = "all"   # the drivers the answers train, comma-separated (all: every branch and the bias)
     answers_until: float = 0.75    # share of the steps the answers train; the rest learn from the labels alone
-    running_level: bool = False    # each frame against the loudest bin of the 4 s up to it (per-frame network), not the window's
+    running_level: bool = False    # each frame against the loudest bin of the 4 s up to it, not the window's
     causal: bool = False           # with running_level: time convs over the frames before the window, unpadded
 
 
@@ -757,6 +757,10 @@ def main() -> None:
         parser.error(f"--answers-through names branches from {','.join(DRIVERS)}, or is all")
     if not 0 < args.answers_until <= 1:
         parser.error("--answers-until is a share of the steps: above 0, at most 1")
+    if args.causal and not args.running_level:
+        parser.error("--causal needs --running-level")
+    if args.running_level and not args.cv_only:
+        parser.error("--running-level is a probe: the serving graph does not take it yet; use it with --cv-only")
     if args.export_only:
         export_saved(args.out)
         print(f"wrote {args.out}", flush=True)

@@ -164,10 +164,11 @@ class HarmonicCNN(nn.Module):
         run at full frequency resolution and cost the most to widen (a
         training step at 1.5: +18 % for the branches, +48 % with the filters)."""
         super().__init__()
-        # EXPERIMENT (a per-frame network): each frame against the loudest bin
-        # of the 4 s up to it, and with `causal` every time conv unpadded over
-        # CAUSAL_CONTEXT frames before the window; the input then holds the
-        # `history` frames before the window that these need.
+        # The per-frame network's probes (not shipped): `running_level`
+        # normalises each frame to the loudest bin of the 4 s up to it, not
+        # the window's; `causal` runs every time conv unpadded over
+        # CAUSAL_CONTEXT frames before the window. Both need frames before
+        # the window in the input: `history` of them.
         if causal and not running_level:
             raise ValueError("causal convs need the running level")
         self.context = CAUSAL_CONTEXT if causal else 0
@@ -185,12 +186,14 @@ class HarmonicCNN(nn.Module):
         # circularly, sees every interval above each root.
         self.interval = nn.Sequential(
             conv_block(nn.Conv2d(c, interval_channels, (12, 1)), interval_channels),
-            conv_block(nn.Conv2d(interval_channels, interval_channels, (1, 5), padding=(0, 2 * pad)), interval_channels))
+            conv_block(nn.Conv2d(interval_channels, interval_channels, (1, 5), padding=(0, 2 * pad)),
+                       interval_channels))
         # Key: interval templates over the whole window's pitch-class profile.
         self.key = conv_block(nn.Conv2d(c, key_channels, (12, 1)), key_channels)
         # Register, density and articulation: per-octave energies over time.
         self.temporal = nn.Sequential(
-            conv_block(nn.Conv1d(c * N_OCTAVES, temporal_channels, 5, padding=2 * pad), temporal_channels, nn.BatchNorm1d),
+            conv_block(nn.Conv1d(c * N_OCTAVES, temporal_channels, 5, padding=2 * pad), temporal_channels,
+                       nn.BatchNorm1d),
             nn.MaxPool1d(2),
             conv_block(nn.Conv1d(temporal_channels, temporal_channels, 5, padding=4 * pad, dilation=2),
                        temporal_channels, nn.BatchNorm1d))
@@ -244,7 +247,8 @@ class HarmonicCNN(nn.Module):
         time_map, timbre_map = self.temporal(energies), self.timbre(descriptors)
         if self.context:        # the causal convs ran over the context too: keep the window's steps
             steps = WINDOW_FRAMES // TIME_POOL
-            chroma, pitch_map, time_map, timbre_map = (m[..., -steps:] for m in (chroma, pitch_map, time_map, timbre_map))
+            chroma, pitch_map, time_map, timbre_map = (
+                m[..., -steps:] for m in (chroma, pitch_map, time_map, timbre_map))
             descriptors = descriptors[..., -WINDOW_FRAMES:]
         key_map = self.key(wrap(chroma.mean(dim=3, keepdim=True)))       # [B, K, 12, 1]
         return pitch_map, key_map, time_map, timbre_map, self.rhythm(onset_autocorrelation(descriptors))
