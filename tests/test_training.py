@@ -563,3 +563,11 @@ def test_crops_carry_the_history_a_running_level_needs():
     assert same_start == start and np.array_equal(plain, spec[:, start:start + 64])
     short, _ = train.crop(spec[:, :30], np.random.default_rng(0), history=64)
     assert short.shape == (5, 128) and np.array_equal(short[:, -30:], spec[:, :30]) and (short[:, :-30] == -160).all()
+
+
+def test_the_per_frame_probes_are_refused_where_they_cannot_run():
+    for flags, message in ((["--causal"], "--causal needs --running-level"),
+                           (["--running-level"], "--running-level is a probe: the serving graph does not take it yet")):
+        refused = subprocess.run([sys.executable, str(ROOT / "tools" / "train.py"), *flags],
+                                 capture_output=True, text=True, timeout=120)
+        assert refused.returncode == 2 and message in refused.stderr.strip().splitlines()[-1]
