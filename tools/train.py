@@ -550,14 +550,13 @@ def train(recordings: list[Clip], emopia: list[Clip], extra: list[Clip], recipe:
 # ------------------------------------------------------------ scoring
 
 @torch.no_grad()
-def clip_logits(network: torch.nn.Module, clip: Clip) -> np.ndarray:
+def clip_logits(network: HarmonicCNN, clip: Clip) -> np.ndarray:
     """Mean (valence, arousal) logits over a clip's windows, one a second."""
     spec = clip.spec.astype(np.float32)
     if spec.shape[1] < frontend.WINDOW_FRAMES:
         spec, _ = crop(spec, np.random.default_rng(0))
     starts = range(0, spec.shape[1] - frontend.WINDOW_FRAMES + 1, VALIDATION_HOP_FRAMES)
-    history = getattr(network, "history", 0)
-    windows = torch.from_numpy(np.stack([with_history(spec, s, history) for s in starts]))
+    windows = torch.from_numpy(np.stack([with_history(spec, s, network.history) for s in starts]))
     return network(stack(windows)).logits.mean(dim=0).numpy()
 
 

@@ -15,8 +15,16 @@ its best root, and every branch by a mean before linear heads, keeps the
 class activation map exact: its mean over (pitch class, time) is the
 harmony branches' term of the output logit.
 
+The features come in two halves: what each frame (pair) gives alone
+(`frame_features`) and what needs the window (`window_features`). The
+shipped network normalises every frame to the window's loudest bin and pads
+its time convolutions at the window's edges, so it recomputes both halves
+every hop; the probes of a network a stream computes once per frame
+(`running_level`, `causal`: see the model card) change exactly that.
+
 Input: [batch, harmonics, pitch bins, frames] in dB, as
-`rt_mer.dsp.frontend.harmonic_stack` makes it.
+`rt_mer.dsp.frontend.harmonic_stack` makes it (the probes: `history` more
+frames before the window).
 Outputs (`Outputs`): valence and arousal in [-1, 1] (2 * P(positive) - 1),
 the explanation [batch, 2, 12, frames / 4] (the harmony branches' valence
 and arousal logit maps over pitch class and time), the drivers [batch, 2, 5]
