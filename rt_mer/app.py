@@ -94,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
         sources = build_sources(args)
         engine = open_engine_from(args)
         options = LoopOptions(hop=args.hop, smoothing=args.smooth, smoothing_time=args.smooth_time,
-                              explain=args.explain, engine_reason=engine.reason, moods=moods)
+                              explain=args.explain, engine_reason=engine.reason, moods=moods,
+                              realtime=not args.no_realtime)
         publisher = Publisher(args.pub, codec=args.codec)
         loop = AnalysisLoop(sources, engine, [publisher.send], options)
     except (AudioError, PublishError, ValueError) as error:

@@ -13,6 +13,9 @@ process, on the shipped demo music.
 The latency, streams and gpu figures drive the real AnalysisLoop with
 synthetic sources (the demo music, a hop or a block at a time) and read the
 latencies the loop itself measured: there is no second copy of the loop.
+Its threads are scheduled as `rt-mer run` schedules them (real-time where
+the system allows it: rt_mer.realtime); the latency is measured at normal
+priority as well, and each figure says which it is.
 The PyTorch baselines need the shipped weights (engines/rt-mer.pt, in a
 checkout) and torch; without either they are skipped, with the reason.
 - cpu: CPU use of `rt-mer run` with its dashboard in a pseudo-terminal.
@@ -33,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import soxr
 
+from . import realtime
 from .audio.io import read_audio
 from .audio.sources import _RingSource, demo_path
 from .dsp import frontend
@@ -206,6 +210,8 @@ class SyntheticFeed:
                 self._caught_up.set()
 
     def _run(self) -> None:
+        if self.sources[0].priority:                # set by the loop: scheduled as a capture thread would be
+            realtime.request(self.sources[0].priority)
         audio = demo_audio(self.rate)
         self._write(audio[:self.window, None])
         position, next_tick = self.window, time.monotonic() + self.interval
@@ -233,11 +239,12 @@ class SyntheticFeed:
         self._thread.start()
 
 
-def run_loop(engine, feed: SyntheticFeed, sink=None) -> AnalysisLoop:
-    """The real-time loop over the feed's streams; returns it when they
-    have ended, with the latencies and counters it measured."""
+def run_loop(engine, feed: SyntheticFeed, sink=None, real_time: bool = True) -> AnalysisLoop:
+    """The real-time loop over the feed's streams (asking for real-time
+    scheduling unless not `real_time`); returns it when they have ended,
+    with the latencies, counters and scheduling it measured."""
     loop = AnalysisLoop(feed.sources, engine, [feed.count] + ([sink] if sink else []),
-                        LoopOptions(hop=feed.hop, smoothing="off"))
+                        LoopOptions(hop=feed.hop, smoothing="off", realtime=real_time))
     feed.start()
     try:
         loop.run()
@@ -251,20 +258,23 @@ def loop_stages(loop: AnalysisLoop, stages=STAGES) -> dict:
     return {stage: [ms for stream in loop.streams for ms in stream.analyzer.latency[stage]] for stage in stages}
 
 
-def bench_latency(engine, hop: float = DEFAULT_HOP, hops: int = 500, interval: float = 0.02) -> dict:
+def bench_latency(engine, hop: float = DEFAULT_HOP, hops: int = 500, interval: float = 0.02,
+                  real_time: bool = True) -> tuple[dict, str]:
     """One stream through the loop, publishing on a real socket; a hop of
     audio `interval` s after the previous hop was sent (faster than real
-    time: the loop is idle between hops either way). The work per hop.
-    500 hops (the most the loop's LATENCY_HISTORY keeps) put the p99 on
-    the five slowest, not on one stall of the host."""
-    return _latency(engine, SyntheticFeed(1, hop, hops, interval, lockstep=True))
+    time: the loop is idle between hops either way). The work per hop, and
+    the scheduling it ran under. 500 hops (the most the loop's
+    LATENCY_HISTORY keeps) put the p99 on the five slowest, not on one
+    stall of the host."""
+    return _latency(engine, SyntheticFeed(1, hop, hops, interval, lockstep=True), real_time)
 
 
-def bench_host_tail(work_ms: float, hops: int = 500, interval: float = 0.02) -> dict:
+def bench_host_tail(work_ms: float, hops: int = 500, interval: float = 0.02, real_time: bool = True) -> dict:
     """The latency's baseline: the tail the host alone adds. Fixed NumPy work
     on one core (a 256 KB working set, as the model's weights) lasting about
-    `work_ms`, on `bench_latency`'s schedule: on a shared or virtual machine
-    a stall or a neighbour's cache traffic lengthens it as it lengthens a hop."""
+    `work_ms`, on `bench_latency`'s schedule and scheduling (a thread asking
+    for real-time unless not `real_time`): on a shared or virtual machine a
+    stall or a neighbour's cache traffic lengthens it as it lengthens a hop."""
     data = np.ones(65_536, dtype=np.float32)
 
     def run(reps: int) -> float:
@@ -276,15 +286,23 @@ def bench_host_tail(work_ms: float, hops: int = 500, interval: float = 0.02) -> 
     def scheduled(reps: int, count: int) -> np.ndarray:
         return np.array([time.sleep(interval) or run(reps) for _ in range(count)])
 
-    reps = 100
-    for _ in range(2):                   # the second pass corrects the first's cold start
-        reps = max(1, round(reps * work_ms / np.median(scheduled(reps, 25))))
-    times = scheduled(reps, hops)
+    def measure() -> None:
+        if real_time:
+            realtime.request(realtime.ANALYSIS_PRIORITY)
+        reps = 100
+        for _ in range(2):               # the second pass corrects the first's cold start
+            reps = max(1, round(reps * work_ms / np.median(scheduled(reps, 25))))
+        times.extend(scheduled(reps, hops))
+
+    times: list[float] = []
+    worker = threading.Thread(target=measure, name="host tail")
+    worker.start()
+    worker.join()
     return {"p50": float(np.percentile(times, 50)), "p99": float(np.percentile(times, 99))}
 
 
 def bench_capture_latency(engine, hop: float = DEFAULT_HOP, hops: int = 40, rate: int = CARD_RATE,
-                          block_seconds: float = CARD_BLOCK_SECONDS) -> dict:
+                          block_seconds: float = CARD_BLOCK_SECONDS) -> tuple[dict, str]:
     """As `bench_latency`, with the audio as a sound card delivers it, in
     real time: `block_seconds` blocks at `rate`, so the wait for the rest of
     the block and the resampler's look-ahead (`buffering`) are in the total.
@@ -293,12 +311,12 @@ def bench_capture_latency(engine, hop: float = DEFAULT_HOP, hops: int = 40, rate
     return _latency(engine, SyntheticFeed(1, hop, hops, block_seconds, rate=rate, block_seconds=block_seconds))
 
 
-def _latency(engine, feed: SyntheticFeed) -> dict:
+def _latency(engine, feed: SyntheticFeed, real_time: bool = True) -> tuple[dict, str]:
     from .publish import Publisher
     with Publisher(f"inproc://bench-{id(feed)}") as publisher:       # a fresh name: unbinding is asynchronous
-        loop = run_loop(engine, feed, publisher.send)
-    return {stage: {"p50": float(np.percentile(v, 50)), "p99": float(np.percentile(v, 99))}
-            for stage, v in loop_stages(loop).items()}
+        loop = run_loop(engine, feed, publisher.send, real_time)
+    return ({stage: {"p50": float(np.percentile(v, 50)), "p99": float(np.percentile(v, 99))}
+             for stage, v in loop_stages(loop).items()}, loop.scheduling)
 
 
 def bench_streams(engine, hop: float = DEFAULT_HOP, counts=(1, 4, 8, 16, 32, 64, 128), hops: int = 8) -> dict:
@@ -426,13 +444,18 @@ def run_benchmarks(engine, threads_engine, sections: list[str], hop: float, prin
             line += f"; obvious-way baseline skipped: {r['baseline_skipped']}"
         print_line(line)
     if "latency" in sections:
-        latency = bench_latency(threads_engine, hop)
-        print_line(f"latency per hop, 1 stream, {where} (ms): " + _stages(latency))
-        host = bench_host_tail(latency["total"]["p50"])
-        print_line(f"the host's own tail, fixed NumPy work on the same schedule, 1 core (ms): p50 {host['p50']:.2f} "
-                   f"/ p99 {host['p99']:.2f}")
+        latency, scheduling = bench_latency(threads_engine, hop)
+        print_line(f"latency per hop, 1 stream, {where}, {scheduling} (ms): " + _stages(latency))
+        host = bench_host_tail(latency["total"]["p50"], real_time=realtime.is_real_time(scheduling))
+        print_line(f"the host's own tail, fixed NumPy work on the same schedule and scheduling, 1 core (ms): "
+                   f"p50 {host['p50']:.2f} / p99 {host['p99']:.2f}")
+        if realtime.is_real_time(scheduling):
+            normal, _ = bench_latency(threads_engine, hop, real_time=False)
+            print_line(f"latency per hop, 1 stream, {where}, at normal priority (--no-realtime) (ms): "
+                       + _stages(normal))
+        capture, scheduling = bench_capture_latency(threads_engine, hop)
         print_line(f"latency per hop as a {CARD_RATE // 1000} kHz sound card delivers it ({CARD_BLOCK_SECONDS * 1000:g} ms "
-                   f"blocks), 1 stream, {where} (ms): " + _stages(bench_capture_latency(threads_engine, hop)))
+                   f"blocks), 1 stream, {where}, {scheduling} (ms): " + _stages(capture))
     if "streams" in sections:
         print_line(_streams_line(f"{engine.name}, {os.cpu_count()} cores", bench_streams(
             engine, hop, **counts), hop))

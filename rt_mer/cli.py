@@ -347,6 +347,9 @@ def add_live_options(parser: argparse.ArgumentParser, inputs: bool = True) -> No
     group.add_argument("--smooth-time", type=positive_float, default=2.0, help="smoothing time constant, s")
     group.add_argument("--explain", action="store_true",
                        help="publish what drives each prediction (drivers, harmony map) and show it on the dashboard")
+    group.add_argument("--no-realtime", action="store_true",
+                       help="keep the analysis and capture threads at normal priority (default: they ask for "
+                            "real-time scheduling, below the audio servers', where the system allows it)")
     add_moods_option(group)
     add_engine_options(parser)
     group = parser.add_argument_group("output")

@@ -6,6 +6,7 @@ import sys
 import numpy as np
 import pytest
 
+from rt_mer import realtime
 from rt_mer.bench import (bench_capture_latency, bench_host_tail, bench_latency, demo_windows, trained_network,
                           trained_weights)
 from rt_mer.engines import open_engine
@@ -38,7 +39,9 @@ def test_pytorch_baseline_is_the_shipped_model_or_is_skipped_with_the_reason(tmp
 
 def test_latency_is_what_the_real_loop_measured():
     engine = open_engine("onnxruntime", threads=1)
-    stages = bench_latency(engine, hops=20)
+    stages, scheduling = bench_latency(engine, hops=20)
+    assert (scheduling == f"real-time (SCHED_FIFO {realtime.ANALYSIS_PRIORITY})"
+            or scheduling.startswith("normal: real-time scheduling refused"))
     assert set(stages) == {"buffering", "frontend", "inference", "post", "publish", "total"}
     for stage in ("frontend", "inference", "post"):
         assert 0 < stages[stage]["p50"] <= stages["total"]["p50"]   # the total holds every stage
@@ -57,7 +60,7 @@ def test_capture_latency_counts_the_wait_for_the_block_and_the_resampler():
     """48 kHz in 20 ms blocks, as a sound card: the window's last sample
     ends a block, but the resampler holds back its look-ahead, so the
     window is due a block or more later; the total holds that wait."""
-    stages = bench_capture_latency(open_engine("onnxruntime", threads=1), hops=6)
+    stages, _ = bench_capture_latency(open_engine("onnxruntime", threads=1), hops=6)
     assert 20 <= stages["buffering"]["p50"] <= 60
     assert stages["total"]["p50"] >= stages["buffering"]["p50"] + stages["frontend"]["p50"]
 
@@ -68,7 +71,10 @@ def test_bench_command_prints_its_figures():
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith("engine: onnxruntime")
-    assert any(line.startswith("latency per hop, 1 stream") and "total p50" in line for line in lines)
+    scheduled = [line for line in lines if line.startswith("latency per hop, 1 stream") and "total p50" in line]
+    assert "real-time (SCHED_FIFO 1)" in scheduled[0] or "normal: real-time scheduling refused" in scheduled[0]
+    if "real-time" in scheduled[0]:         # then also measured as it would run without: the two side by side
+        assert "at normal priority (--no-realtime)" in scheduled[1]
     assert any(line.startswith("latency per hop as a 48 kHz sound card") and "buffering p50" in line for line in lines)
     assert any(line.startswith("the host's own tail") and "p99" in line for line in lines)
     assert any(line.startswith("streams at hop 0.5 s") and "sustained in real time" in line for line in lines)

@@ -353,3 +353,14 @@ def test_live_dashboard_in_a_real_terminal(tmp_path):
         assert len(second.rstrip("\n").splitlines()) <= 24
     finally:
         subprocess.run([*tmux, "kill-server"], capture_output=True)
+
+
+@pytest.mark.parametrize("scheduling, shown", [("real-time (SCHED_FIFO 1)", "real-time"),
+                                               ("normal: real-time scheduling refused (Operation not permitted)",
+                                                "normal priority")])
+def test_the_scheduling_the_latency_ran_under_is_shown(scheduling, shown):
+    state = DashboardState()
+    state.update(status("mic", 0, scheduling=scheduling))
+    text = screen(state, width=120)
+    assert f"p99 25.7 ms · {shown}" in text and ("normal" in text) == (shown == "normal priority")
+    assert "real-time" not in screen(scripted()) and "normal" not in screen(scripted())   # an older publisher: nothing

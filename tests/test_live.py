@@ -15,7 +15,9 @@ import pytest
 import zmq
 
 from music import chord_music, cut_short, write
+from rt_mer import realtime
 from rt_mer.stream.offline import analyze_file
+from threads import real_time_threads
 
 PARITY_TOLERANCE = 2e-3     # live vs offline valence/arousal: the same stages, only the block sizes differ
 RUN = [sys.executable, "-m", "rt_mer.cli", "run", "--no-dash"]
@@ -249,6 +251,7 @@ def test_demo_dashboard_in_a_real_terminal(tmp_path):
         first = screen()
         for name in ("tense", "happy", "sad", "calm", "valence", "arousal", "dBFS"):
             assert name in first, first
+        assert ("real-time" in first) != ("normal priority" in first), first     # what the latency ran under
         time.sleep(3)
         second = screen()
         valence_line = [line for line in first.splitlines() if "valence " in line]
@@ -305,6 +308,9 @@ def test_capture_through_portaudio_matches_offline_analysis(virtual_audio, tmp_p
         collect(21)
         assert player.wait(timeout=10) == 0
         collect(1)
+        if realtime.is_real_time([m for m in received if m["type"] == "status"][-1]["scheduling"]):
+            # the analysis thread, and PortAudio's callback thread one step above it
+            assert real_time_threads(process.pid) == [realtime.ANALYSIS_PRIORITY, realtime.CAPTURE_PRIORITY]
     finally:
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=20) == 128 + signal.SIGINT, process.stderr.read()

@@ -22,6 +22,7 @@ from typing import BinaryIO, Protocol, runtime_checkable
 import numpy as np
 import soundfile
 
+from .. import realtime
 from .io import AudioError, missing_frames, open_audio, to_mono
 from .ring import RingBuffer
 
@@ -51,6 +52,9 @@ class Source(Protocol):
       real time, which overrun instead.
     - `finished`: True once a file or stdin ended and everything was read
       (and, if it ended with an error, that error was raised by `read`).
+    - `priority`: set by the analysis loop: the SCHED_FIFO priority the
+      thread that delivers live audio asks for (None: normal scheduling);
+      `scheduling` then says how it runs (rt_mer.realtime).
     - `counters`: ``overflows`` (frames lost because the consumer fell
       behind), ``dropped_blocks`` (blocks the driver flagged as lost before
       they reached us), ``underruns`` (driver input underflows),
@@ -68,6 +72,7 @@ class Source(Protocol):
 
     wakeup: threading.Event
     can_wait: bool
+    priority: int | None
 
     def start(self) -> None: ...
     def stop(self) -> None: ...
@@ -86,6 +91,10 @@ class _RingSource:
     """Shared consumer side: a ring, counters, end of stream and errors."""
 
     can_wait = False
+    # Set by the analysis loop: the SCHED_FIFO priority a live producer's
+    # thread asks for (None: normal), and how it then runs.
+    priority: int | None = None
+    scheduling = ""
 
     def __init__(self, name: str, rate: int, channels: int, description: str,
                  buffer_seconds: float = BUFFER_SECONDS) -> None:
@@ -225,7 +234,9 @@ class MicSource(_RingSource):
         self._stream = None
 
     def _callback(self, indata, frames, when, status) -> None:
-        # Real-time thread: copy, stamp, count. Nothing else.
+        # Real-time thread: copy, stamp, count. Nothing else, but once its scheduling.
+        if self.priority and not self.scheduling:
+            self.scheduling = realtime.request(self.priority)
         if status.input_overflow:
             self._dropped_blocks += 1
         if status.input_underflow:
@@ -315,6 +326,8 @@ class FileSource(_ThreadSource):
 
     def _run(self) -> None:
         block = np.empty((max(1, int(FILE_BLOCK_SECONDS * self.rate)), self.channels), np.float32)
+        if self.realtime and self.priority:          # played as a sound card would deliver it
+            self.scheduling = realtime.request(self.priority)
         sent, decoded, started = 0, 0, time.monotonic()
         with self._file:
             while not self._stopping.is_set():

@@ -16,7 +16,9 @@ emotion: v, type="emotion", stream, seq, t, wall, valence, arousal,
          arousal: {...}} (each branch's term of the logit; a newer model may
          name more)
 status:  v, type="status", stream, seq, t, wall, source, rate, channels,
-         engine, engine_reason, window_s, hop_s, level_dbfs, peak_dbfs (since
+         engine, engine_reason, scheduling (the analysis thread's:
+         "real-time (SCHED_FIFO 1)", or "normal: " and why), window_s,
+         hop_s, level_dbfs, peak_dbfs (since
          the previous status), clipped
          (reads that clipped since the previous status),
          overflows, dropped_blocks, underruns, nonfinite, out_of_range,
@@ -331,6 +333,7 @@ class StatusMessage:
     channels: int = 0
     engine: str = ""
     engine_reason: str = ""
+    scheduling: str = ""              # the analysis thread's (rt_mer.realtime)
     window_s: float = 0.0
     hop_s: float = 0.0
     level_dbfs: float = LEVEL_RANGE_DBFS[0]
@@ -346,7 +349,7 @@ class StatusMessage:
         return {"v": VERSION, "type": self.type, "stream": self.stream, "seq": int(self.seq),
                 "t": _time(self.t), "wall": _time(self.wall), "state": self.state,
                 "source": self.source, "rate": int(self.rate), "channels": int(self.channels),
-                "engine": self.engine, "engine_reason": self.engine_reason,
+                "engine": self.engine, "engine_reason": self.engine_reason, "scheduling": self.scheduling,
                 "window_s": _time(self.window_s), "hop_s": _time(self.hop_s),
                 "level_dbfs": _dbfs(self.level_dbfs), "peak_dbfs": _dbfs(self.peak_dbfs),
                 "clipped": int(self.clipped), "late_windows": int(self.late_windows),

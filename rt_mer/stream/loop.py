@@ -18,6 +18,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .. import realtime
 from ..audio.io import AudioError
 from ..engines import Engine
 from ..engines.base import WINDOW_SHAPE
@@ -40,6 +41,7 @@ class LoopOptions:
     explain: bool = False
     engine_reason: str = ""
     moods: MoodVocabulary | None = None      # None: the shipped vocabulary
+    realtime: bool = True                    # ask for real-time scheduling (rt_mer.realtime)
 
 
 class _Stop(threading.Event):
@@ -115,6 +117,11 @@ class AnalysisLoop:
         self.wakeup = threading.Event()
         self.stop = _Stop(self.wakeup)
         self._error: BaseException | None = None
+        # How the analysis thread runs, once it runs; a live source's
+        # producer asks for the step above it (rt_mer.realtime).
+        self.scheduling = f"{realtime.NORMAL}: not asked for" if not self.options.realtime else ""
+        for stream in self.streams:
+            stream.source.priority = realtime.CAPTURE_PRIORITY if self.options.realtime else None
 
     def run(self) -> None:
         """Analyse on a thread of its own until done; the calling thread
@@ -136,6 +143,8 @@ class AnalysisLoop:
         for stream in self.streams:
             stream.source.wakeup = self.wakeup
             stream.source.start()
+        if self.options.realtime:        # after the sources start: a thread they start inherits its creator's
+            self.scheduling = realtime.request(realtime.ANALYSIS_PRIORITY)
         next_status = 0.0
         try:
             while not self.stop.is_set():
@@ -226,7 +235,8 @@ class AnalysisLoop:
         stream.ended = state == "ended"
         source = stream.source
         self._send(stream.analyzer.status(state, source.counters, source=source.description, rate=source.rate,
-                                          channels=source.channels, engine_reason=self.options.engine_reason))
+                                          channels=source.channels, engine_reason=self.options.engine_reason,
+                                          scheduling=self.scheduling))
 
     def _send(self, message: Message) -> None:
         """Hand a finished message to every sink; sinks must not change it."""

@@ -33,6 +33,7 @@ from rich.text import Text
 from ..dsp.frontend import FMIN
 from ..publish.schema import (AXES, CLIP_DBFS, PITCH_CLASSES, EmotionMessage, Message, MessageError, StatusMessage,
                               check_explanation, is_number, seq_gap)
+from ..realtime import is_real_time
 from ..stream.post import QUADRANT_NAMES
 
 HISTORY_S = 60.0
@@ -308,16 +309,18 @@ def packed(items: list[Text], width: int) -> list[Text]:
 
 
 def status(view: StreamView, width: int, compact: bool = False) -> list[Text]:
-    """Engine, window/hop, total latency p50/p99, drop and overrun counters,
-    missed messages; counters above zero in red. Lines wrap at `width`
-    between items rather than being cut: a narrow screen must not hide a
-    drop."""
+    """Engine, window/hop, total latency p50/p99 and the scheduling it ran
+    under, drop and overrun counters, missed messages; counters above zero
+    in red. Lines wrap at `width` between items rather than being cut: a
+    narrow screen must not hide a drop."""
     s = view.status
     engine = s.get("engine") or view.emotion.get("engine") or "--"
     reason = f" ({s['engine_reason']})" if s.get("engine_reason") else ""
     timing = [Text(f"window {_fmt(_num(s, 'window_s'), 'g', ' s')} / hop {_fmt(_num(s, 'hop_s'), 'g', ' s')}"),
               Text(f"{'' if compact else 'latency '}p50 {_fmt(_num(s, 'latency_ms', 'p50', 'total'), '.1f', ' ms')}"),
               Text(f"p99 {_fmt(_num(s, 'latency_ms', 'p99', 'total'), '.1f', ' ms')}")]
+    if isinstance(s.get("scheduling"), str) and s["scheduling"]:     # the tail depends on it: say it
+        timing.append(Text("real-time", "green") if is_real_time(s["scheduling"]) else Text("normal priority", "yellow"))
     # Rare events (a format mix-up, a file that ends before its header says)
     # are shown only once they happen, and first.
     rare = [(label, value) for label, value in (("out of range", _num(s, "out_of_range")),

@@ -1,0 +1,75 @@
+"""Real-time scheduling of the live threads: where the system allows it
+the analysis thread runs SCHED_FIFO and the thread that delivers its audio
+one step above; where it refuses, both run normally; the status message
+says which, and the kernel agrees."""
+import json
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import zmq
+
+from rt_mer import realtime
+from test_live import free_endpoint
+from threads import real_time_threads
+
+DEMO = [sys.executable, "-m", "rt_mer.cli", "demo", "--no-dash"]
+LIVE_THREADS = [realtime.ANALYSIS_PRIORITY, realtime.CAPTURE_PRIORITY]
+
+
+def run_demo(*command: str) -> tuple[dict, list[int]]:
+    """`rt-mer demo` started by `command` (its arguments last): its first
+    "running" status, and its threads' SCHED_FIFO priorities then."""
+    endpoint = free_endpoint()
+    subscriber = zmq.Context.instance().socket(zmq.SUB)
+    subscriber.setsockopt(zmq.SUBSCRIBE, b"status.")
+    subscriber.connect(endpoint)
+    process = subprocess.Popen([*command, "--pub", endpoint], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and process.poll() is None:
+            if subscriber.poll(200):
+                status = json.loads(subscriber.recv_multipart()[1])
+                if status["state"] == "running":
+                    return status, real_time_threads(process.pid)
+        pytest.fail(f"rt-mer demo sent no running status: {process.stderr.read() if process.poll() else ''}")
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=20) == 128 + signal.SIGINT, process.stderr.read()
+        subscriber.close(0)
+
+
+def test_live_threads_run_real_time_where_allowed_and_say_so():
+    status, priorities = run_demo(*DEMO)
+    if realtime.is_real_time(status["scheduling"]):
+        assert status["scheduling"] == f"real-time (SCHED_FIFO {realtime.ANALYSIS_PRIORITY})"
+        assert priorities == LIVE_THREADS              # the analysis thread, and the demo's player above it
+    else:                                              # this machine refuses: nothing runs real-time, and it says why
+        assert status["scheduling"].startswith("normal: real-time scheduling refused (") and priorities == []
+
+
+def test_refused_real_time_leaves_every_thread_normal_and_says_why():
+    """Without CAP_SYS_NICE (dropped from root's bounding set) and with no
+    rtprio limit, the request is refused: the run goes on, normally."""
+    if os.geteuid() == 0:
+        if not shutil.which("setpriv"):
+            pytest.skip("setpriv (util-linux) is not installed: root cannot drop CAP_SYS_NICE")
+        command = ["setpriv", "--bounding-set", "-sys_nice", *DEMO]
+    else:
+        command = DEMO
+    if resource.getrlimit(resource.RLIMIT_RTPRIO)[0] > 0:
+        pytest.skip("this user's rtprio limit allows real-time scheduling")
+    status, priorities = run_demo(*command)
+    assert status["scheduling"] == ("normal: real-time scheduling refused (Operation not permitted; it needs "
+                                    "CAP_SYS_NICE or an rtprio limit)")
+    assert priorities == []
+
+
+def test_no_realtime_keeps_every_thread_normal():
+    status, priorities = run_demo(*DEMO, "--no-realtime")
+    assert status["scheduling"] == "normal: not asked for" and priorities == []
