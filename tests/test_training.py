@@ -533,7 +533,7 @@ def test_a_running_level_network_is_computed_once_per_frame():
     time, as a stream would, equals it run over the window; a frame after
     the window changes nothing; a gain change changes nothing either."""
     torch = pytest.importorskip("torch")
-    from rt_mer.model.network import HarmonicCNN, running_reference
+    from rt_mer.model.network import HarmonicCNN, frame_maxima, running_reference
     torch.manual_seed(0)
     network = HarmonicCNN(running_level=True, causal=True).eval()
     frames = WINDOW_SHAPE[-1]
@@ -543,12 +543,12 @@ def test_a_running_level_network_is_computed_once_per_frame():
         for index in (0, 2, 3):                         # pitch-class, register and timbre maps: 2 steps per 8 frames
             assert torch.allclose(later[index][..., :-2], earlier[index][..., 2:], atol=1e-5)
         window = x[..., -frames:]
-        reference = running_reference(x, frames)
+        reference = running_reference(frame_maxima(x), frames)
         whole = network.frame_features(window, reference)
         pairs = [network.frame_features(window[..., t:t + 2], reference[..., t:t + 2]) for t in range(0, frames, 2)]
         for part, joined in zip(whole, zip(*pairs)):
             assert torch.allclose(part, torch.cat(joined, dim=-1), atol=1e-5)
-        assert torch.equal(running_reference(torch.cat([x, x[..., :1] + 40], dim=-1), frames + 1)[..., :-1],
+        assert torch.equal(running_reference(frame_maxima(torch.cat([x, x[..., :1] + 40], dim=-1)), frames + 1)[..., :-1],
                            reference)
         assert torch.allclose(network(x + 12).logits, network(x).logits, atol=1e-5)
 
@@ -571,3 +571,38 @@ def test_the_per_frame_probes_are_refused_where_they_cannot_run():
         refused = subprocess.run([sys.executable, str(ROOT / "tools" / "train.py"), *flags],
                                  capture_output=True, text=True, timeout=120)
         assert refused.returncode == 2 and message in refused.stderr.strip().splitlines()[-1]
+
+
+def test_a_causal_network_streams_exactly_a_hop_at_a_time(tmp_path):
+    """The hop graph (rt_mer.model.streaming) computes each layer at a hop's
+    new positions only, from the stream's state: every window's outputs
+    equal the network's over that window and its history, from a stream's
+    start in silence, through a quiet passage; and so do ONNX Runtime's
+    on the exported graph."""
+    torch = pytest.importorskip("torch")
+    import onnxruntime
+    from rt_mer.model.network import ExportWrapper, HarmonicCNN
+    from rt_mer.model.streaming import HopGraph, export
+    torch.manual_seed(0)
+    network = HarmonicCNN(1.5, running_level=True, causal=True)
+    for norm in (m for m in network.modules() if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d))):
+        norm.running_mean.normal_(0, 0.3)           # trained statistics, not the identity
+        norm.running_var.uniform_(0.5, 2.0)
+    network.eval()
+    graph, whole = HopGraph(network).eval(), ExportWrapper(network)
+    span = network.history + WINDOW_SHAPE[-1]
+    music = torch.randn(1, *WINDOW_SHAPE[:-1], 160) * 15 - 50
+    music[..., 90:120] -= 30
+    stream = torch.cat([torch.full((1, *WINDOW_SHAPE[:-1], span), -160.0), music], dim=-1)   # silence before it
+    export(graph, tmp_path / "hop.onnx")
+    session = onnxruntime.InferenceSession(str(tmp_path / "hop.onnx"), providers=["CPUExecutionProvider"])
+    state = graph.silence()
+    ort_state = state.numpy()
+    with torch.no_grad():
+        for end in range(8, music.shape[-1] + 1, 8):
+            hop = music[..., end - 8:end]
+            *outputs, state = graph(hop, state)
+            *ort_outputs, ort_state = session.run(None, {"frames": hop.numpy(), "state": ort_state})
+            for streamed, served, expected in zip(outputs, ort_outputs, whole(stream[..., end:end + span])):
+                assert torch.allclose(streamed, expected, atol=1e-5), end
+                np.testing.assert_allclose(served, expected.numpy(), atol=1e-4)

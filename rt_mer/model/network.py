@@ -58,13 +58,18 @@ def level_reference(x: torch.Tensor) -> torch.Tensor:
     return x[:, 0].amax(dim=(1, 2), keepdim=True).clamp(min=FLOOR_DB + DYNAMIC_RANGE_DB)
 
 
-def running_reference(x: torch.Tensor, frames: int) -> torch.Tensor:
-    """Causal: each of the last `frames` frames' loudest bin over the
-    WINDOW_FRAMES up to and including it [B, 1, frames], never below the
-    floor plus the range. What a stream knows at every frame, so a frame's
-    normalised spectrum never changes once computed (a per-frame network)."""
-    loudest = x[:, 0].amax(dim=1, keepdim=True)                     # [B, 1, history + frames]
-    running = F.max_pool1d(loudest, WINDOW_FRAMES, stride=1)[:, :, -frames:]
+def frame_maxima(x: torch.Tensor) -> torch.Tensor:
+    """Each frame's loudest bin [B, T] of a stacked spectrogram [B, harmonics, bins, T]."""
+    return x[:, 0].amax(dim=1)
+
+
+def running_reference(maxima: torch.Tensor, frames: int) -> torch.Tensor:
+    """Causal: from frame maxima [B, T], each of the last `frames` frames'
+    loudest bin over the WINDOW_FRAMES up to and including it [B, 1,
+    frames], never below the floor plus the range. What a stream knows at
+    every frame, so a frame's normalised spectrum never changes once
+    computed (a per-frame network)."""
+    running = F.max_pool1d(maxima[:, None], WINDOW_FRAMES, stride=1)[:, :, -frames:]
     return running.clamp(min=FLOOR_DB + DYNAMIC_RANGE_DB)
 
 
@@ -129,12 +134,16 @@ def octave_sums(h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return octaves.sum(dim=2), octaves.sum(dim=3).reshape(batch, c * N_OCTAVES, frames)
 
 
-def onset_autocorrelation(descriptors: torch.Tensor) -> torch.Tensor:
-    """Normalised autocorrelation of the onset envelope (the mean band flux)
-    at lags 1 .. RHYTHM_LAGS frames [B, RHYTHM_LAGS]: peaks at the beat
-    period, their height is pulse clarity."""
+def onset_envelope(descriptors: torch.Tensor) -> torch.Tensor:
+    """The mean band flux of timbre descriptors [B, 3 * bands + 1, T] -> [B, T]."""
     bands = (descriptors.shape[1] - 1) // 3
-    onsets = descriptors[:, 2 * bands:3 * bands].mean(dim=1)
+    return descriptors[:, 2 * bands:3 * bands].mean(dim=1)
+
+
+def onset_autocorrelation(onsets: torch.Tensor) -> torch.Tensor:
+    """Normalised autocorrelation of the onset envelope [B, T] at lags 1 ..
+    RHYTHM_LAGS frames [B, RHYTHM_LAGS]: peaks at the beat period, their
+    height is pulse clarity."""
     onsets = onsets - onsets.mean(dim=1, keepdim=True)
     energy = (onsets * onsets).sum(dim=1, keepdim=True) + 1e-6
     frames = onsets.shape[1]
@@ -229,7 +238,8 @@ class HarmonicCNN(nn.Module):
         map [B, C, T/4], timbre map [B, C, T/4] and rhythm [B, C]."""
         if self.history:
             frames = x.shape[3] - self.history + self.context      # the window and the causal convs' context
-            return self.window_features(*self.frame_features(x[..., -frames:], running_reference(x, frames)))
+            reference = running_reference(frame_maxima(x), frames)
+            return self.window_features(*self.frame_features(x[..., -frames:], reference))
         reference = level_reference(x)
         h = self.harmonic(normalise_level(harmony_pool(x), reference[:, None]))    # [B, c, 84, T/2]
         return self.window_features(frame_descriptors(normalise_level(x[:, 0], reference)), *octave_sums(h))
@@ -259,7 +269,8 @@ class HarmonicCNN(nn.Module):
                 m[..., -steps:] for m in (chroma, pitch_map, time_map, timbre_map))
             descriptors = descriptors[..., -WINDOW_FRAMES:]
         key_map = self.key(wrap(chroma.mean(dim=3, keepdim=True)))       # [B, K, 12, 1]
-        return pitch_map, key_map, time_map, timbre_map, self.rhythm(onset_autocorrelation(descriptors))
+        rhythm = self.rhythm(onset_autocorrelation(onset_envelope(descriptors)))
+        return pitch_map, key_map, time_map, timbre_map, rhythm
 
     def forward(self, x: torch.Tensor) -> Outputs:
         pitch_map, key_map, time_map, timbre_map, rhythm = self.features(x)
