@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 
 from rt_mer import realtime
-from rt_mer.bench import (bench_capture_latency, bench_host_tail, bench_latency, demo_windows, trained_network,
-                          trained_weights)
+from rt_mer.audio import demo_path
+from rt_mer.bench import (bench_analyze, bench_capture_latency, bench_host_tail, bench_latency, demo_windows,
+                          trained_network, trained_weights)
 from rt_mer.engines import open_engine
+from rt_mer.stream.offline import analyze_file
 
 
 def test_pytorch_baseline_is_the_shipped_model_or_is_skipped_with_the_reason(tmp_path):
@@ -35,6 +37,13 @@ def test_pytorch_baseline_is_the_shipped_model_or_is_skipped_with_the_reason(tmp
     np.testing.assert_allclose(valence.numpy(), shipped.valence, atol=1e-3)
     np.testing.assert_allclose(arousal.numpy(), shipped.arousal, atol=1e-3)
     np.testing.assert_allclose(drivers.numpy(), shipped.drivers, atol=1e-3)
+
+
+def test_analyze_speed_is_timed_on_the_whole_demo():
+    engine = open_engine("onnxruntime", threads=1)
+    result = bench_analyze(engine, baseline_seconds=2.0, passes=1)
+    assert result["windows"] == len(analyze_file(demo_path(), engine).valence) and result["passes"] == 1
+    assert result["ours_x_realtime"] > 1 and ("speedup" in result) != bool(result["baseline_skipped"])
 
 
 def test_latency_is_what_the_real_loop_measured():
