@@ -220,7 +220,9 @@ class SyntheticFeed:
 
     def _run(self) -> None:
         if self.sources[0].priority:                # set by the loop: scheduled as a capture thread would be
-            realtime.request(self.sources[0].priority)
+            scheduling = realtime.request(self.sources[0].priority)
+            for source in self.sources:
+                source.scheduling = scheduling
         audio = demo_audio(self.rate)
         self._write(audio[:self.window, None])
         position, next_tick = self.window, time.monotonic() + self.interval
@@ -324,8 +326,10 @@ def _latency(engine, feed: SyntheticFeed, real_time: bool = True) -> tuple[dict,
     from .publish import Publisher
     with Publisher(f"inproc://bench-{id(feed)}") as publisher:       # a fresh name: unbinding is asynchronous
         loop = run_loop(engine, feed, publisher.send, real_time)
+    feeder = feed.sources[0].scheduling
     return ({stage: {"p50": float(np.percentile(v, 50)), "p99": float(np.percentile(v, 99))}
-             for stage, v in loop_stages(loop).items()}, loop.scheduling)
+             for stage, v in loop_stages(loop).items()},
+            loop.scheduling if realtime.is_real_time(feeder) else f"{loop.scheduling}, its feed {feeder}")
 
 
 def bench_streams(engine, hop: float = DEFAULT_HOP, counts=(1, 4, 8, 16, 32, 64, 128), hops: int = 8) -> dict:

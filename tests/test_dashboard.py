@@ -355,12 +355,14 @@ def test_live_dashboard_in_a_real_terminal(tmp_path):
         subprocess.run([*tmux, "kill-server"], capture_output=True)
 
 
-@pytest.mark.parametrize("scheduling, shown", [("real-time (SCHED_FIFO 1)", "real-time"),
-                                               ("normal: real-time scheduling refused (Operation not permitted)",
-                                                "normal priority")])
-def test_the_scheduling_the_latency_ran_under_is_shown(scheduling, shown):
+@pytest.mark.parametrize("scheduling, capture, shown", [
+    ("real-time (SCHED_FIFO 1)", "real-time (SCHED_FIFO 2)", "real-time"),
+    ("real-time (SCHED_FIFO 1)", "", "real-time"),                      # an input that can wait has no producer
+    ("normal: real-time scheduling refused (Operation not permitted)", "", "normal priority"),
+    ("real-time (SCHED_FIFO 1)", "normal: real-time scheduling refused (Operation not permitted)", "normal priority")])
+def test_the_scheduling_the_latency_ran_under_is_shown(scheduling, capture, shown):
     state = DashboardState()
-    state.update(status("mic", 0, scheduling=scheduling))
+    state.update(status("mic", 0, scheduling=scheduling, capture_scheduling=capture))
     text = screen(state, width=120)
     assert f"p99 25.7 ms · {shown}" in text and ("normal" in text) == (shown == "normal priority")
     assert "real-time" not in screen(scripted()) and "normal" not in screen(scripted())   # an older publisher: nothing

@@ -308,8 +308,10 @@ def test_capture_through_portaudio_matches_offline_analysis(virtual_audio, tmp_p
         collect(21)
         assert player.wait(timeout=10) == 0
         collect(1)
-        if realtime.is_real_time([m for m in received if m["type"] == "status"][-1]["scheduling"]):
+        status = [m for m in received if m["type"] == "status"][-1]
+        if realtime.is_real_time(status["scheduling"]):
             # the analysis thread, and PortAudio's callback thread one step above it
+            assert status["capture_scheduling"] == f"real-time (SCHED_FIFO {realtime.CAPTURE_PRIORITY})"
             assert real_time_threads(process.pid) == [realtime.ANALYSIS_PRIORITY, realtime.CAPTURE_PRIORITY]
     finally:
         process.send_signal(signal.SIGINT)

@@ -17,8 +17,10 @@ emotion: v, type="emotion", stream, seq, t, wall, valence, arousal,
          name more)
 status:  v, type="status", stream, seq, t, wall, source, rate, channels,
          engine, engine_reason, scheduling (the analysis thread's:
-         "real-time (SCHED_FIFO 1)", or "normal: " and why), window_s,
-         hop_s, level_dbfs, peak_dbfs (since
+         "real-time (SCHED_FIFO 1)", or "normal: " and why),
+         capture_scheduling (the thread delivering a live input's audio,
+         once it ran; "" for an input that can wait), window_s, hop_s,
+         level_dbfs, peak_dbfs (since
          the previous status), clipped
          (reads that clipped since the previous status),
          overflows, dropped_blocks, underruns, nonfinite, out_of_range,
@@ -334,6 +336,7 @@ class StatusMessage:
     engine: str = ""
     engine_reason: str = ""
     scheduling: str = ""              # the analysis thread's (rt_mer.realtime)
+    capture_scheduling: str = ""      # the live input's producer thread's, once it ran
     window_s: float = 0.0
     hop_s: float = 0.0
     level_dbfs: float = LEVEL_RANGE_DBFS[0]
@@ -350,6 +353,7 @@ class StatusMessage:
                 "t": _time(self.t), "wall": _time(self.wall), "state": self.state,
                 "source": self.source, "rate": int(self.rate), "channels": int(self.channels),
                 "engine": self.engine, "engine_reason": self.engine_reason, "scheduling": self.scheduling,
+                "capture_scheduling": self.capture_scheduling,
                 "window_s": _time(self.window_s), "hop_s": _time(self.hop_s),
                 "level_dbfs": _dbfs(self.level_dbfs), "peak_dbfs": _dbfs(self.peak_dbfs),
                 "clipped": int(self.clipped), "late_windows": int(self.late_windows),

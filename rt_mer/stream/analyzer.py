@@ -224,7 +224,7 @@ class StreamAnalyzer:
     def status(self, state: str, counters: dict[str, int], **fields) -> StatusMessage:
         """The next status message: levels since the previous one, late
         windows, latency percentiles, the source's `counters`; `fields`
-        fills the rest (source, rate, channels, engine_reason, scheduling)."""
+        fills the rest (source, rate, channels, engine_reason, scheduling, capture_scheduling)."""
         (level, peak), clipped = self.status_level.read()
         return StatusMessage(stream=self.name, seq=self._next_seq("status"), t=self.samples / SAMPLE_RATE,
                              wall=time.time(), state=state, engine=self.engine, window_s=WINDOW_SECONDS,

@@ -118,10 +118,13 @@ class AnalysisLoop:
         self.stop = _Stop(self.wakeup)
         self._error: BaseException | None = None
         # How the analysis thread runs, once it runs; a live source's
-        # producer asks for the step above it (rt_mer.realtime).
-        self.scheduling = f"{realtime.NORMAL}: not asked for" if not self.options.realtime else ""
+        # producer asks for the step above it (rt_mer.realtime). Inputs that
+        # can wait for the analysis have no deadline to keep.
+        self.real_time = self.options.realtime and not all(s.source.can_wait for s in self.streams)
+        self.scheduling = f"{realtime.NORMAL}: " + (
+            "not started" if self.real_time else "not asked for" if not self.options.realtime else "no live input")
         for stream in self.streams:
-            stream.source.priority = realtime.CAPTURE_PRIORITY if self.options.realtime else None
+            stream.source.priority = realtime.CAPTURE_PRIORITY if self.real_time else None
 
     def run(self) -> None:
         """Analyse on a thread of its own until done; the calling thread
@@ -135,7 +138,11 @@ class AnalysisLoop:
 
     def _run_safely(self) -> None:
         try:
-            self._run()
+            if not self.real_time:
+                self._run()
+                return
+            with realtime.analysis_thread() as self.scheduling:
+                self._run()
         except BaseException as error:       # handed to run()'s caller, in its thread
             self._error = error
 
@@ -143,8 +150,6 @@ class AnalysisLoop:
         for stream in self.streams:
             stream.source.wakeup = self.wakeup
             stream.source.start()
-        if self.options.realtime:        # after the sources start: a thread they start inherits its creator's
-            self.scheduling = realtime.request(realtime.ANALYSIS_PRIORITY)
         next_status = 0.0
         try:
             while not self.stop.is_set():
@@ -236,7 +241,7 @@ class AnalysisLoop:
         source = stream.source
         self._send(stream.analyzer.status(state, source.counters, source=source.description, rate=source.rate,
                                           channels=source.channels, engine_reason=self.options.engine_reason,
-                                          scheduling=self.scheduling))
+                                          scheduling=self.scheduling, capture_scheduling=source.scheduling))
 
     def _send(self, message: Message) -> None:
         """Hand a finished message to every sink; sinks must not change it."""

@@ -319,8 +319,10 @@ def status(view: StreamView, width: int, compact: bool = False) -> list[Text]:
     timing = [Text(f"window {_fmt(_num(s, 'window_s'), 'g', ' s')} / hop {_fmt(_num(s, 'hop_s'), 'g', ' s')}"),
               Text(f"{'' if compact else 'latency '}p50 {_fmt(_num(s, 'latency_ms', 'p50', 'total'), '.1f', ' ms')}"),
               Text(f"p99 {_fmt(_num(s, 'latency_ms', 'p99', 'total'), '.1f', ' ms')}")]
-    if isinstance(s.get("scheduling"), str) and s["scheduling"]:     # the tail depends on it: say it
-        timing.append(Text("real-time", "green") if is_real_time(s["scheduling"]) else Text("normal priority", "yellow"))
+    threads = [s.get(field) for field in ("scheduling", "capture_scheduling")]
+    if all(isinstance(t, (str, type(None))) for t in threads) and threads[0]:     # the tail depends on it: say it
+        timing.append(Text("real-time", "green") if is_real_time(*filter(None, threads))
+                      else Text("normal priority", "yellow"))
     # Rare events (a format mix-up, a file that ends before its header says)
     # are shown only once they happen, and first.
     rare = [(label, value) for label, value in (("out of range", _num(s, "out_of_range")),
