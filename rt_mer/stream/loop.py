@@ -11,6 +11,7 @@ none of which may block.
 """
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from dataclasses import dataclass
@@ -138,10 +139,8 @@ class AnalysisLoop:
 
     def _run_safely(self) -> None:
         try:
-            if not self.real_time:
-                self._run()
-                return
-            with realtime.analysis_thread() as self.scheduling:
+            asked = realtime.analysis_thread() if self.real_time else contextlib.nullcontext(self.scheduling)
+            with asked as self.scheduling:
                 self._run()
         except BaseException as error:       # handed to run()'s caller, in its thread
             self._error = error
