@@ -219,10 +219,8 @@ class SyntheticFeed:
                 self._caught_up.set()
 
     def _run(self) -> None:
-        if self.sources[0].priority:                # set by the loop: scheduled as a capture thread would be
-            scheduling = realtime.request(self.sources[0].priority)
-            for source in self.sources:
-                source.scheduling = scheduling
+        for source in self.sources:                 # scheduled as a capture thread would be
+            source.take_priority()
         audio = demo_audio(self.rate)
         self._write(audio[:self.window, None])
         position, next_tick = self.window, time.monotonic() + self.interval

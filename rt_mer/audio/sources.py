@@ -112,6 +112,12 @@ class _RingSource:
     def wakeup(self, event: threading.Event) -> None:
         self.ring.wakeup = event
 
+    def take_priority(self) -> None:
+        """In the thread that delivers the audio: ask, once, for the
+        priority the loop set (rt_mer.realtime)."""
+        if self.priority and not self.scheduling:
+            self.scheduling = realtime.request(self.priority)
+
     def _end(self, error: AudioError | None = None) -> None:
         """Producer: the stream is over (with `error` if it failed)."""
         if error is not None:
@@ -235,8 +241,7 @@ class MicSource(_RingSource):
 
     def _callback(self, indata, frames, when, status) -> None:
         # Real-time thread: copy, stamp, count. Nothing else, but once its scheduling.
-        if self.priority and not self.scheduling:
-            self.scheduling = realtime.request(self.priority)
+        self.take_priority()
         if status.input_overflow:
             self._dropped_blocks += 1
         if status.input_underflow:
@@ -326,8 +331,8 @@ class FileSource(_ThreadSource):
 
     def _run(self) -> None:
         block = np.empty((max(1, int(FILE_BLOCK_SECONDS * self.rate)), self.channels), np.float32)
-        if self.realtime and self.priority:          # played as a sound card would deliver it
-            self.scheduling = realtime.request(self.priority)
+        if self.realtime:                            # played as a sound card would deliver it
+            self.take_priority()
         sent, decoded, started = 0, 0, time.monotonic()
         with self._file:
             while not self._stopping.is_set():

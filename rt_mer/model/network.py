@@ -272,6 +272,14 @@ class HarmonicCNN(nn.Module):
         rhythm = self.rhythm(onset_autocorrelation(onset_envelope(descriptors)))
         return pitch_map, key_map, time_map, timbre_map, rhythm
 
+    def emotion(self, terms: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Each branch's logit term [B, 2] by name -> the drivers [B, 2, 5]
+        (DRIVERS order), the logits (their sum and the only bias) and
+        valence and arousal in [-1, 1] [B, 2]."""
+        drivers = torch.stack([terms[name] for name in DRIVERS], dim=2)
+        logits = drivers.sum(dim=2) + self.emotion_temporal.bias
+        return drivers, logits, 2.0 * torch.sigmoid(logits) - 1.0
+
     def forward(self, x: torch.Tensor) -> Outputs:
         pitch_map, key_map, time_map, timbre_map, rhythm = self.features(x)
         strongest, key = at_best_root(pitch_map), at_best_root(key_map)
@@ -289,9 +297,7 @@ class HarmonicCNN(nn.Module):
         key_terms = torch.einsum("oc,bckt->bokt", self.emotion_key.weight, self.dropout(key))   # [B, 2, 12, 1]
         terms = {"harmony": interval_map.mean(dim=(2, 3)), "key": key_terms.mean(dim=(2, 3)), "register": register,
                  "timbre": timbre, "rhythm": F.linear(self.dropout(rhythm), self.emotion_rhythm.weight)}
-        drivers = torch.stack([terms[name] for name in DRIVERS], dim=2)
-        logits = drivers.sum(dim=2) + self.emotion_temporal.bias
-        emotion = 2.0 * torch.sigmoid(logits) - 1.0
+        drivers, logits, emotion = self.emotion(terms)
         return Outputs(emotion[:, 0], emotion[:, 1], interval_map + key_terms, drivers, logits, quadrant_logits,
                        pooled)
 

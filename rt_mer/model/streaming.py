@@ -26,7 +26,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from ..dsp.frontend import FLOOR_DB, HARMONICS, N_BINS, WINDOW_FRAMES
-from ..engines.base import DRIVERS, OUTPUT_NAMES
+from ..engines.base import OUTPUT_NAMES
 from .network import (HARMONY_POOL, TIME_POOL, HarmonicCNN, at_best_root, frame_maxima, onset_autocorrelation,
                       onset_envelope, running_reference, with_flux, wrap)
 
@@ -121,8 +121,7 @@ class HopGraph(nn.Module):
         rhythm = F.linear(net.rhythm(onset_autocorrelation(new["onsets"])), net.emotion_rhythm.weight)
         terms = {"harmony": new["harmony"].mean(dim=(2, 3)), "key": key_terms.mean(dim=(2, 3)),
                  "register": new["register"].mean(dim=2), "timbre": new["timbre"].mean(dim=2), "rhythm": rhythm}
-        drivers = torch.stack([terms[name] for name in DRIVERS], dim=2)
-        emotion = 2.0 * torch.sigmoid(drivers.sum(dim=2) + net.emotion_temporal.bias) - 1.0
+        drivers, _, emotion = net.emotion(terms)
         return emotion[:, 0], emotion[:, 1], new["harmony"] + key_terms, drivers, self.pack(new)
 
     @torch.no_grad()
