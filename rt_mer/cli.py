@@ -390,9 +390,11 @@ def add_live_options(parser: argparse.ArgumentParser, inputs: bool = True) -> No
     if inputs:
         group = parser.add_argument_group("input")
         group.add_argument("--device", action="append",
-                           help="input device, by index or name substring (repeat for several streams)")
+                           help="input device, by index or name substring (repeat for several streams) (default: the "
+                                "system's default input, else the built-in demo music)")
         group.add_argument("--channels", type=parse_channels, default=None,
-                           help="channel count, or a selection like 1,2 (downmixed to mono)")
+                           help="channel count, or a selection like 1,2 (downmixed to mono) (default: the device's "
+                                "first two)")
         group.add_argument("--rate", type=sample_rate, default=None, help="sample rate, Hz (default: the device's)")
         group.add_argument("--blocksize", type=blocksize, default=0,
                            help="frames per audio callback (default: 0, PortAudio's choice)")
