@@ -45,6 +45,12 @@ def close_engine(engine) -> None:
         engine.close()
 
 
+def option_inputs(args: argparse.Namespace) -> list[tuple[str, object]]:
+    """The files the options name for reading (--config, --moods, --model),
+    as (option, path): what no output of the command may overwrite."""
+    return [(option, getattr(args, option[2:], None)) for option in ("--config", "--moods", "--model")]
+
+
 def stream_name(text: str) -> str:
     """A name fit for a ZeroMQ topic: letters, digits, - and _."""
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in text)[:40] or "stream"
@@ -86,8 +92,12 @@ def run(args: argparse.Namespace) -> int:
     from .audio import AudioError
     from .publish import PublishError, Publisher, parse_endpoint
     from .stream.loop import AnalysisLoop, LoopOptions
+    from .paths import STDIN, refuse_overwriting
     from .stream.record import Recorder
 
+    refuse_overwriting([("--record", args.record)],
+                       [("--file", path) for path in args.file or []] + ([("--stdin", STDIN)] if args.stdin else [])
+                       + option_inputs(args), UserError)
     moods = moods_from(args)
     try:
         parse_endpoint(args.pub)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import csv
 import math
+import os
 import sys
 from contextlib import ExitStack
 from pathlib import Path
@@ -14,6 +15,7 @@ from .app import EXIT_SOME_FAILED, EXIT_USER_ERROR, UserError, close_engine, moo
 from .dsp.frontend import FRAMES_PER_SECOND, SAMPLE_RATE, WINDOW_FRAMES, WINDOW_SECONDS
 from .publish import DEFAULT_ENDPOINT
 from .stream.windows import DEFAULT_HOP
+from .ui.dashboard import MAX_REFRESH_HZ, MIN_REFRESH_HZ
 
 
 def fail(message: str, code: int = EXIT_USER_ERROR) -> None:
@@ -28,13 +30,27 @@ class Parser(argparse.ArgumentParser):
         fail(f"{message} (see {self.prog} --help)")
 
 
-def positive_float(text: str) -> float:
+# Every number an option takes is checked here, where the command line and
+# a --config file both pass, before anything computes with it: a value far
+# out of range is one line, not an overflow, a hang or gigabytes allocated.
+
+THREADS_PER_CORE = 4                # ONNX Runtime gains nothing from more threads than cores
+MAX_BATCH = 4096                    # 4096 windows are 1.6 GB of input alone on the GPU
+MAX_BLOCKSIZE = 65536               # frames: over a second a callback at any common rate
+MAX_STREAMS = 4096                  # bench: each stream holds its own ring and front-end
+MAX_SMOOTH_TIME = 3600.0            # seconds: longer would freeze the published values
+
+
+def positive_float(text: str, most: float = math.inf, unit: str = "") -> float:
+    """A positive, finite number, at most `most`."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
     if not 0 < value < math.inf:
         raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    if value > most:
+        raise argparse.ArgumentTypeError(f"must be at most {most:g}{unit}, got {text}")
     return value
 
 
@@ -43,12 +59,26 @@ def hop_seconds(text: str) -> float:
     leave audio unanalysed); `rounded_hop` later makes it whole frames."""
     from .stream.windows import hop_frames
     value = positive_float(text)
+    too_long = f"hop must be at most the {WINDOW_SECONDS:g} s window, got {text}"
+    if value > 2 * WINDOW_SECONDS:      # refused before it is made frames: 1e308 s has no frame count
+        raise argparse.ArgumentTypeError(too_long)
     try:
         frames = hop_frames(value)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
     if frames > WINDOW_FRAMES:
-        raise argparse.ArgumentTypeError(f"hop must be at most the {WINDOW_SECONDS:g} s window, got {text}")
+        raise argparse.ArgumentTypeError(too_long)
+    return value
+
+
+def smooth_time(text: str) -> float:
+    return positive_float(text, MAX_SMOOTH_TIME, " s")
+
+
+def refresh_rate(text: str) -> float:
+    value = positive_float(text, MAX_REFRESH_HZ, " redraws a second")
+    if value < MIN_REFRESH_HZ:
+        raise argparse.ArgumentTypeError(f"must be at least {MIN_REFRESH_HZ:g} redraws a second, got {text}")
     return value
 
 
@@ -65,13 +95,16 @@ def rounded_hop(args: argparse.Namespace) -> None:
     args.hop = rounded
 
 
-def whole_number(text: str, least: int) -> int:
+def whole_number(text: str, least: int, most: int | None = None, why: str = "") -> int:
+    """A whole number from `least` to `most` (`why` says why that limit)."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < least:
         raise argparse.ArgumentTypeError(f"must be at least {least}, got {text}")
+    if most is not None and value > most:
+        raise argparse.ArgumentTypeError(f"must be at most {most}{why}, got {text}")
     return value
 
 
@@ -79,13 +112,31 @@ def positive_int(text: str) -> int:
     return whole_number(text, 1)
 
 
-def non_negative_int(text: str) -> int:
-    return whole_number(text, 0)
+def positive_ints(text: str, most: int | None = None) -> list[int]:
+    """"1,64,1024" -> [1, 64, 1024], each at least 1 (and at most `most`)."""
+    return [whole_number(part, 1, most) for part in text.split(",")]
 
 
-def positive_ints(text: str) -> list[int]:
-    """"1,64,1024" -> [1, 64, 1024], each at least 1."""
-    return [positive_int(part) for part in text.split(",")]
+def thread_count(text: str) -> int:
+    cores = os.cpu_count() or 1
+    return whole_number(text, 1, THREADS_PER_CORE * cores, f" ({THREADS_PER_CORE} x the {cores} cores here)")
+
+
+def max_batch(text: str) -> int:
+    return whole_number(text, 1, MAX_BATCH)
+
+
+def sample_rate(text: str) -> int:
+    from .audio.sources import MAX_RATE, MIN_RATE
+    return whole_number(text, MIN_RATE, MAX_RATE, " Hz")
+
+
+def blocksize(text: str) -> int:
+    return whole_number(text, 0, MAX_BLOCKSIZE, " frames")
+
+
+def stream_counts(text: str) -> list[int]:
+    return positive_ints(text, MAX_STREAMS)
 
 
 def add_moods_option(parser) -> None:
@@ -102,10 +153,11 @@ def add_engine_options(parser: argparse.ArgumentParser, engine: bool = True) -> 
                                  "else ONNX Runtime on the CPU (default: %(default)s)")
     parser.add_argument("--model", type=Path, default=None, help="ONNX model (default: the shipped one)")
     if engine:
-        parser.add_argument("--threads", type=positive_int, default=None, help="CPU threads for inference (default: all)")
+        parser.add_argument("--threads", type=thread_count, default=None,
+                            help="CPU threads for inference (default: ONNX Runtime's choice, one a core)")
     parser.add_argument("--precision", default="auto", choices=PRECISIONS,
                         help="TensorRT precision; auto: fp16 where the GPU and TensorRT do it fast (default: auto)")
-    parser.add_argument("--max-batch", type=positive_int, default=DEFAULT_MAX_BATCH,
+    parser.add_argument("--max-batch", type=max_batch, default=DEFAULT_MAX_BATCH,
                         help="TensorRT: the largest batch the plan and its GPU buffers are sized for; larger "
                              "batches run in chunks (default: %(default)s)")
 
@@ -180,8 +232,11 @@ def _total_seconds(files: list[Path]) -> float:
     import soundfile
 
     from .audio.io import quiet_native_stderr
+    from .paths import irregular_kind
     total = 0.0
     for path in files:
+        if irregular_kind(path):        # a FIFO's open waits for a writer; each is reported when analysed
+            continue
         try:
             with quiet_native_stderr():
                 total += soundfile.info(path).duration
@@ -202,7 +257,8 @@ def _advance(progress, task, seconds: float) -> None:
 
 def parse_channels(text: str) -> int | list[int]:
     """"2" -> a count; "1,2" -> a selection of 1-based channel numbers."""
-    values = positive_ints(text)
+    from .audio.sources import MAX_CHANNELS
+    values = positive_ints(text, MAX_CHANNELS)
     return values if "," in text else values[0]
 
 
@@ -215,6 +271,11 @@ def devices(args: argparse.Namespace) -> int:
         found = list_devices()
     except AudioError as error:
         fail(str(error))
+    if not found:
+        print("rt-mer: no audio inputs found: check that a microphone or line-in is plugged in and not muted, "
+              "that the sound server runs (PulseAudio, PipeWire) and that this user may use it (the audio "
+              "group); `rt-mer demo` needs no input", file=sys.stderr)
+        return EXIT_SOME_FAILED
     table = Table("index", "name", "input channels", "default rate", "host API", title="Audio inputs")
     for device in found:
         table.add_row(str(device["index"]), device["name"], str(device["channels"]),
@@ -329,11 +390,14 @@ def add_live_options(parser: argparse.ArgumentParser, inputs: bool = True) -> No
     if inputs:
         group = parser.add_argument_group("input")
         group.add_argument("--device", action="append",
-                           help="input device, by index or name substring (repeat for several streams)")
+                           help="input device, by index or name substring (repeat for several streams) (default: the "
+                                "system's default input, else the built-in demo music)")
         group.add_argument("--channels", type=parse_channels, default=None,
-                           help="channel count, or a selection like 1,2 (downmixed to mono)")
-        group.add_argument("--rate", type=positive_int, default=None, help="sample rate (default: the device's)")
-        group.add_argument("--blocksize", type=non_negative_int, default=0, help="frames per audio callback (default: auto)")
+                           help="channel count, or a selection like 1,2 (downmixed to mono) (default: the device's "
+                                "first two)")
+        group.add_argument("--rate", type=sample_rate, default=None, help="sample rate, Hz (default: the device's)")
+        group.add_argument("--blocksize", type=blocksize, default=0,
+                           help="frames per audio callback (default: 0, PortAudio's choice)")
         group.add_argument("--file", type=Path, action="append", help="a file, paced at real time (repeatable)")
         group.add_argument("--stdin", action="store_true", help="raw PCM on standard input")
         group.add_argument("--format", default="f32le", choices=["f32le", "s16le", "s24le"],
@@ -343,8 +407,10 @@ def add_live_options(parser: argparse.ArgumentParser, inputs: bool = True) -> No
                        help=f"seconds between windows, a multiple of {1 / FRAMES_PER_SECOND:g} "
                             f"(default: %(default)s)")
     group.add_argument("--smooth", default="ema", choices=["off", "ema", "one-euro"],
-                       help="smoothing of published valence/arousal (raw values are published too)")
-    group.add_argument("--smooth-time", type=positive_float, default=2.0, help="smoothing time constant, s")
+                       help="smoothing of published valence/arousal (raw values are published too) "
+                            "(default: %(default)s)")
+    group.add_argument("--smooth-time", type=smooth_time, default=2.0,
+                       help="smoothing time constant, s (default: %(default)s)")
     group.add_argument("--explain", action="store_true",
                        help="publish what drives each prediction (drivers, harmony map) and show it on the dashboard")
     group.add_argument("--no-realtime", action="store_true",
@@ -354,14 +420,19 @@ def add_live_options(parser: argparse.ArgumentParser, inputs: bool = True) -> No
     add_engine_options(parser)
     group = parser.add_argument_group("output")
     group.add_argument("--pub", default=DEFAULT_ENDPOINT, help="ZeroMQ PUB endpoint (default: %(default)s)")
-    group.add_argument("--codec", default="json", choices=["json", "msgpack"], help="payload encoding")
+    group.add_argument("--codec", default="json", choices=["json", "msgpack"],
+                       help="payload encoding (default: %(default)s)")
     group.add_argument("--no-dash", action="store_true", help="no dashboard (headless)")
-    group.add_argument("--refresh", type=positive_float, default=10.0, help="dashboard redraws per second (max 15)")
+    group.add_argument("--refresh", type=refresh_rate, default=10.0,
+                       help=f"dashboard redraws per second, {MIN_REFRESH_HZ:g} to {MAX_REFRESH_HZ:g} "
+                            f"(default: %(default)s)")
     group.add_argument("--record", type=Path, default=None, help="also write every message to this JSONL file")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
     parser = Parser(prog="rt-mer", description="Real-time music emotion analyser.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--config", type=Path, default=None,
                         help="TOML file of option defaults: the long option names as keys, e.g. hop = 0.25; "
                              "keys of other sub-commands are ignored")
@@ -391,7 +462,8 @@ def build_parser() -> argparse.ArgumentParser:
         "run", help="analyse live input, publish and show it",
         description=f"Live analysis: a {WINDOW_SECONDS:g} s window (the model's; algorithmic latency "
                     f"{WINDOW_SECONDS / 2:g} s) every --hop seconds, published over ZeroMQ and drawn on a "
-                    f"dashboard. Input: the default microphone unless --device, --file, --stdin or --demo.")
+                    f"dashboard. Input: the default microphone unless --device, --file or --stdin (`rt-mer demo` "
+                    f"plays the built-in music).")
     add_live_options(run_parser)
     run_parser.set_defaults(handler=app.run, demo=False)
 
@@ -404,18 +476,23 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("devices", help="list audio inputs").set_defaults(handler=devices)
 
     listen_parser = commands.add_parser("listen", help="print published messages as JSON lines")
-    listen_parser.add_argument("endpoint", nargs="?", default=DEFAULT_ENDPOINT)
+    listen_parser.add_argument("endpoint", nargs="?", default=DEFAULT_ENDPOINT,
+                               help="the rt-mer publisher to listen to (default: %(default)s)")
     listen_parser.add_argument("--topic", action="append", choices=["emotion", "status"],
                                help="message kinds (default: both)")
     listen_parser.add_argument("--stream", action="append", help="only these streams")
-    listen_parser.add_argument("--count", type=positive_int, default=None, help="stop after N messages")
+    listen_parser.add_argument("--count", type=positive_int, default=None,
+                               help="stop after N messages (default: no limit)")
     listen_parser.add_argument("--timeout", type=positive_float, default=None,
-                               help="stop after this many seconds without a message")
+                               help="stop after this many seconds without a message (default: wait for ever)")
     listen_parser.set_defaults(handler=listen)
 
     dash_parser = commands.add_parser("dash", help="the dashboard, as a remote subscriber")
-    dash_parser.add_argument("endpoint", nargs="?", default=DEFAULT_ENDPOINT)
-    dash_parser.add_argument("--refresh", type=positive_float, default=10.0, help="redraws per second (max 15)")
+    dash_parser.add_argument("endpoint", nargs="?", default=DEFAULT_ENDPOINT,
+                             help="the rt-mer publisher to show (default: %(default)s)")
+    dash_parser.add_argument("--refresh", type=refresh_rate, default=10.0,
+                             help=f"redraws per second, {MIN_REFRESH_HZ:g} to {MAX_REFRESH_HZ:g} "
+                                  f"(default: %(default)s)")
     dash_parser.set_defaults(handler=dash)
 
     osc_parser = commands.add_parser(
@@ -445,8 +522,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench_parser = commands.add_parser("bench", help="speed figures against in-process baselines")
     bench_parser.add_argument("sections", nargs="*", metavar="SECTION",
                               help=f"which of {', '.join(BENCH_SECTIONS)} (default: all)")
-    bench_parser.add_argument("--hop", type=hop_seconds, default=DEFAULT_HOP)
-    bench_parser.add_argument("--streams", type=positive_ints, default=None,
+    bench_parser.add_argument("--hop", type=hop_seconds, default=DEFAULT_HOP,
+                              help=f"seconds between windows, a multiple of {1 / FRAMES_PER_SECOND:g} "
+                                   f"(default: %(default)s)")
+    bench_parser.add_argument("--streams", type=stream_counts, default=None,
                               help="stream counts for the streams benchmark, e.g. 1,64,1024 "
                                    "(default: 1,4,8,...,128, stopping at the first that does not keep up)")
     add_engine_options(bench_parser)
@@ -491,6 +570,9 @@ def apply_config(parser: argparse.ArgumentParser, args: argparse.Namespace, argv
 def read_config(path: Path) -> dict:
     """The TOML file's keys as option destinations (hop, smooth_time, ...)."""
     import tomllib
+
+    from .paths import require_regular_file
+    require_regular_file(path, UserError)           # a FIFO's read would wait for a writer
     try:
         values = tomllib.loads(path.read_text())
     except OSError as error:
@@ -530,15 +612,28 @@ def config_value(parser: argparse.ArgumentParser, action: argparse.Action, value
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.config:
-        args = apply_config(parser, args, argv)
-    rounded_hop(args)
     try:
-        return args.handler(args)
+        if args.config:
+            args = apply_config(parser, args, argv)
+        rounded_hop(args)
+        status = args.handler(args)
+        sys.stdout.flush()              # here, where a reader that left is caught, rather than at the exit
+        return status
     except UserError as error:
         fail(str(error))
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:             # the reader of our output left (| head): not an error of ours
+        return stdout_gone()
+
+
+def stdout_gone() -> int:
+    """End quietly once standard output's reader has gone: what is still
+    buffered goes nowhere (so the exit's flush raises nothing) and the
+    status is the shell's for a process that SIGPIPE ended."""
+    import signal
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 128 + signal.SIGPIPE
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """`rt-mer analyze` end to end: formats, rates, channel counts, bad inputs,
 and the Python API."""
 import csv
+import os
 import subprocess
 import sys
 
@@ -179,6 +180,17 @@ def test_corrupt_and_mismatched_models(good_files, tmp_path):
 
     result = run_analyze(good_files[0], "--model", tmp_path / "absent.onnx")
     assert result.returncode == 2 and "no such model file" in result.stderr
+
+
+def test_a_fifo_is_refused_not_waited_on(good_files, tmp_path):
+    """A named pipe with no writer would block the read for ever: it fails
+    alone, saying what it is, and the other files are analysed."""
+    os.mkfifo(tmp_path / "pipe.wav")
+    result = subprocess.run([sys.executable, "-m", "rt_mer.cli", "analyze", "--quiet", tmp_path / "pipe.wav",
+                             good_files[0]], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stderr
+    assert f"rt-mer: error: {tmp_path / 'pipe.wav'}: a FIFO (named pipe), not a regular file" in result.stderr
+    assert {row.split(",")[0] for row in result.stdout.splitlines()[1:]} == {str(good_files[0])}
 
 
 def test_bad_options():

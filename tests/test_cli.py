@@ -1,5 +1,6 @@
 """`rt-mer` as a user types it: sub-commands, options and the --config file,
 run in subprocesses. A user error is one line on stderr and a non-zero exit."""
+import os
 import signal
 import subprocess
 import sys
@@ -67,6 +68,9 @@ def test_config_values_go_through_the_option_types(tmp_path, blip):
         ("hop = inf", "--hop: must be a positive number, got inf"),
         ('rate = "abc"', "--rate: expected a whole number, got 'abc'"),
         ("threads = -1", "--threads: must be at least 1, got -1"),
+        ("hop = 1e308", f"--hop: hop must be at most the {WINDOW_SECONDS:g} s window, got 1e+308"),
+        ("threads = 99999", "--threads: must be at most"),
+        ("smooth-time = 1e308", "--smooth-time: must be at most 3600 s, got 1e+308"),
         ('smooth = "gaussian"', "--smooth: invalid choice: 'gaussian'"),
         ('no-dash = "yes"', "--no-dash must be true or false"),
         ("channels = [1, 2]", "--channels takes one value"),
@@ -122,8 +126,24 @@ def test_config_keys_of_other_commands_are_ignored(tmp_path, song):
     ("run", "--blocksize", "-5", "must be at least 0"),
     ("bench", "--hop", "-1", "must be a positive number"),
     ("bench", "--threads", "-1", "must be at least 1"),
+    # far out of range: refused before anything computes with them (overflows, hangs, gigabytes)
+    ("analyze", "--hop", "1e308", f"hop must be at most the {WINDOW_SECONDS:g} s window"),
+    ("run", "--hop", "1e308", f"hop must be at most the {WINDOW_SECONDS:g} s window"),
+    ("bench", "--hop", "1e308", f"hop must be at most the {WINDOW_SECONDS:g} s window"),
+    ("analyze", "--threads", "99999", f"must be at most {4 * os.cpu_count()} (4 x the {os.cpu_count()} cores here)"),
+    ("run", "--threads", "99999", "must be at most"),
+    ("analyze", "--max-batch", "99999", "must be at most 4096"),
+    ("run", "--rate", "99999999", "must be at most 384000 Hz"),
+    ("run", "--rate", "10", "must be at least 1000"),
+    ("run", "--blocksize", "99999999", "must be at most 65536 frames"),
+    ("run", "--channels", "1,200", "must be at most 64"),
+    ("run", "--smooth-time", "1e308", "must be at most 3600 s"),
+    ("demo", "--refresh", "1e308", "must be at most 15 redraws a second"),
+    ("dash", "--refresh", "0.001", "must be at least 0.1 redraws a second"),
+    ("bench", "--streams", "1,99999999", "must be at most 4096"),
+    ("listen", "--timeout", "inf", "must be a positive number"),
 ])
-def test_impossible_hops_and_threads_are_one_line(command, option, value, message, tmp_path):
+def test_impossible_numbers_are_one_line(command, option, value, message, tmp_path):
     inputs = [tmp_path / "x.wav"] if command == "analyze" else []
     line = one_error_line(rt_mer(command, *inputs, option, value))
     assert f"argument {option}: {message}" in line, line
@@ -159,3 +179,86 @@ def test_the_remote_dashboard_stops_on_a_signal_as_run_does(tmp_path, signum):
     dash.send_signal(signum)
     assert dash.wait(timeout=20) == 128 + signum
     assert "Traceback" not in dash.stderr.read()
+
+
+# Outputs never overwrite inputs ------------------------------------------------
+
+def test_a_recording_that_names_an_input_is_refused_before_anything_is_written(tmp_path, blip):
+    """`--record` naming one of the files the run reads (itself, through a
+    link, or the --config, --moods or --model file, or a file on standard
+    input) is one line, and every input is left as it was."""
+    song = tmp_path / "song.wav"
+    song.write_bytes(blip.read_bytes())
+    (tmp_path / "link.wav").symlink_to(song)
+    os.link(song, tmp_path / "hard.wav")
+    settings = config(tmp_path, "hop = 0.5\n")
+    moods = tmp_path / "moods.toml"
+    moods.write_text("calm = [0.5, -0.5]\n")
+    model = tmp_path / "model.onnx"
+    model.write_bytes(b"not read: refused first")
+    before = {path: path.read_bytes() for path in (song, settings, moods, model)}
+    run = ["run", "--no-dash", "--pub", f"ipc://{tmp_path}/pub"]
+    cases = [
+        ([*run, "--file", song, "--record", song], f"--record {song} would overwrite the --file input {song}"),
+        ([*run, "--file", song, "--record", tmp_path / "link.wav"], f"the --file input {song}"),
+        ([*run, "--file", blip, "--file", tmp_path / "hard.wav", "--record", song], "the --file input"),
+        (["--config", settings, *run, "--file", blip, "--record", settings], f"the --config input {settings}"),
+        ([*run, "--file", blip, "--moods", moods, "--record", moods], f"the --moods input {moods}"),
+        ([*run, "--file", blip, "--model", model, "--record", model], f"the --model input {model}"),
+    ]
+    for arguments, message in cases:
+        line = one_error_line(rt_mer(*arguments))
+        assert message in line, (arguments, line)
+    with open(song, "rb") as stdin:
+        line = one_error_line(rt_mer(*run, "--stdin", "--rate", "16000", "--channels", "1", "--record", song,
+                                     stdin=stdin))
+    assert line.endswith(f"--record {song} would overwrite standard input; write it to another file")
+    assert {path: path.read_bytes() for path in before} == before
+
+
+# A newcomer's first commands ----------------------------------------------------
+
+def test_version():
+    from rt_mer import __version__
+    result = rt_mer("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"rt-mer {__version__}", result
+
+
+def help_text(*command):
+    result = rt_mer(*command, "--help")
+    assert result.returncode == 0, result.stderr
+    return " ".join(result.stdout.split())          # argparse wraps lines where it likes
+
+
+def test_help_names_only_real_options_and_shows_defaults():
+    run = help_text("run")
+    assert "--demo" not in run
+    for shown in ("--smooth {off,ema,one-euro} smoothing of published valence/arousal (raw values are "
+                  "published too) (default: ema)", "smoothing time constant, s (default: 2.0)",
+                  "payload encoding (default: json)", "(default: 10.0)"):
+        assert shown in run, shown
+    for command in ("listen", "dash"):
+        assert "the rt-mer publisher" in help_text(command) and "(default: tcp://127.0.0.1:5556)" in help_text(command)
+
+
+def test_devices_without_inputs_says_so_and_what_to_check(tmp_path):
+    # PortAudio reaches PulseAudio through ALSA: with no server there, and no
+    # sound card in the machine, there is no input at all.
+    env = {**os.environ, "PULSE_SERVER": f"unix:{tmp_path}/no-server", "PULSE_RUNTIME_PATH": str(tmp_path)}
+    result = rt_mer("devices", env=env)
+    if "│" in result.stdout:                    # a table row: a sound card of the machine's own
+        pytest.skip("this machine has audio inputs of its own")
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.startswith("rt-mer: no audio inputs found: check that a microphone")
+    assert "rt-mer demo" in result.stderr and result.stdout == ""
+
+
+def test_a_reader_that_leaves_ends_the_output_quietly(song):
+    """`rt-mer analyze ... | head` once head has gone: no traceback, and
+    the status a shell gives a process that SIGPIPE ended."""
+    process = subprocess.Popen([*CLI, "analyze", "--quiet", str(song)], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    process.stdout.close()                      # the reader leaves before the first row
+    stderr = process.communicate(timeout=120)[1]
+    assert process.returncode == 128 + signal.SIGPIPE, stderr
+    assert "Traceback" not in stderr and "Exception" not in stderr and "error" not in stderr, stderr

@@ -207,10 +207,13 @@ def test_a_recording_that_cannot_be_written_stops_the_run_with_one_line(tmp_path
 
 def test_bad_live_inputs_fail_with_one_line(music_files, tmp_path):
     music = str(music_files[0])
+    os.mkfifo(tmp_path / "pipe.wav")
     cases = [
         (["--file", music, "--pub", "tcp://nowhere"], "does not parse"),
         (["--stdin", "--channels", "2"], "--stdin needs --rate"),
         (["--file", str(tmp_path / "absent.wav")], "no such file"),
+        (["--file", str(tmp_path / "pipe.wav")], "pipe.wav: a FIFO (named pipe), not a regular file"),
+        (["--file", str(tmp_path)], f"{tmp_path}: a directory, not a regular file"),
         (["--stdin", "--rate", "0", "--channels", "1"], "rate"),
         (["--file", music, "--hop", "0.001"], "hop must be at least"),
         (["--device", "no-such-device-anywhere"], "no input device matches"),

@@ -166,7 +166,13 @@ def test_bad_inputs_and_outputs_are_one_line(analysis, recording, tmp_path):
     for name, text in files.items():
         (tmp_path / name).write_text(text)
     (tmp_path / "song.wav").write_bytes(open(analysis.parent / "first.wav", "rb").read())
+    (tmp_path / "data.png").write_text(analysis.read_text())         # a CSV named like the image asked for
+    (tmp_path / "link.png").symlink_to(tmp_path / "data.png")
+    os.mkfifo(tmp_path / "pipe.csv")
     cases = [
+        (["data.png"], "data.png", "-o data.png would overwrite the input data.png"),
+        (["data.png"], "link.png", "-o link.png would overwrite the input data.png"),
+        (["pipe.csv"], "x.png", "pipe.csv: a FIFO (named pipe), not a regular file"),
         (["missing.csv"], "x.png", "missing.csv: no such file"),
         (["empty.csv"], "x.png", "empty.csv: empty"),
         (["song.wav"], "x.png", "song.wav: not an rt-mer CSV (rt-mer analyze --out) or JSONL recording"),
@@ -185,6 +191,7 @@ def test_bad_inputs_and_outputs_are_one_line(analysis, recording, tmp_path):
         line = one_error_line(rt_mer("plot", *inputs, "-o", out, cwd=tmp_path))
         assert line.startswith(f"rt-mer: error: {message}"), (inputs, line)
     assert not (tmp_path / "x.png").exists()
+    assert (tmp_path / "data.png").read_text() == analysis.read_text()
     line = one_error_line(rt_mer("plot", analysis))
     assert line == "rt-mer: error: plot needs -o/--output FILE.png, .svg or .pdf (see rt-mer plot --help)"
 

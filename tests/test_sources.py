@@ -296,6 +296,18 @@ def test_bad_files_fail_at_construction(tmp_path):
         FileSource(tmp_path / "junk.wav")
 
 
+@pytest.mark.timeout(30)            # a regression waits for a writer that never comes: fail, not hang
+def test_what_is_not_a_regular_file_is_named_not_opened(tmp_path):
+    os.mkfifo(tmp_path / "pipe.wav")
+    with pytest.raises(AudioError, match=r"pipe\.wav: a FIFO \(named pipe\), not a regular file"):
+        FileSource(tmp_path / "pipe.wav")
+    (tmp_path / "folder.wav").mkdir()
+    with pytest.raises(AudioError, match=r"folder\.wav: a directory, not a regular file"):
+        FileSource(tmp_path / "folder.wav")
+    with pytest.raises(AudioError, match=r"/dev/zero: a character device, not a regular file"):
+        FileSource("/dev/zero")
+
+
 # Raw PCM on a pipe -------------------------------------------------------------
 
 def pipe_source(payload: bytes, **kwargs) -> StdinSource:

@@ -12,6 +12,7 @@ import soundfile
 import soxr
 
 from ..dsp.frontend import SAMPLE_RATE
+from ..paths import require_regular_file
 from .ring import MAX_SAMPLE
 
 
@@ -92,8 +93,9 @@ def open_audio(path: str | Path) -> soundfile.SoundFile:
     """An open SoundFile, checked to exist, be readable, be whole and hold
     audio. Raises AudioError with a one-line reason."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise AudioError(f"{path}: no such file")
+    require_regular_file(path, AudioError)      # a FIFO would block the open, for ever if no one writes
     with quiet_native_stderr():
         try:
             source = soundfile.SoundFile(path)

@@ -29,6 +29,8 @@ from .ring import RingBuffer
 BUFFER_SECONDS = 20.0          # how far the consumer may fall behind before audio is lost
 FILE_BLOCK_SECONDS = 0.02      # a file "arrives" in blocks this long, like a sound card's
 READ_POLL_SECONDS = 0.1        # a reader waiting on a quiet pipe looks this often whether to stop
+MIN_RATE, MAX_RATE = 1000, 384_000     # Hz: sample rates an input may have
+MAX_CHANNELS = 64
 
 
 @runtime_checkable
@@ -375,10 +377,10 @@ class StdinSource(_ThreadSource):
                  name: str = "stdin") -> None:
         if fmt not in PCM_FORMATS:
             raise AudioError(f"unsupported PCM format '{fmt}' (use {', '.join(PCM_FORMATS)})")
-        if not isinstance(rate, int) or not 1000 <= rate <= 384_000:
-            raise AudioError(f"unsupported sample rate {rate!r} (1000 .. 384000 Hz)")
-        if not isinstance(channels, int) or not 1 <= channels <= 64:
-            raise AudioError(f"unsupported channel count {channels!r} (1 .. 64)")
+        if not isinstance(rate, int) or not MIN_RATE <= rate <= MAX_RATE:
+            raise AudioError(f"unsupported sample rate {rate!r} ({MIN_RATE} .. {MAX_RATE} Hz)")
+        if not isinstance(channels, int) or not 1 <= channels <= MAX_CHANNELS:
+            raise AudioError(f"unsupported channel count {channels!r} (1 .. {MAX_CHANNELS})")
         if stream is None and sys.stdin is None:
             raise AudioError("--stdin: standard input is closed")
         super().__init__(name, rate, channels, f"stdin, {fmt}, {rate} Hz, {channel_count(channels)}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
+from ..paths import require_regular_file
 from .base import Engine, EngineError, Prediction
 from .tensorrt import DEFAULT_MAX_BATCH, PRECISIONS   # light: TensorRT itself is imported by the engine
 
@@ -35,6 +36,7 @@ def open_engine(kind: str = "auto", model: Path | None = None, threads: int | No
     `force_build` (ignore the cached plan) for TensorRT.
     """
     model = Path(model) if model else default_model()
+    require_regular_file(model, EngineError)
     if not model.is_file():
         raise EngineError(f"{model}: no such model file")
     if kind not in ENGINES:

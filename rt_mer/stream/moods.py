@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from ..paths import require_regular_file
 from ..publish.schema import MAX_MOOD_CHARS, is_number
 from .post import QUADRANT_NAMES, quadrant
 
@@ -55,6 +56,7 @@ class MoodVocabulary:
         """Read a moods file; MoodError (one line naming the file and the
         key) if it is missing, not TOML, or any entry is not usable."""
         path = Path(path)
+        require_regular_file(path, MoodError)       # a FIFO's read would wait for a writer
         try:
             values = tomllib.loads(path.read_text(encoding="utf-8"))
         except OSError as error:

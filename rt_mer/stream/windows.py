@@ -2,6 +2,8 @@
 on the way out. Live and offline analysis share this stage."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..dsp.frontend import FLOOR_DB, FRAMES_PER_SECOND, N_BINS, STACK_INDEX, WINDOW_FRAMES
@@ -11,8 +13,11 @@ DEFAULT_HOP = 0.5              # seconds between windows, live and offline
 
 def hop_frames(hop_seconds: float) -> int:
     """A hop in seconds as a whole number of frames (at least one)."""
-    frames = round(hop_seconds * FRAMES_PER_SECOND)
-    if hop_seconds <= 0 or frames < 1:
+    scaled = hop_seconds * FRAMES_PER_SECOND
+    if not 0 < scaled < math.inf:           # NaN, or so long (1e308 s) that it has no frame count
+        raise ValueError(f"hop must be a positive number of seconds, got {hop_seconds:g}")
+    frames = round(scaled)
+    if frames < 1:
         raise ValueError(f"hop must be at least {1 / FRAMES_PER_SECOND:g} s, got {hop_seconds:g}")
     return frames
 

@@ -39,7 +39,7 @@ from ..stream.post import QUADRANT_NAMES
 HISTORY_S = 60.0
 HISTORY_MAX = 4096          # hard bound whatever the hop (60 s at 15 ms hops)
 TRAIL_POINTS = 12
-MAX_REFRESH_HZ = 15.0
+MIN_REFRESH_HZ, MAX_REFRESH_HZ = 0.1, 15.0
 STALE_S = 3.0               # a stream silent this long is flagged in its title
 METER_FLOOR_DBFS = -60.0
 # Below these a stream panel drops nested frames (compact); below MIN_* the
@@ -531,7 +531,7 @@ def run_dashboard(state: DashboardState, stop: threading.Event, refresh_hz: floa
     every hop, so redrawing in between would only spend CPU.
     """
     console = console or Console()
-    period = 1.0 / min(max(refresh_hz, 0.1), MAX_REFRESH_HZ)
+    period = 1.0 / min(max(refresh_hz, MIN_REFRESH_HZ), MAX_REFRESH_HZ)
     drawn = None
     with Live(render(state, console.width, console.height), console=console, screen=console.is_terminal,
               auto_refresh=False, redirect_stdout=False, redirect_stderr=False,

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..dsp.frontend import WINDOW_SECONDS
+from ..paths import refuse_overwriting, require_regular_file
 from ..publish import schema
 from ..stream.post import QUADRANT_NAMES
 
@@ -56,6 +57,7 @@ class Trajectory:
 
 def read_trajectories(path: Path) -> list[Trajectory]:
     """The sections of one input, told by content: JSON lines or a CSV."""
+    require_regular_file(path, PlotError)       # a FIFO's read would wait for a writer
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -294,9 +296,16 @@ def legend_handles() -> list:
 
 # ------------------------------------------------------------------ writing
 
+def output_paths(out: Path, pages: int) -> list[Path]:
+    """PDF: one file of `pages` pages. PNG and SVG: one image, or OUT-1,
+    OUT-2, ... when there are several pages."""
+    if out.suffix.lower() == ".pdf" or pages == 1:
+        return [out]
+    return [out.with_name(f"{out.stem}-{i}{out.suffix}") for i in range(1, pages + 1)]
+
+
 def save(pages: list, out: Path) -> list[Path]:
-    """PDF: one page a figure. PNG and SVG: one image, or OUT-1, OUT-2, ...
-    when there are several pages. Returns the paths written."""
+    """Each page into `output_paths`; returns the paths written."""
     try:
         if out.suffix.lower() == ".pdf":
             from matplotlib.backends.backend_pdf import PdfPages
@@ -304,8 +313,7 @@ def save(pages: list, out: Path) -> list[Path]:
                 for figure in pages:
                     pdf.savefig(figure)
             return [out]
-        paths = [out] if len(pages) == 1 else \
-            [out.with_name(f"{out.stem}-{i}{out.suffix}") for i in range(1, len(pages) + 1)]
+        paths = output_paths(out, len(pages))
         for figure, path in zip(pages, paths):
             figure.savefig(path, dpi=DPI)
         return paths
@@ -320,6 +328,8 @@ def plot(inputs: list[Path], out: Path) -> list[tuple[Path, int, list[str]]]:
     require_matplotlib()
     trajectories = [trajectory for path in inputs for trajectory in read_trajectories(path)]
     pages = figures(trajectories)
+    refuse_overwriting([("-o", path) for path in output_paths(out, len(pages))], [("", path) for path in inputs],
+                       PlotError)
     titles = [t.title for t in trajectories]
     paths = save(pages, out)
     if len(paths) == 1:
