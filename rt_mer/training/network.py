@@ -1,4 +1,4 @@
-"""The harmonic-filter CNN (training only: imports torch).
+"""The harmonic-filter CNN (imports torch: the [train] extra; what ships is its ONNX export, `export`).
 
 After Fong, Kumar and Sudhir (2024): filters whose support follows the
 harmonic series see a note and its overtones together, octave folding gives
