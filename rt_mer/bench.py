@@ -124,7 +124,7 @@ def trained_network(weights: Path | None = None):
     weights = weights or trained_weights()
     if not weights.is_file():
         return None, f"the PyTorch weights {weights} are not here (a wheel ships the ONNX model only)"
-    from .model.network import trained
+    from .training.network import trained
     try:
         network = trained(weights)
     except Exception as error:          # another model's weights, a damaged file
@@ -140,7 +140,7 @@ class TorchEagerEngine:
     def __init__(self, network) -> None:
         import torch
 
-        from .model.network import ExportWrapper
+        from .training.network import ExportWrapper
         self._torch = torch
         self._network = ExportWrapper(network).cuda().eval()
         self.name = f"pytorch {torch.__version__} eager {torch.cuda.get_device_name()}"

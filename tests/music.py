@@ -1,20 +1,16 @@
 """Audio the tests make themselves: synthetic tones and FluidSynth renders of
-generated MIDI (tools/procedural.py)."""
+generated MIDI (rt_mer.training.data.procedural)."""
 from __future__ import annotations
 
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import soundfile
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
-
-from corpus import LAYERED_SOUNDFONT, SOUNDFONT, render  # noqa: E402,F401
-from procedural import Piece, write_midi  # noqa: E402
-from rt_mer.dsp.frontend import WINDOW_SECONDS  # noqa: E402
+from rt_mer.dsp.frontend import WINDOW_SECONDS
+from rt_mer.training.data.corpus import LAYERED_SOUNDFONT, SOUNDFONT, render  # noqa: F401
+from rt_mer.training.data.procedural import Piece, write_midi
 
 
 def windows_in(seconds: float, hop: float) -> int:

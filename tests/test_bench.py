@@ -25,7 +25,7 @@ def test_pytorch_baseline_is_the_shipped_model_or_is_skipped_with_the_reason(tmp
     if not trained_weights().is_file():
         pytest.skip("no engines/rt-mer.pt in this checkout")
     import torch
-    from rt_mer.model.network import ExportWrapper
+    from rt_mer.training.network import ExportWrapper
     network, reason = trained_network()
     if network is None:                    # weights of another version of the network: skipped, and said so
         assert "do not load" in reason and "\n" not in reason

@@ -3,25 +3,24 @@ sections of about 30 s that walk around the valence-arousal plane (happy,
 tense, sad, calm), written as MIDI by the procedural generator, rendered with
 FluidSynth and FluidR3_GM, joined with short crossfades.
 
-    python tools/make_demo.py          # needs fluidsynth, fluid-soundfont-gm, mido
+    python tools/make_demo.py          # needs rt-mer[train], fluidsynth, fluid-soundfont-gm
 """
 from __future__ import annotations
 
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import soundfile
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from corpus import RENDER_RATE, render  # noqa: E402
-from procedural import Piece, rule_labels, write_midi  # noqa: E402
+from rt_mer.audio import demo_path
+from rt_mer.training.data.corpus import RENDER_RATE, render
+from rt_mer.training.data.procedural import Piece, rule_labels, write_midi
 
-OUT = Path(__file__).resolve().parents[1] / "rt_mer" / "audio" / "demo.ogg"
+OUT = demo_path()
 SECONDS = 30.0
 CROSSFADE = 1.5
-# The cues of procedural.rule_labels, pushed to each quadrant's extremes.
+# The cues of rt_mer.training.data.procedural.rule_labels, pushed to each quadrant's extremes.
 SECTIONS = {
     "happy": Piece(major=True, tempo_bpm=150, velocity=110, staccato=0.85, register=1, dissonance=0.0, density=2,
                    drums=True, key=7, lead=56, harmony=0, bass=33, seconds=SECONDS, seed=11),

@@ -9,7 +9,7 @@ from .base import Engine, EngineError, Prediction
 from .tensorrt import DEFAULT_MAX_BATCH, PRECISIONS   # light: TensorRT itself is imported by the engine
 
 __all__ = ["DEFAULT_MAX_BATCH", "ENGINES", "PRECISIONS", "Engine", "EngineError", "Prediction", "default_model",
-           "open_engine"]
+           "open_engine", "shipped_weights"]
 
 
 MODEL_FILE = "rt-mer.onnx"
@@ -20,6 +20,12 @@ def default_model() -> Path:
     rt_mer/models/ and an editable install leaves in the checkout."""
     installed = Path(str(resources.files("rt_mer"))) / "models" / MODEL_FILE
     return installed if installed.is_file() else Path(__file__).resolve().parents[2] / "engines" / MODEL_FILE
+
+
+def shipped_weights() -> Path:
+    """The shipped model's PyTorch weights, beside it (rt-mer.pt): training
+    writes them there; a checkout has them, a wheel ships the ONNX model only."""
+    return default_model().with_suffix(".pt")
 
 
 ENGINES = ("auto", "onnxruntime", "tensorrt")

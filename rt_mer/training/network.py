@@ -1,4 +1,4 @@
-"""The harmonic-filter CNN (training only: imports torch).
+"""The harmonic-filter CNN (imports torch: the [train] extra; what ships is its ONNX export, `export`).
 
 After Fong, Kumar and Sudhir (2024): filters whose support follows the
 harmonic series see a note and its overtones together, octave folding gives
@@ -15,16 +15,8 @@ its best root, and every branch by a mean before linear heads, keeps the
 class activation map exact: its mean over (pitch class, time) is the
 harmony branches' term of the output logit.
 
-The features come in two halves: what each frame (pair) gives alone
-(`frame_features`) and what needs the window (`window_features`). The
-shipped network normalises every frame to the window's loudest bin and pads
-its time convolutions at the window's edges, so it recomputes both halves
-every hop; the probes of a network a stream computes once per frame
-(`running_level`, `causal`: see the model card) change exactly that.
-
 Input: [batch, harmonics, pitch bins, frames] in dB, as
-`rt_mer.dsp.frontend.harmonic_stack` makes it (the probes: `history` more
-frames before the window).
+`rt_mer.dsp.frontend.harmonic_stack` makes it.
 Outputs (`Outputs`): valence and arousal in [-1, 1] (2 * P(positive) - 1),
 the explanation [batch, 2, 12, frames / 4] (the harmony branches' valence
 and arousal logit maps over pitch class and time), the drivers [batch, 2, 5]
@@ -41,14 +33,13 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from ..dsp.frontend import BINS_PER_SEMITONE, FLOOR_DB, HARMONICS, N_OCTAVES, WINDOW_FRAMES
+from ..dsp.frontend import BINS_PER_SEMITONE, FLOOR_DB, HARMONICS, N_OCTAVES
 from ..engines.base import DRIVERS
 
 DYNAMIC_RANGE_DB = 60.0        # below the window's peak; the -160 dB floor stays out of sight
 TIME_POOL = 4                  # frames per step of the explanation map
 HARMONY_POOL = 2               # the harmony branches run at 8 frames/s: chords change slower than attacks
 BAND_BINS = 4 * BINS_PER_SEMITONE       # timbre bands of 4 semitones: a third of an octave
-CAUSAL_CONTEXT = 48            # frames before the window the causal convs see: their receptive fields (<= 42)
 RHYTHM_LAGS = 48               # onset autocorrelation up to 3 s: tempi down to 20 bpm, bars at 80 bpm
 
 
@@ -56,21 +47,6 @@ def level_reference(x: torch.Tensor) -> torch.Tensor:
     """The window's loudest bin [B, 1, 1], never below the floor plus the
     range, so silence maps to 0 rather than to a full-scale flat spectrum."""
     return x[:, 0].amax(dim=(1, 2), keepdim=True).clamp(min=FLOOR_DB + DYNAMIC_RANGE_DB)
-
-
-def frame_maxima(x: torch.Tensor) -> torch.Tensor:
-    """Each frame's loudest bin [B, T] of a stacked spectrogram [B, harmonics, bins, T]."""
-    return x[:, 0].amax(dim=1)
-
-
-def running_reference(maxima: torch.Tensor, frames: int) -> torch.Tensor:
-    """Causal: from frame maxima [B, T], each of the last `frames` frames'
-    loudest bin over the WINDOW_FRAMES up to and including it [B, 1,
-    frames], never below the floor plus the range. What a stream knows at
-    every frame, so a frame's normalised spectrum never changes once
-    computed (a per-frame network)."""
-    running = F.max_pool1d(maxima[:, None], WINDOW_FRAMES, stride=1)[:, :, -frames:]
-    return running.clamp(min=FLOOR_DB + DYNAMIC_RANGE_DB)
 
 
 def normalise_level(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
@@ -82,10 +58,8 @@ def normalise_level(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
 
 def harmony_pool(x: torch.Tensor) -> torch.Tensor:
     """Mean of each HARMONY_POOL frames. The same numbers two ways, each the
-    fastest where it runs: a pooling layer in the ONNX graph (ONNX Runtime's
-    mean over a reshaped last axis of 2 cost a fifth of the inference,
-    strided slices a sixth), strided slices in torch (its avg_pool2d took a
-    sixth of a training step)."""
+    fastest where it runs: a pooling layer in the ONNX graph, strided slices
+    in torch."""
     if torch.onnx.is_in_onnx_export():
         return F.avg_pool2d(x, (1, HARMONY_POOL))
     return sum(x[..., offset::HARMONY_POOL] for offset in range(HARMONY_POOL)) / HARMONY_POOL
@@ -105,25 +79,17 @@ def at_best_root(pitch_map: torch.Tensor) -> torch.Tensor:
     return pitch_map * (roots == pitch_map.argmax(dim=2, keepdim=True)) * 12.0
 
 
-def frame_descriptors(level: torch.Tensor) -> torch.Tensor:
-    """Normalised spectrogram [B, bins, T] -> what each frame alone gives of
-    the timbre descriptors [B, 2 * bands + 1, T]: band levels, band contrast
-    (peak over mean) and the frame's level (dynamics)."""
+def timbre_descriptors(level: torch.Tensor) -> torch.Tensor:
+    """Normalised spectrogram [B, bins, T] -> the timbre descriptors
+    [B, 3 * bands + 1, T]: band levels, band contrast (peak over mean), band
+    flux (rises only: attacks; none at the window's first frame) and the
+    frame's level (dynamics)."""
     batch, bins, frames = level.shape
     bands = level.reshape(batch, bins // BAND_BINS, BAND_BINS, frames)
     band_level = bands.mean(dim=2)
-    return torch.cat([band_level, bands.amax(dim=2) - band_level, level.amax(dim=1, keepdim=True)], dim=1)
-
-
-def with_flux(descriptors: torch.Tensor) -> torch.Tensor:
-    """Frame descriptors [B, 2 * bands + 1, T] -> the timbre descriptors
-    [B, 3 * bands + 1, T]: the band flux (rises only: attacks; none at the
-    window's first frame) inserted after the contrast."""
-    bands = (descriptors.shape[1] - 1) // 2
-    band_level = descriptors[:, :bands]
     flux = F.relu(band_level[:, :, 1:] - band_level[:, :, :-1])
     flux = torch.cat([torch.zeros_like(flux[:, :, :1]), flux], dim=2)
-    return torch.cat([descriptors[:, :2 * bands], flux, descriptors[:, 2 * bands:]], dim=1)
+    return torch.cat([band_level, bands.amax(dim=2) - band_level, flux, level.amax(dim=1, keepdim=True)], dim=1)
 
 
 def octave_sums(h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -175,22 +141,10 @@ class Outputs(NamedTuple):
 class HarmonicCNN(nn.Module):
     def __init__(self, width: float = 1.0, harmonic_channels: int = 24, interval_channels: int = 48,
                  temporal_channels: int = 48, key_channels: int = 32, timbre_channels: int = 64,
-                 rhythm_channels: int = 24, dropout: float = 0.3, running_level: bool = False,
-                 causal: bool = False) -> None:
+                 rhythm_channels: int = 24, dropout: float = 0.3) -> None:
         """`width` scales every branch after the harmonic filters, which
-        run at full frequency resolution and cost the most to widen (a
-        training step at 1.5: +18 % for the branches, +48 % with the filters)."""
+        run at full frequency resolution and cost the most to widen."""
         super().__init__()
-        # The per-frame network's probes (not shipped): `running_level`
-        # normalises each frame to the loudest bin of the 4 s up to it, not
-        # the window's; `causal` runs every time conv unpadded over
-        # CAUSAL_CONTEXT frames before the window. Both need frames before
-        # the window in the input: `history` of them.
-        if causal and not running_level:
-            raise ValueError("causal convs need the running level")
-        self.context = CAUSAL_CONTEXT if causal else 0
-        self.history = WINDOW_FRAMES + self.context if running_level else 0
-        pad = 0 if causal else 1       # x the centred padding
         c = harmonic_channels
         interval_channels, temporal_channels, key_channels, timbre_channels, rhythm_channels = (
             round(width * n) for n in (interval_channels, temporal_channels, key_channels, timbre_channels,
@@ -203,23 +157,23 @@ class HarmonicCNN(nn.Module):
         # circularly, sees every interval above each root.
         self.interval = nn.Sequential(
             conv_block(nn.Conv2d(c, interval_channels, (12, 1)), interval_channels),
-            conv_block(nn.Conv2d(interval_channels, interval_channels, (1, 5), padding=(0, 2 * pad)),
+            conv_block(nn.Conv2d(interval_channels, interval_channels, (1, 5), padding=(0, 2)),
                        interval_channels))
         # Key: interval templates over the whole window's pitch-class profile.
         self.key = conv_block(nn.Conv2d(c, key_channels, (12, 1)), key_channels)
         # Register, density and articulation: per-octave energies over time.
         self.temporal = nn.Sequential(
-            conv_block(nn.Conv1d(c * N_OCTAVES, temporal_channels, 5, padding=2 * pad), temporal_channels,
+            conv_block(nn.Conv1d(c * N_OCTAVES, temporal_channels, 5, padding=2), temporal_channels,
                        nn.BatchNorm1d),
             nn.MaxPool1d(2),
-            conv_block(nn.Conv1d(temporal_channels, temporal_channels, 5, padding=4 * pad, dilation=2),
+            conv_block(nn.Conv1d(temporal_channels, temporal_channels, 5, padding=4, dilation=2),
                        temporal_channels, nn.BatchNorm1d))
         # Timbre, texture and dynamics: per-frame band descriptors over time.
         descriptors = 3 * (N_OCTAVES * 12 * BINS_PER_SEMITONE // BAND_BINS) + 1
         self.timbre = nn.Sequential(
-            conv_block(nn.Conv1d(descriptors, timbre_channels, 5, padding=2 * pad), timbre_channels, nn.BatchNorm1d),
+            conv_block(nn.Conv1d(descriptors, timbre_channels, 5, padding=2), timbre_channels, nn.BatchNorm1d),
             nn.MaxPool1d(2),
-            conv_block(nn.Conv1d(timbre_channels, timbre_channels, 5, padding=4 * pad, dilation=2),
+            conv_block(nn.Conv1d(timbre_channels, timbre_channels, 5, padding=4, dilation=2),
                        timbre_channels, nn.BatchNorm1d),
             nn.MaxPool1d(2))
         # Rhythm: tempo and pulse clarity from the onset envelope's periodicity.
@@ -236,38 +190,13 @@ class HarmonicCNN(nn.Module):
     def features(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """-> pitch-class map [B, C, 12, T/4], key map [B, K, 12, 1], register
         map [B, C, T/4], timbre map [B, C, T/4] and rhythm [B, C]."""
-        if self.history:
-            frames = x.shape[3] - self.history + self.context      # the window and the causal convs' context
-            reference = running_reference(frame_maxima(x), frames)
-            return self.window_features(*self.frame_features(x[..., -frames:], reference))
         reference = level_reference(x)
         h = self.harmonic(normalise_level(harmony_pool(x), reference[:, None]))    # [B, c, 84, T/2]
-        return self.window_features(frame_descriptors(normalise_level(x[:, 0], reference)), *octave_sums(h))
-
-    def frame_features(self, x: torch.Tensor, reference: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """The per-frame half of a running-level network: frames [B,
-        harmonics, bins, T] in dB and each one's reference [B, 1, T] -> frame
-        descriptors [B, 2 * bands + 1, T], and each pair of frames' pitch
-        classes [B, c, 12, T/2] and octave energies [B, c * octaves, T/2].
-        Nothing here depends on another frame's level, so a stream computes
-        it once per frame (pair) and keeps it."""
-        level = normalise_level(x, reference[:, None])
-        return frame_descriptors(level[:, 0]), *octave_sums(self.harmonic(harmony_pool(level)))
-
-    def window_features(self, descriptors: torch.Tensor, pitch_classes: torch.Tensor,
-                        energies: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """The window's half: frame descriptors [B, 2 * bands + 1, T], pitch
-        classes [B, c, 12, T/2] and energies [B, c * octaves, T/2] -> the maps of
-        `features`."""
-        descriptors = with_flux(descriptors)
+        pitch_classes, energies = octave_sums(h)
+        descriptors = timbre_descriptors(normalise_level(x[:, 0], reference))
         chroma = F.max_pool2d(pitch_classes, (1, TIME_POOL // HARMONY_POOL))       # [B, c, 12, T/4]
         pitch_map = self.interval(wrap(chroma))                         # [B, C, 12, T/4]
         time_map, timbre_map = self.temporal(energies), self.timbre(descriptors)
-        if self.context:        # the causal convs ran over the context too: keep the window's steps
-            steps = WINDOW_FRAMES // TIME_POOL
-            chroma, pitch_map, time_map, timbre_map = (
-                m[..., -steps:] for m in (chroma, pitch_map, time_map, timbre_map))
-            descriptors = descriptors[..., -WINDOW_FRAMES:]
         key_map = self.key(wrap(chroma.mean(dim=3, keepdim=True)))       # [B, K, 12, 1]
         rhythm = self.rhythm(onset_autocorrelation(onset_envelope(descriptors)))
         return pitch_map, key_map, time_map, timbre_map, rhythm
@@ -304,7 +233,7 @@ class HarmonicCNN(nn.Module):
 
 def trained(weights: Path) -> HarmonicCNN:
     """The network with `weights` (a state dict), at the width its recipe,
-    in tools/train.py's report beside them, gave it (1 where none says)."""
+    in the training report beside them, gave it (1 where none says)."""
     report = weights.with_suffix(".json")
     width = json.loads(report.read_text())["recipe"].get("width", 1.0) if report.is_file() else 1.0
     network = HarmonicCNN(width)

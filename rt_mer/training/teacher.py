@@ -2,13 +2,13 @@
 only: nothing of it ships or runs at serving time).
 
     bash tools/teacher.sh                    # makes .venv-teacher, then runs this in it
-    bash tools/teacher.sh --procedural 800   # for train.py --procedural 800
+    bash tools/teacher.sh --procedural 800   # for python -m rt_mer.training --procedural 800
 
 musicnn (Pons and Serra, 2019; ISC licence; its MSD_musicnn weights ship
 inside its PyPI wheel), trained on the Million Song Dataset's 50 most used
 Last.fm tags, tags every 3 s patch of a clip. Kept per clip, per patch: the
 50 tag probabilities and the 200-unit penultimate layer, under
-$RT_MER_CACHE/teacher/<VERSION>/, where `tools/train.py` finds them.
+$RT_MER_CACHE/teacher/<VERSION>/, where training finds them.
 
 musicnn 0.1.0 was written for TensorFlow 1 and pins numpy < 1.17: it is
 installed without its dependencies beside TensorFlow 2 and tf-keras (the
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -31,9 +30,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from musicnn import configuration, models  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import corpus  # noqa: E402
-import procedural  # noqa: E402
+from .data import corpus, procedural  # noqa: E402
 
 MODEL = "MSD_musicnn"
 PATCH_FRAMES = 187              # musicnn's 3 s input: librosa.time_to_frames(3, 16000, 256, 512) + 1
@@ -72,23 +69,26 @@ class Teacher:
         return {"tags": tags.astype(np.float16), "penultimate": penultimate.astype(np.float16)}
 
 
-def training_audio(procedural_clips: int) -> list[Path]:
-    """Every clip tools/train.py trains on: 4Q, EMOPIA's renders, the
+def training_audio(procedural_clips: int, emopia: Path, fourq: Path) -> list[Path]:
+    """Every clip training trains on: 4Q, EMOPIA's renders, the
     procedural renders (each rendered here first if not yet)."""
-    paths = [path for path, *_ in corpus.fourq_clips()]
+    paths = [path for path, *_ in corpus.fourq_clips(fourq)]
     for split in ("train", "val"):
-        paths += [path for path, _ in corpus.emopia_split(split)]
+        paths += [path for path, _ in corpus.emopia_split(split, folder=emopia)]
     return paths + [path for path, _, _ in procedural.make_corpus(corpus.CACHE / "procedural", procedural_clips)]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m rt_mer.training.teacher", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--procedural", type=int, default=procedural.CLIPS,
-                        help="procedural clips, as tools/train.py --procedural")
+                        help="procedural clips, as python -m rt_mer.training --procedural")
+    parser.add_argument("--emopia", type=Path, default=corpus.EMOPIA, help="the EMOPIA dataset (default: %(default)s)")
+    parser.add_argument("--fourq", type=Path, default=corpus.FOURQ, help="the 4Q recordings (default: %(default)s)")
     args = parser.parse_args()
     folder = corpus.CACHE / "teacher" / corpus.TEACHER_VERSION
     folder.mkdir(parents=True, exist_ok=True)
-    paths = [path for path in training_audio(args.procedural)
+    paths = [path for path in training_audio(args.procedural, args.emopia, args.fourq)
              if not (folder / f"{corpus.cache_key(path)}.npz").exists()]
     print(f"{len(paths)} clips to tag with {MODEL}", flush=True)
     teacher, started = Teacher(), time.time()

@@ -14,9 +14,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
-from corpus import cached_array
-from rt_mer.audio.io import read_audio
-from rt_mer.dsp.frontend import SAMPLE_RATE
+from ..audio.io import read_audio
+from ..dsp.frontend import SAMPLE_RATE
+from .data.corpus import cached_array
 
 DESCRIPTORS_VERSION = 2
 # Krumhansl-Kessler key profiles.

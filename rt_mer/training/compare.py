@@ -1,8 +1,8 @@
 """Compare two cross-validation trials run by run, as the model card does.
 
-    python tools/compare.py trial.runs.jsonl engines/cross-validation.json:distill_window_4s_steps_19200
+    python -m rt_mer.training.compare trial.runs.jsonl engines/cross-validation.json:distill_window_4s_steps_19200
 
-A trial is a `<out>.runs.jsonl` from `tools/train.py` (complete or cut
+A trial is a `<out>.runs.jsonl` from `python -m rt_mer.training` (complete or cut
 short: its last recipe's runs), a `<out>.json` report, or a key of
 `engines/cross-validation.json` (`path:key`). Prints the trial's table (four
 quadrant / valence / arousal per fold and seed, each seed's total over all
@@ -11,7 +11,7 @@ seed's total side by side and how many fold runs are better, equal and
 worse: a recipe is worth shipping when it wins for every seed, not on one
 lucky fold.
 
-    python tools/compare.py trial.runs.jsonl --record probe_width_1.25_window_4s_steps_19200
+    python -m rt_mer.training.compare trial.runs.jsonl --record width_1.25
 
 puts the trial into engines/cross-validation.json under that key (recording
 again, as a resumed trial adds runs, replaces it), marked as stopped while a
@@ -26,13 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
-from corpus import FOLDS
+from ..engines import default_model
+from .data.corpus import FOLDS
+from .recipe import in_full
 
 METRICS = ("quadrant", "valence", "arousal")
 REPORTED = ("seed", "fold", "recordings", "emopia_val")   # what a report keeps of a fold run (no logits)
-# tools/train.py's Recipe fields added since runs.jsonl files were written, at the values that trained as before
-AS_BEFORE = {"mixup": 0.0, "mixup_recordings": True, "dynamics": 0.0, "width": 1.0, "moods": 0.0, "masking": 0.0,
-             "answers": 0.0, "answers_through": "all", "answers_until": 1.0, "running_level": False, "causal": False}
 
 
 class Trial:
@@ -89,16 +88,12 @@ def record(trial: Trial, path: Path, key: str) -> None:
     if len(trial.totals) < len(trial.seeds):
         complete = ", ".join(map(str, trial.totals)) or "none"
         block["stopped"] = (f"{len(runs)} fold runs, seeds with every fold: {complete} "
-                            "(cut short; tools/train.py --resume continues)")
+                            "(cut short; python -m rt_mer.training --resume continues)")
     reports = json.loads(path.read_text())
     reports[key] = {"recipe": trial.recipe, "cross_validation": block}
-    path.write_text(json.dumps(reports, indent=2) + "\n")
-
-
-def in_full(recipe: dict | None) -> dict:
-    """A recipe as written now: the fields added since it was written at
-    the values that trained as it did."""
-    return {**AS_BEFORE, **(recipe or {})}
+    partial = path.with_suffix(".part.json")       # written whole or not at all
+    partial.write_text(json.dumps(reports, indent=2) + "\n")
+    partial.replace(path)
 
 
 def runs_file(path: Path) -> Trial:
@@ -111,7 +106,7 @@ def runs_file(path: Path) -> Trial:
 
 
 def report(path: Path, key: str) -> Trial:
-    """A report of train.py, or a key of cross-validation.json (some older
+    """A training report, or a key of cross-validation.json (some older
     keys hold the cross-validation block itself)."""
     block = json.loads(path.read_text())
     if key:
@@ -187,12 +182,13 @@ def paired(trial: Trial, reference: Trial) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m rt_mer.training.compare", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("trial", help="<out>.runs.jsonl, <out>.json, or engines/cross-validation.json:KEY")
     parser.add_argument("reference", nargs="?", help="the trial to compare with, in the same forms")
     parser.add_argument("--record", metavar="KEY", help="put the trial into --into under KEY")
-    parser.add_argument("--into", type=Path, default=Path(__file__).parents[1] / "engines" / "cross-validation.json",
-                        help="the reports --record writes to (default: %(default)s)")
+    parser.add_argument("--into", type=Path, default=default_model().with_name("cross-validation.json"),
+                        help="the reports --record writes to (default: %(default)s, beside the shipped model)")
     args = parser.parse_args()
     trial = load(args.trial)
     lines = [f"{args.trial}: recipe {json.dumps(trial.recipe)}", *table(trial)]

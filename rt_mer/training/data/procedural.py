@@ -16,6 +16,8 @@ from pathlib import Path
 
 import mido
 
+from .corpus import render_all
+
 TICKS = 480                                    # per beat
 MAJOR = (0, 2, 4, 5, 7, 9, 11)
 MINOR = (0, 2, 3, 5, 7, 8, 10)                 # natural minor
@@ -25,7 +27,7 @@ LEAD = (0, 4, 6, 11, 13, 24, 25, 26, 40, 41, 56, 60, 65, 68, 71, 73, 80, 81)
 HARMONY = (0, 2, 4, 5, 16, 19, 24, 27, 46, 48, 49, 52, 61, 88, 89, 90)
 BASS = (32, 33, 34, 35, 38, 42, 43, 57, 58)
 DRUM_CHANNEL = 9
-CLIPS = 400                                    # the corpus tools/train.py trains on and tools/teacher.py tags
+CLIPS = 400                                    # the corpus training trains on and the teacher tags
 
 
 @dataclass(frozen=True)
@@ -127,7 +129,6 @@ def write_midi(piece: Piece, path: Path) -> Path:
 
 def make_corpus(folder: Path, count: int = CLIPS, seed: int = 1234) -> list[tuple[Path, float, float]]:
     """Write, render and label `count` clips; returns (audio, valence, arousal)."""
-    from corpus import render_all
     rng = random.Random(seed)
     pieces = [random_piece(rng) for _ in range(count)]
     midis = [write_midi(piece, folder / "midi" / f"{i:04d}.mid") for i, piece in enumerate(pieces)]
