@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Fetch the TensorRT route for a GPU machine that reaches no registry (see docs/gpu.md), lay it out, and
-# pack it into parts of at most 60 MiB in .trt-parts/ (ignored by git), one part per device-tool call.
+# pack it into parts of at most 56 MiB in .trt-parts/ (ignored by git), one part per device-tool call
+# (64 MiB a call with the working tree; `python3 tools/trt_parts.py budget .trt-parts .whl` checks it, and
+# `python3 tools/trt_parts.py resplit .trt-parts --part-mib N` resizes the parts without recompressing).
+# Also rt-mer's own missing wheels for the GPU machine's Python 3.12, in .whl/ (ignored).
 #
-#   bash tools/trt_fetch.sh [--part-mib N]        (about 10 minutes on 2 cores, 2.5 GB in $WORK)
+#   bash tools/trt_fetch.sh [--part-mib N]        (about 15 minutes on 2 cores, 2.5 GB in $WORK)
 #
 # The bundle, rt-mer-trt/, unpacked on the GPU machine by tools/trt_parts.py join:
 #   trt86/tensorrt/   the builder: TensorRT 8.6.0's libraries (PyPI wheel tensorrt==8.6.0, sm_90 kernels)
@@ -17,7 +20,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-PART_MIB=60
+PART_MIB=56
 [ "${1:-}" = --part-mib ] && PART_MIB=$2
 WORK=${WORK:-/tmp/rt-mer-trt-fetch}
 OUT=$ROOT/.trt-parts
@@ -31,6 +34,11 @@ echo "== wheels (PyPI)"
 "${PIP[@]}" --python-version 3.11 -d "$WORK/wheels" "tensorrt-bindings==$BINDINGS86"
 "${PIP[@]}" --python-version 3.12 -d "$WORK/wheels" "tensorrt-lean-cu13-libs==$TRT10" \
     "tensorrt-lean-cu13-bindings==$TRT10" "tensorrt-dispatch-cu13-libs==$TRT10" "tensorrt-dispatch-cu13-bindings==$TRT10"
+
+echo "== rt-mer's wheels that the GPU machine's Python 3.12 lacks (.whl/)"
+"${PIP[@]}" --python-version 3.12 --platform manylinux_2_24_x86_64 --platform manylinux_2_26_x86_64 \
+    --platform manylinux_2_27_x86_64 --platform manylinux1_x86_64 -d "$ROOT/.whl" \
+    soundfile cffi pycparser soxr pyzmq mido sounddevice python-osc
 
 echo "== Python 3.11 and zstd (Debian bookworm)"
 if ! ls "$WORK"/debs/python3.11-minimal_*.deb >/dev/null 2>&1; then

@@ -4,6 +4,9 @@ the device tool (each call carries at most 64 MiB, the working tree included).
 
     pack STAGE NAME OUT [--part-mib 60]   here: STAGE/NAME -> tar | zstd -15 --long=30 -> OUT/NAME.tar.zst.01 ...
                                           and OUT/manifest.json (sha256 and size of every part and of the whole)
+    resplit OUT --part-mib N              here: the same bytes in parts of another size (no recompression)
+    budget OUT [EXTRA...]                 here, in the checkout that calls the device tool: whether its working
+                                          tree, the largest part and EXTRA (.whl, OUT/zstd) fit one call
     receive OUT PARTS                     there, each call: move the parts carried in OUT into PARTS, checking
                                           each against the manifest; says which are still missing
     join OUT PARTS DEST                   there, last call: every part checked, joined, unpacked into DEST/NAME;
@@ -28,6 +31,7 @@ from pathlib import Path
 MANIFEST = "manifest.json"
 MIB = 1 << 20
 MAX_PART_MIB = 60
+CALL_MIB = 64                              # what one device-tool call carries, the working tree included
 ZSTD_LEVEL, ZSTD_WINDOW_LOG = 15, 30      # --long=30: a 1 GiB window finds repeats across the big libraries
 
 
@@ -73,6 +77,11 @@ def pack(stage: Path, name: str, out: Path, part_bytes: int, level: int = ZSTD_L
             partial.unlink()
             raise SystemExit(f"trt_parts: tar or zstd failed on {stage / name}")
     partial.rename(whole)
+    return split(whole, name, out, part_bytes)
+
+
+def split(whole: Path, name: str, out: Path, part_bytes: int) -> dict:
+    """`whole` (removed after) -> parts in `out` and their manifest."""
     total = whole.stat().st_size
     parts = []
     with open(whole, "rb") as source:
@@ -85,6 +94,44 @@ def pack(stage: Path, name: str, out: Path, part_bytes: int, level: int = ZSTD_L
     whole.unlink()
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
     return manifest
+
+
+def resplit(out: Path, part_bytes: int) -> dict:
+    """The same bytes in parts of another size (to fit a larger working
+    tree beside them in one call): no recompression."""
+    manifest = read_manifest(out)
+    missing, corrupt = check(out, manifest)
+    if missing or corrupt:
+        raise SystemExit(f"trt_parts: cannot resplit: {' '.join(missing + corrupt)} missing or corrupt")
+    whole = out / manifest["whole"]["name"]
+    with open(whole, "wb") as sink:
+        for part in manifest["parts"]:
+            sink.write((out / part["name"]).read_bytes())
+            (out / part["name"]).unlink()
+    if sha256(whole) != manifest["whole"]["sha256"]:
+        raise SystemExit("trt_parts: the joined parts do not match the manifest's whole")
+    return split(whole, manifest["name"], out, part_bytes)
+
+
+def budget(out: Path, extra: list[Path]) -> int:
+    """Whether one call carries the working tree, the manifest, the largest
+    part and `extra` (zstd, .whl) within the device tool's 64 MiB."""
+    listed = subprocess.run(["git", "ls-files", "-z", "-c", "-o", "--exclude-standard"], capture_output=True,
+                            check=True).stdout.split(b"\0")
+    tree = sum(os.path.getsize(name) for name in listed if name and os.path.isfile(name))
+    manifest = read_manifest(out)
+    largest = max(part["bytes"] for part in manifest["parts"])
+    carried = sum(sum(f.stat().st_size for f in ([p] if p.is_file() else p.rglob("*")) if f.is_file())
+                  for p in extra)
+    total = tree + (out / MANIFEST).stat().st_size + largest + carried
+    print(f"working tree {tree / MIB:.1f} MiB + largest part {largest / MIB:.1f} MiB + manifest and "
+          f"{', '.join(map(str, extra)) or 'nothing else'} {carried / MIB:.1f} MiB = {total / MIB:.1f} MiB of "
+          f"{CALL_MIB} MiB a call")
+    if total > CALL_MIB * MIB:
+        print(f"too big: resplit with --part-mib {(CALL_MIB * MIB - total + largest) / MIB - 0.5:.1f} or less",
+              file=sys.stderr)
+        return 1
+    return 0
 
 
 def read_manifest(out: Path) -> dict:
@@ -180,16 +227,25 @@ def main(argv: list[str] | None = None) -> int:
     r = commands.add_parser("receive")
     r.add_argument("out", type=Path)
     r.add_argument("parts", type=Path)
+    s = commands.add_parser("resplit")
+    s.add_argument("out", type=Path)
+    s.add_argument("--part-mib", type=float, default=MAX_PART_MIB)
+    b = commands.add_parser("budget")
+    b.add_argument("out", type=Path)
+    b.add_argument("extra", type=Path, nargs="*")
     j = commands.add_parser("join")
     j.add_argument("out", type=Path)
     j.add_argument("parts", type=Path)
     j.add_argument("dest", type=Path)
     args = parser.parse_args(argv)
-    if args.command == "pack":
-        if not 0 < args.part_mib <= MAX_PART_MIB:
-            parser.error(f"--part-mib must be in (0, {MAX_PART_MIB}]")
-        manifest = pack(args.stage, args.name, args.out, int(args.part_mib * MIB), args.level,
-                        threads=min(2, os.cpu_count() or 1))
+    if args.command in ("pack", "resplit") and not 0 < args.part_mib <= MAX_PART_MIB:
+        parser.error(f"--part-mib must be in (0, {MAX_PART_MIB}]")
+    if args.command == "budget":
+        return budget(args.out, args.extra)
+    if args.command in ("pack", "resplit"):
+        manifest = (pack(args.stage, args.name, args.out, int(args.part_mib * MIB), args.level,
+                         threads=min(2, os.cpu_count() or 1)) if args.command == "pack" else
+                    resplit(args.out, int(args.part_mib * MIB)))
         sizes = ", ".join(f"{p['bytes'] / MIB:.1f}" for p in manifest["parts"])
         print(f"{manifest['whole']['bytes'] / MIB:.0f} MiB in {len(manifest['parts'])} parts ({sizes} MiB) "
               f"in {args.out}")

@@ -139,30 +139,33 @@ class InProcessBuilder:
 class ExternalBuilder:
     """trt_builder.py run by another Python (RT_MER_TRT_BUILDER), for a
     runtime that cannot build: TensorRT 8.6's builder, whose bindings stop
-    at Python 3.11."""
+    at Python 3.11. Started through -c in an empty folder, so that no file
+    beside the script (this module is tensorrt.py) shadows TensorRT."""
 
     SCRIPT = Path(trt_builder.__file__)
+    BOOTSTRAP = "import runpy, sys; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"
 
     def __init__(self, python: str) -> None:
         self.python = python
-        described = json.loads(self._run(["--describe"], 300))
+        with tempfile.TemporaryDirectory(prefix="rt-mer-build-") as folder:
+            described = json.loads(self._run(["--describe"], folder, 300))
         self.version, self.fp16 = described["builder"], described["fp16"]
 
-    def _run(self, arguments: list[str], timeout: float) -> str:
+    def _run(self, arguments: list[str], folder: str, timeout: float) -> str:
         try:
-            result = subprocess.run([self.python, str(self.SCRIPT), *arguments], capture_output=True, text=True,
-                                    timeout=timeout)
+            result = subprocess.run([self.python, "-c", self.BOOTSTRAP, str(self.SCRIPT), *arguments], cwd=folder,
+                                    capture_output=True, text=True, timeout=timeout)
         except (OSError, subprocess.TimeoutExpired) as error:
             raise EngineError(f"{BUILDER_ENV}={self.python}: {one_line(error)}") from None
-        if result.returncode:
-            raise EngineError(f"{BUILDER_ENV}={self.python}: "
-                              f"{one_line(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else 'exit ' + str(result.returncode))}")
+        if result.returncode or not result.stdout.strip():
+            why = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else f"exit {result.returncode}"
+            raise EngineError(f"{BUILDER_ENV}={self.python}: {one_line(why)}")
         return result.stdout.strip().splitlines()[-1]
 
     def build(self, spec: dict) -> tuple[bytes, dict]:
         with tempfile.TemporaryDirectory(prefix="rt-mer-build-") as folder:
             (Path(folder) / "spec.json").write_text(json.dumps(spec))
-            tensors = json.loads(self._run([f"{folder}/spec.json", f"{folder}/plan"], BUILD_TIMEOUT_S))
+            tensors = json.loads(self._run([f"{folder}/spec.json", f"{folder}/plan"], folder, BUILD_TIMEOUT_S))
             return (Path(folder) / "plan").read_bytes(), tensors
 
 

@@ -48,22 +48,29 @@ def one_line(error: object) -> str:
 
 
 def make_logger(trt):
-    """A TensorRT logger that keeps errors for one-line messages instead
-    of printing TensorRT's own lines."""
-    errors_only = (trt.ILogger.Severity.INTERNAL_ERROR, trt.ILogger.Severity.ERROR)
+    """A TensorRT logger that keeps errors and warnings for one-line
+    messages instead of printing TensorRT's own lines (CUDA failing to
+    start is only a warning in TensorRT 8.6)."""
+    severity = trt.ILogger.Severity
+    errors_only = (severity.INTERNAL_ERROR, severity.ERROR)
 
     class Logger(trt.ILogger):
         def __init__(self) -> None:
             trt.ILogger.__init__(self)
             self.errors: list = []
+            self.warnings: list = []
 
-        def log(self, severity, msg) -> None:
-            if severity in errors_only:
+        def log(self, level, msg) -> None:
+            if level in errors_only:
                 self.errors.append(msg)
+            elif level == severity.WARNING:
+                self.warnings.append(msg)
 
         @property
         def last_error(self) -> str:
-            return one_line(self.errors[-1]) if self.errors else "no reason given"
+            """The last error, else the last warning."""
+            last = (self.errors or self.warnings or ["no reason given"])[-1]
+            return one_line(last)
 
     return Logger()
 
