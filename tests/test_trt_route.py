@@ -23,10 +23,11 @@ from types import SimpleNamespace
 import pytest
 
 from rt_mer.engines import EngineError, default_model
+from rt_mer.engines import cuda as cuda_api
 from rt_mer.engines import trt_builder
 from rt_mer.engines.plans import (AMPERE_PLUS, Portability, find_runnable_plan, plan_files, plan_key, runs_plans_of,
                                   version_numbers, write_plan)
-from rt_mer.engines.tensorrt import BUILDER_ENV, ExternalBuilder, build_plan, choose_portability
+from rt_mer.engines.tensorrt import BUILDER_ENV, ExternalBuilder, build_plan, choose_portability, open_cuda
 
 ROOT = Path(__file__).resolve().parents[1]
 PARTS_TOOL = [sys.executable, str(ROOT / "tools" / "trt_parts.py")]
@@ -276,13 +277,24 @@ def test_a_builder_without_cuda_fails_in_one_line():
 
 @pytest.fixture(scope="module")
 def bundle():
-    """The fetched route, unpacked once (RT_MER_TRT_UNPACKED, default
-    /tmp/rt-mer-trt-test): its bin/trt86-python."""
+    """The fetched route's folder: RT_MER_TRT_BUNDLE where it is unpacked
+    already (tools/gpu_check.sh sets it), else .trt-parts/ joined once into
+    RT_MER_TRT_UNPACKED (default /tmp/rt-mer-trt-test)."""
+    if os.environ.get("RT_MER_TRT_BUNDLE"):
+        return Path(os.environ["RT_MER_TRT_BUNDLE"])
     if not (FETCHED / "manifest.json").is_file():
-        pytest.skip(f"no TensorRT parts in {FETCHED}: run tools/trt_fetch.sh first (about 10 minutes, 2.5 GB)")
+        pytest.skip(f"no TensorRT parts in {FETCHED}: run tools/trt_fetch.sh first (about 15 minutes, 2.5 GB)")
     result = parts_tool("join", FETCHED, FETCHED, UNPACKED)
     assert result.returncode == 0, result.stderr
     return UNPACKED / "rt-mer-trt"
+
+
+def cuda_device() -> bool:
+    try:
+        cuda_api.Cuda()
+    except Exception:           # no cuda-bindings, no driver, no device
+        return False
+    return True
 
 
 def test_tensorrt_8_6_has_this_routes_api(bundle, tmp_path):
@@ -313,6 +325,7 @@ print(json.dumps({
         "host_code": True, "config": True}
 
 
+@pytest.mark.skipif(cuda_device(), reason="a CUDA device is here: the build goes on (tools/gpu_trt_check.py)")
 def test_a_build_through_rt_mer_trt_builder_reaches_cuda(bundle, monkeypatch):
     """What the engine does with a runtime-only TensorRT: the 8.6 builder
     under Python 3.11 in a subprocess. Here it stops where CUDA is needed,
@@ -326,3 +339,63 @@ def test_a_build_through_rt_mer_trt_builder_reaches_cuda(bundle, monkeypatch):
     assert "\n" not in message and message.startswith(f"{BUILDER_ENV}={bundle / 'bin' / 'trt86-python'}: "
                                                       "tensorrt 8.6.0 cannot create a builder (")
     assert "CUDA initialization failure" in message
+
+
+# ------------------------------------------------------------ CUDA
+
+def test_no_cuda_driver_is_one_line():
+    pytest.importorskip("cuda.bindings")
+    if cuda_device():
+        pytest.skip("a CUDA device is here")
+    with pytest.raises(EngineError) as error:
+        open_cuda()
+    assert str(error.value).startswith("no CUDA driver (") and "\n" not in str(error.value)
+
+
+class FakeDriver:
+    """cuda-bindings' driver module as far as Cuda() opening a device goes:
+    (status, result...) tuples, as the real one returns them."""
+
+    class CUresult:
+        CUDA_SUCCESS, CUDA_ERROR_NO_DEVICE = 0, 100
+
+    class CUdevice_attribute:
+        CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR = 75, 76
+
+    def __init__(self, devices: int):
+        self.devices = devices
+
+    def cuInit(self, flags):
+        return (0,)
+
+    def cuDeviceGetCount(self):
+        return (0, self.devices)
+
+    def cuDeviceGet(self, ordinal):
+        return (0, 7) if ordinal < self.devices else (101,)
+
+    def cuDeviceGetName(self, length, device):
+        return 0, b"NVIDIA H100 80GB HBM3".ljust(length, b"\0")
+
+    def cuDeviceGetAttribute(self, attribute, device):
+        return 0, {75: 9, 76: 0}[attribute]
+
+    def cuDevicePrimaryCtxRetain(self, device):
+        return 0, "context"
+
+    def cuCtxPushCurrent(self, context):
+        return (self.CUresult.CUDA_ERROR_NO_DEVICE,)       # as if the device had gone
+
+    def cuGetErrorName(self, status):
+        return 0, b"CUDA_ERROR_NO_DEVICE"
+
+
+def test_cuda_reads_the_device_and_names_a_failed_call(monkeypatch):
+    monkeypatch.setattr(cuda_api, "import_driver", lambda: FakeDriver(1))
+    device = cuda_api.Cuda()
+    assert (device.name, device.capability) == ("NVIDIA H100 80GB HBM3", (9, 0))
+    with pytest.raises(cuda_api.CudaError, match="^cuCtxPushCurrent: CUDA_ERROR_NO_DEVICE$"):
+        device.push()
+    monkeypatch.setattr(cuda_api, "import_driver", lambda: FakeDriver(0))
+    with pytest.raises(EngineError, match="^no CUDA device$"):
+        open_cuda()

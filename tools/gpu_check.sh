@@ -28,7 +28,7 @@ BUNDLE=$HOLD/rt-mer-trt
 LOGS=$HOLD/logs/${1:-receive}
 mkdir -p "$OUT" /tmp/site "$HOLD/parts" "$LOGS"
 export PYTHONPATH=/tmp/site:$BUNDLE/trt10:$PWD PYTHONUNBUFFERED=1 RT_MER_CACHE=$HOLD/cache
-export RT_MER_TRT_BUILDER=$BUNDLE/bin/trt86-python
+export RT_MER_TRT_BUILDER=$BUNDLE/bin/trt86-python RT_MER_TRT_BUNDLE=$BUNDLE
 step=${1:-receive}
 started=$SECONDS
 
@@ -74,7 +74,7 @@ trt)
     } 2>&1 | tee "$LOGS/env.txt"
     bounded 300 trt-check python3 tools/gpu_trt_check.py --json "$LOGS/trt-check.json"
     bounded 150 bench python3 -m rt_mer.cli bench --engine tensorrt --precision fp16 --streams 1,64,1024 gpu streams
-    bounded 150 pytest python3 -m pytest tests/test_tensorrt.py tests/test_trt_route.py -v -rs -x -p no:cacheprovider
+    bounded 150 pytest python3 -m pytest tests/test_tensorrt.py tests/test_trt_route.py -v -rs -p no:cacheprovider
     bounded 120 ampere-plus python3 -m rt_mer.cli build-engine --ampere-plus --precision fp16
     # the dispatch runtime alone (no lean runtime on the path) needs a plan with its lean runtime inside, which
     # 8.6.0's builder embeds only if it finds libnvinfer_lean.so.8 (its wheel has none): does it build one?

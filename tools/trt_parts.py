@@ -116,6 +116,10 @@ def resplit(out: Path, part_bytes: int) -> dict:
 def budget(out: Path, extra: list[Path]) -> int:
     """Whether one call carries the working tree, the manifest, the largest
     part and `extra` (zstd, .whl) within the device tool's 64 MiB."""
+    absent = [str(p) for p in extra if not p.exists()]
+    if absent:
+        print(f"not here: {' '.join(absent)}", file=sys.stderr)
+        return 1
     listed = subprocess.run(["git", "ls-files", "-z", "-c", "-o", "--exclude-standard"], capture_output=True,
                             check=True).stdout.split(b"\0")
     tree = sum(os.path.getsize(name) for name in listed if name and os.path.isfile(name))

@@ -94,7 +94,7 @@ class PlanKey:
         return hashlib.sha256(json.dumps(self.fields(), sort_keys=True).encode()).hexdigest()[:16]
 
     def describe(self) -> str:
-        where = (f"any GPU of compute capability 8.0 or newer" if self.portability.ampere_plus else
+        where = ("any GPU of compute capability 8.0 or newer" if self.portability.ampere_plus else
                  f"{self.gpu} (compute capability {self.compute_capability})")
         return (f"{where}, built by {self.builder or 'a TensorRT builder'}, {self.precision}, batch "
                 f"{self.profile[0]}-{self.profile[2]}, {self.portability.describe()}")
