@@ -399,3 +399,74 @@ def test_cuda_reads_the_device_and_names_a_failed_call(monkeypatch):
     monkeypatch.setattr(cuda_api, "import_driver", lambda: FakeDriver(0))
     with pytest.raises(EngineError, match="^no CUDA device$"):
         open_cuda()
+
+
+# ------------------------------------ a runtime without a builder, end to end up to the plan
+
+class FakeCuda:
+    name, capability = "NVIDIA H100 80GB HBM3", (9, 0)
+
+    def push(self):
+        pass
+
+    def pop(self):
+        pass
+
+    def release(self):
+        pass
+
+
+def lean_runtime(loaded: list):
+    """tensorrt_lean as far as the engine goes before a plan loads: its
+    Runtime refuses every plan, noting what it was given."""
+    severity = SimpleNamespace(INTERNAL_ERROR=0, ERROR=1, WARNING=2)
+
+    class ILogger:
+        Severity = severity
+
+        def __init__(self):
+            pass
+
+    class Runtime:
+        def __init__(self, logger):
+            self.logger = logger
+
+        def deserialize_cuda_engine(self, plan):
+            loaded.append(plan)
+            self.logger.log(severity.ERROR, "IRuntime::deserializeCudaEngine: plan of another kind")
+            return None
+    return SimpleNamespace(__name__="tensorrt_lean_bindings", __version__="10.16.1.11", ILogger=ILogger,
+                           Runtime=Runtime)
+
+
+@pytest.fixture
+def lean_here(monkeypatch, tmp_path):
+    from rt_mer.engines import tensorrt
+    loaded = []
+    monkeypatch.setattr(tensorrt, "import_backend", lambda: (lean_runtime(loaded), "tensorrt_lean"))
+    monkeypatch.setattr(tensorrt, "open_cuda", FakeCuda)
+    monkeypatch.setenv("RT_MER_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv(BUILDER_ENV, raising=False)
+    return tensorrt, loaded
+
+
+def test_a_lean_runtime_without_plan_or_builder_says_what_to_do(lean_here):
+    tensorrt, loaded = lean_here
+    with pytest.raises(EngineError) as error:
+        tensorrt.TensorRTEngine(default_model(), "fp32", 64)
+    assert str(error.value).startswith("tensorrt_lean 10.16.1.11 runs plans but cannot build one, and the cache (")
+    assert f"set {BUILDER_ENV} to a Python with a TensorRT builder" in str(error.value) and not loaded
+
+
+def test_a_lean_runtime_takes_a_cached_plan_of_an_older_builder(lean_here, tmp_path):
+    tensorrt, loaded = lean_here
+    from rt_mer.engines.plans import plans_dir
+    vc = Portability(version_compatible=True, exclude_lean_runtime=True, ampere_plus=True)
+    write_plan(plan_key(default_model(), "tensorrt 8.6.0", "NVIDIA A10", (8, 6), "fp32", 64, vc), b"an 8.6 plan",
+               plans_dir())
+    notes = []
+    with pytest.raises(EngineError) as error:
+        tensorrt.TensorRTEngine(default_model(), "fp32", 64, report=notes.append)
+    assert loaded == [b"an 8.6 plan"]                  # the Ampere-or-newer plan, found from an H100
+    assert notes and "does not load (IRuntime::deserializeCudaEngine: plan of another kind)" in notes[0]
+    assert str(error.value) == "tensorrt_lean 10.16.1.11 cannot build a plan, and the cached one does not load"
