@@ -231,7 +231,16 @@ class TensorRTEngine:
         if max_batch < 1:
             raise EngineError(f"--max-batch must be at least 1, got {max_batch}")
         trt, flavour = import_backend()
-        self._cuda = cuda = open_cuda()
+        self._cuda = open_cuda()
+        try:
+            self._open(trt, flavour, model, precision, max_batch, force_build, report, portability)
+        except BaseException:
+            self._cuda.release()        # the primary context retained by open_cuda
+            raise
+
+    def _open(self, trt, flavour: str, model: Path, precision: str, max_batch: int, force_build: bool,
+              report: Report, portability: Portability) -> None:
+        cuda = self._cuda
         self._trt, self.max_batch, self.gpu = trt, max_batch, cuda.name
         runtime = runtime_name(flavour, trt)
         check_gpu_supported(trt, self.gpu, cuda.capability, runtime)
