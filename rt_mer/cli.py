@@ -370,16 +370,18 @@ def bench(args: argparse.Namespace) -> int:
 
 def build_engine(args: argparse.Namespace) -> int:
     from .engines import EngineError, default_model
+    from .engines.plans import Portability
     from .engines.tensorrt import TensorRTEngine
     model = args.model or default_model()
     if not model.is_file():
         fail(f"{model}: no such model file")
+    portability = Portability(args.version_compatible, args.exclude_lean_runtime, args.ampere_plus)
     try:
-        engine = TensorRTEngine(model, args.precision, args.max_batch, force_build=args.force)
+        engine = TensorRTEngine(model, args.precision, args.max_batch, force_build=args.force, portability=portability)
     except EngineError as error:
         fail(str(error))
     how = "built" if engine.built else "found in the cache"
-    print(f"{engine.plan_path}: {how}; {engine.key.describe()}")
+    print(f"{engine.plan_path}: {how}; {engine.key.describe()}; {engine.route}")
     close_engine(engine)
     return 0
 
@@ -540,6 +542,14 @@ def build_parser() -> argparse.ArgumentParser:
                     "auto use the same cache. Needs the [gpu] extra and an NVIDIA GPU.")
     add_engine_options(build_engine_parser, engine=False)
     build_engine_parser.add_argument("--force", action="store_true", help="build again even if a sound plan is cached")
+    build_engine_parser.add_argument("--version-compatible", action="store_true",
+                                     help="a plan that later TensorRT runtimes run too, the small lean and dispatch "
+                                          "runtimes included (forced where only such a runtime is installed)")
+    build_engine_parser.add_argument("--exclude-lean-runtime", action="store_true",
+                                     help="with --version-compatible: leave TensorRT's lean runtime out of the plan "
+                                          "(a lean runtime must then run it)")
+    build_engine_parser.add_argument("--ampere-plus", action="store_true",
+                                     help="a plan for every GPU of compute capability 8.0 or newer, not this one only")
     build_engine_parser.set_defaults(handler=build_engine)
     return parser
 

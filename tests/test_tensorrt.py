@@ -4,8 +4,10 @@ its parity with ONNX Runtime.
 The first half runs anywhere: engine selection and one-line errors when
 TensorRT is absent, and the cache (keys, sidecars, corrupt or mismatched
 plans, build-or-load), whose TensorRT builder and runtime are stood in for
-by two small functions. The second half needs tensorrt (or tensorrt_rtx),
-pycuda and a CUDA device, and skips, saying which is missing, elsewhere.
+by two small functions. The second half needs a TensorRT (tensorrt,
+tensorrt_rtx, or a lean or dispatch runtime with RT_MER_TRT_BUILDER set),
+cuda-bindings and a CUDA device, and skips, saying which is missing,
+elsewhere. tests/test_trt_route.py has the 8.6-builder route.
 """
 import importlib.util
 import json
@@ -22,7 +24,8 @@ import pytest
 from music import chord_music, windows_in, write
 from rt_mer.cache import cache_dir
 from rt_mer.engines import EngineError, default_model, open_engine
-from rt_mer.engines.plans import PlanKey, load_or_build, plan_files, plan_key, read_cached_plan, write_plan
+from rt_mer.engines.plans import Portability, PlanKey, load_or_build, plan_files, plan_key, read_cached_plan, write_plan
+from rt_mer.engines import cuda as cuda_api
 from rt_mer.engines.tensorrt import builder_has_fp16, check_gpu_supported, installed_module, resolve_precision
 
 CLI = [sys.executable, "-m", "rt_mer.cli"]
@@ -34,26 +37,25 @@ LIVE_TOLERANCE = 3e-3       # live loop on TensorRT fp32 vs offline on ONNX Runt
 
 def gpu_missing() -> str:
     """Why the GPU tests cannot run here, or "" when they can."""
-    if installed_module() is None:
-        return "tensorrt (or tensorrt_rtx) not installed"
-    if importlib.util.find_spec("pycuda") is None:
-        return "pycuda not installed"
+    found = installed_module()
+    if found is None:
+        return "no TensorRT installed"
+    if not cuda_api.installed():
+        return "cuda-bindings not installed"
     try:
-        import pycuda.driver as cuda
-        cuda.init()
-        if cuda.Device.count() == 0:
-            return "no CUDA device"
-        trt = importlib.import_module(installed_module())
-        check_gpu_supported(trt, cuda.Device(0).name(), cuda.Device(0).compute_capability(), trt.__name__)
+        device = cuda_api.Cuda()
+        trt = importlib.import_module(found[0])
+        check_gpu_supported(trt, device.name, device.capability, found[1])
     except EngineError as error:        # a GPU this TensorRT does not run on
         return str(error)
-    except Exception as error:          # no driver (ImportError), no device (cuda.Error), a broken TensorRT
+    except Exception as error:          # no driver or device (CudaError), a broken TensorRT
         return f"no usable CUDA device or TensorRT ({str(error).strip()[:100]})"
     return ""
 
 
 GPU_MISSING = gpu_missing()
-needs_gpu = pytest.mark.skipif(bool(GPU_MISSING), reason=f"needs an NVIDIA GPU, TensorRT and pycuda: {GPU_MISSING}")
+needs_gpu = pytest.mark.skipif(bool(GPU_MISSING),
+                               reason=f"needs an NVIDIA GPU, TensorRT and cuda-bindings: {GPU_MISSING}")
 needs_no_tensorrt = pytest.mark.skipif(installed_module() is not None,
                                        reason="tensorrt is installed here: its absence cannot be seen")
 
@@ -143,7 +145,7 @@ def model(tmp_path):
 
 
 def a_key(model, **changes) -> PlanKey:
-    fields = dict(runtime="tensorrt 10.16.1.11", gpu="NVIDIA H100 80GB HBM3", capability=(9, 0), precision="fp16",
+    fields = dict(builder="tensorrt 10.16.1.11", gpu="NVIDIA H100 80GB HBM3", capability=(9, 0), precision="fp16",
                   max_batch=1024)
     fields.update(changes)
     return plan_key(model, **fields)
@@ -155,9 +157,12 @@ def test_key_changes_with_each_thing_a_plan_depends_on(model, tmp_path):
     edited = tmp_path / "edited.onnx"
     edited.write_bytes(model.read_bytes() + b"\0")
     variants = [plan_key(edited, "tensorrt 10.16.1.11", "NVIDIA H100 80GB HBM3", (9, 0), "fp16", 1024),
-                a_key(model, runtime="tensorrt 10.15.1.29"), a_key(model, runtime="tensorrt_rtx 10.16.1.11"),
+                a_key(model, builder="tensorrt 10.15.1.29"), a_key(model, builder="tensorrt_rtx 10.16.1.11"),
                 a_key(model, gpu="NVIDIA A100-SXM4-80GB"), a_key(model, capability=(8, 0)),
-                a_key(model, precision="fp32"), a_key(model, max_batch=256)]
+                a_key(model, precision="fp32"), a_key(model, max_batch=256),
+                a_key(model, portability=Portability(version_compatible=True)),
+                a_key(model, portability=Portability(version_compatible=True, exclude_lean_runtime=True)),
+                a_key(model, portability=Portability(ampere_plus=True))]
     names = {plan_files(k, tmp_path)[0].name for k in [key, *variants]}
     assert len(names) == 1 + len(variants)
     assert key.profile == (1, 32, 1024) and a_key(model, max_batch=8).profile == (1, 8, 8)
@@ -180,10 +185,10 @@ def test_cached_plan_is_checked_before_use(model, tmp_path):
                                                      "(its checksum does not match its metadata)")
 
     write_plan(key, b"a serialised plan", tmp_path)
-    meta["key"]["runtime"] = "tensorrt 10.3.0"                                   # metadata of another build
+    meta["key"]["builder"] = "tensorrt 10.3.0"                                   # metadata of another build
     sidecar.write_text(json.dumps(meta))
     plan, reason = read_cached_plan(key, tmp_path)
-    assert plan is None and "built for another setup: runtime 'tensorrt 10.3.0' (this one: " \
+    assert plan is None and "built for another setup: builder 'tensorrt 10.3.0' (this one: " \
                                "'tensorrt 10.16.1.11')" in reason
 
     sidecar.write_text("{not json")
@@ -193,7 +198,7 @@ def test_cached_plan_is_checked_before_use(model, tmp_path):
 
 
 def test_plans_for_another_gpu_are_named_when_none_fits(model, tmp_path):
-    write_plan(a_key(model, gpu="NVIDIA A100-SXM4-80GB", runtime="tensorrt 10.3.0"), b"plan", tmp_path)
+    write_plan(a_key(model, gpu="NVIDIA A100-SXM4-80GB", builder="tensorrt 10.3.0"), b"plan", tmp_path)
     plan, reason = read_cached_plan(a_key(model), tmp_path)
     assert plan is None
     assert reason.endswith("(the cache has plans of this model for NVIDIA A100-SXM4-80GB with tensorrt 10.3.0 only)")
@@ -352,6 +357,7 @@ def test_auto_and_the_commands_use_the_cached_plan(gpu_cache, song, tmp_path):
     open_tensorrt("fp32").close()                                      # in the cache from here on
     engine = open_engine("auto", precision="fp32", max_batch=64)
     assert engine.name.startswith("tensorrt") and engine.reason.startswith("auto: CUDA device ")
+    assert "; plan built by tensorrt" in engine.reason and ", run by tensorrt" in engine.reason
     engine.close()
     result = subprocess.run([*CLI, "build-engine", "--precision", "fp32", "--max-batch", "64"],
                             capture_output=True, text=True, timeout=600)
@@ -361,7 +367,8 @@ def test_auto_and_the_commands_use_the_cached_plan(gpu_cache, song, tmp_path):
                              "--max-batch", "64", str(song), "--out", str(out)], capture_output=True, text=True,
                             timeout=600)
     assert result.returncode == 0, result.stderr
-    assert result.stderr.splitlines()[0].startswith("rt-mer: engine tensorrt") and "(as asked)" in result.stderr
+    assert result.stderr.splitlines()[0].startswith("rt-mer: engine tensorrt") and "(as asked; plan built by " \
+        in result.stderr
     assert len(out.read_text().splitlines()) == 1 + windows_in(10, 0.5)
 
 

@@ -1,72 +1,93 @@
 #!/usr/bin/env bash
-# The GPU checks of the TensorRT engine, on a machine with an NVIDIA GPU, its
-# driver and the CUDA toolkit but no package index (the device tool's: Python
-# 3.12 with torch, onnxruntime, numpy, scipy, rich, pytest already there).
-# Installs the wheels carried in .whl/ into /tmp/site (and builds pycuda from
-# its sdist there, against the CUDA toolkit), runs tests/test_tensorrt.py,
-# builds the plan and runs `rt-mer bench --engine tensorrt`; logs go to $OUT.
-# `bash tools/gpu_check.sh install` stops after the install.
+# The GPU checks (issue 53 part 2), on the device tool's GPU machine: Python 3.12 with torch, onnxruntime,
+# numpy, scipy, rich, cuda-bindings; no registry. Everything else travels from here (docs/gpu.md):
+#   .whl/         rt-mer's missing wheels (tools/trt_fetch.sh puts them there), installed into /tmp/site
+#   .trt-parts/   TensorRT 8.6's builder, Python 3.11, TensorRT 10's lean and dispatch runtimes, in parts of
+#                 at most 56 MiB (tools/trt_fetch.sh), one part a call, gathered in /tmp/rt-mer-trt/parts
+# Device time is 15 minutes in all, the machine's start included, and the machine is given back 30 s after a
+# call: make the calls back to back, as listed, with no work between them. Each call's logs are in $OUT.
 #
-# Fill .whl/ beforehand, on a machine with PyPI (`echo '/.whl*/' >> .git/info/exclude`
-# first; the platform flags are in the device tool's README):
-#   wheels, cp312 manylinux: soundfile cffi pycparser soxr pyzmq mido sounddevice python-osc pytools
-#   platformdirs siphash24 mako
-#   pycuda's sdist (from https://pypi.org/pypi/pycuda/json: pip download cannot fetch it without building it)
-#   TensorRT: the full tensorrt-cu12/-cu13 wheels come from NVIDIA's package index only (PyPI
-#   holds stubs that fetch them at install), which the GPU machine cannot reach. TensorRT for
-#   RTX has real wheels on PyPI: tensorrt-rtx-cu13-libs and -bindings (cp312), and the
-#   tensorrt-rtx-cu13 sdist, a pure-Python wrapper (`pip wheel --no-deps` it here).
-# A file too big for one call's 64 MiB (libtensorrt_rtx.so.1, 234 MB, 65 MB as xz -9e)
-# travels in parts over several calls, while the machine stays warm: delete it from its
-# wheel (`zip -d`), then `xz -9e` it and `split` the .xz into .whl-part1/, .whl-part2/, ...
-# at its path under site-packages (.whl-part1/tensorrt_rtx_libs/libtensorrt_rtx.so.1.xz.aa).
-# Each call carries .whl and one part folder; parts gather in /tmp/parts, and a file
-# whose parts are all there is unpacked into /tmp/site.
-# Usage (device tool): carry [".whl", ".whl-part1"]: bash tools/gpu_check.sh install;
-# at once after, carry [".whl", ".whl-part2"]: bash tools/gpu_check.sh
+#   1. carry .whl, .trt-parts/manifest.json, .trt-parts/rt-mer-trt.tar.zst.01    bash tools/gpu_check.sh torch
+#      (timeout_s 420): installs the wheels, receives part 01, then the floor: PyTorch eager on this GPU,
+#      per stage at batch 1..1024, one stream's latency, streams sustained (tools/gpu_torch_bench.py)
+#   2. for each next part but the last: carry .trt-parts/manifest.json and that part
+#      bash tools/gpu_check.sh receive (timeout_s 60)
+#   3. the last part: carry .trt-parts/manifest.json, that part and .trt-parts/zstd
+#      bash tools/gpu_check.sh trt (timeout_s 600): joins the parts, then in order, each step bounded:
+#      the TensorRT checks (tools/gpu_trt_check.py: build with 8.6, run with the 10.x lean runtime, parity in
+#      fp32 and fp16, cache, corrupt plan), the bench (TensorRT beside ONNX Runtime on the CPU and PyTorch on
+#      this GPU, streams 1, 64, 1024), the GPU tests, a plan for every Ampere-or-newer GPU, the dispatch runtime.
+# A call that says CORRUPT or MISSING for a part: send that part again at once with `receive`.
+# What comes back ($OUT; the tool returns 8 files at most): summary.txt, logs-STEP.tgz (every log and JSON
+# figure file, remade after each step), plans.tgz (the plans built). Commit the logs under docs/gpu-runs/.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/gpu-check}
-mkdir -p "$OUT" /tmp/site
-export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 RT_MER_CACHE=/tmp/rt-mer-cache
-export CUDA_ROOT=${CUDA_ROOT:-$(dirname "$(dirname "$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)")")}
+HOLD=/tmp/rt-mer-trt                 # outlives the call while the machine stays warm
+BUNDLE=$HOLD/rt-mer-trt
+LOGS=$HOLD/logs/${1:-receive}
+mkdir -p "$OUT" /tmp/site "$HOLD/parts" "$LOGS"
+export PYTHONPATH=/tmp/site:$BUNDLE/trt10:$PWD PYTHONUNBUFFERED=1 RT_MER_CACHE=$HOLD/cache
+export RT_MER_TRT_BUILDER=$BUNDLE/bin/trt86-python RT_MER_TRT_BUNDLE=$BUNDLE
+step=${1:-receive}
+started=$SECONDS
 
-for part in .whl-part*/; do [ -d "$part" ] && mkdir -p /tmp/parts && cp -r "$part". /tmp/parts/; done
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
-    .whl/*.whl 2>&1 | tee "$OUT/pip.log"
-if ! python3 -c 'import pycuda.driver' 2>/dev/null && ls .whl/pycuda-*.tar.gz >/dev/null 2>&1; then
-    rm -rf /tmp/pycuda && mkdir -p /tmp/pycuda /tmp/libcuda && tar xzf .whl/pycuda-*.tar.gz -C /tmp/pycuda --strip-components 1
-    # -lcuda wants libcuda.so: the toolkit's stub, or a link to the driver's libcuda.so.1
-    driver=$(ldconfig -p | awk '/libcuda\.so\.1 /{print $NF; exit}'); [ -n "$driver" ] && ln -sf "$driver" /tmp/libcuda/libcuda.so
-    # no curand: its headers are not in every toolkit, and the engine does not use it
-    (cd /tmp/pycuda && python3 configure.py --cuda-root="$CUDA_ROOT" --no-cuda-enable-curand \
-        --cudadrv-lib-dir='${CUDA_ROOT}/lib64/stubs,${CUDA_ROOT}/lib64,/tmp/libcuda' \
-        && printf '\n[build_ext]\nparallel = %s\n' "$(nproc)" >> setup.cfg \
-        && python3 -m pip install --no-index --no-deps --no-build-isolation --target /tmp/site .) \
-        > "$OUT/pycuda-build.log" 2>&1 || echo "pycuda build failed: see pycuda-build.log"
+left() { echo $(( ${BUDGET:-560} - (SECONDS - started) )); }
+bounded() {       # bounded SECONDS NAME COMMAND...: run, log to $OUT/NAME.log, never past the call's budget
+    local limit=$1 name=$2; shift 2
+    local room; room=$(left)
+    [ "$room" -lt 20 ] && { echo "== $name: skipped, $room s left in this call" | tee -a "$OUT/summary.txt"; return; }
+    [ "$limit" -gt "$room" ] && limit=$room
+    echo "== $name (at most $limit s)" | tee -a "$OUT/summary.txt"
+    timeout "$limit" "$@" > "$LOGS/$name.log" 2>&1
+    local status=$?
+    tail -n 25 "$LOGS/$name.log"
+    echo "== $name: exit $status after $((SECONDS - started)) s in this call" | tee -a "$OUT/summary.txt"
+    keep
+}
+keep() { cp "$OUT/summary.txt" "$LOGS/" 2>/dev/null; tar -czf "$OUT/logs-$step.tgz" -C "$LOGS" . ; }
+
+if ls .whl/*.whl >/dev/null 2>&1; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+        .whl/*.whl > "$LOGS/pip.log" 2>&1 || { echo "wheels did not install:"; tail -5 "$LOGS/pip.log"; }
 fi
-for first in $(find /tmp/parts -name '*.xz.aa' 2>/dev/null); do
-    whole=${first%.xz.aa}; target=/tmp/site/${whole#/tmp/parts/}
-    [ -e "$target" ] && continue
-    mkdir -p "$(dirname "$target")"
-    if cat "$whole".xz.* | xz -d > "$target.part" 2>/dev/null; then mv "$target.part" "$target" && echo "joined $target"
-    else rm -f "$target.part"; fi         # parts still to come
-done
-[ "${1:-}" = install ] && exit 0
+if ls .trt-parts/rt-mer-trt.tar.zst.* >/dev/null 2>&1; then
+    python3 tools/trt_parts.py receive .trt-parts "$HOLD/parts" 2>&1 | tee -a "$LOGS/parts.log"
+fi
 
-{ nvidia-smi --query-gpu=name,compute_cap,driver_version,memory.total --format=csv
-  python3 - <<'EOF'
-import importlib
-for name in ("tensorrt", "tensorrt_rtx", "pycuda.driver", "torch", "onnxruntime", "soundfile", "zmq"):
-    try:
-        module = importlib.import_module(name)
-        print(name, getattr(module, "__version__", "") or "imported")
-    except Exception as error:
-        print(name, "MISSING:", str(error).splitlines()[0] if str(error) else type(error).__name__)
-EOF
-} 2>&1 | tee "$OUT/env.txt"
-
-python3 -m pytest tests/test_tensorrt.py -v -rs -p no:cacheprovider 2>&1 | tee "$OUT/pytest.log"
-python3 -m rt_mer.cli build-engine 2>&1 | tee "$OUT/build-engine.log"
-timeout 420 python3 -m rt_mer.cli bench --engine tensorrt --streams 1,64,1024 analyze latency streams gpu 2>&1 \
-    | tee "$OUT/bench.log"
+case $step in
+receive)
+    ;;
+torch)
+    { nvidia-smi --query-gpu=name,compute_cap,driver_version,memory.total --format=csv
+      nproc; python3 -c 'import torch, onnxruntime, cuda.bindings, soundfile, zmq; print("torch", torch.__version__,
+"onnxruntime", onnxruntime.__version__, "cuda-bindings", cuda.bindings.__version__)'
+    } 2>&1 | tee "$LOGS/env.txt"
+    BUDGET=400 bounded 380 torch-bench python3 tools/gpu_torch_bench.py --json "$LOGS/torch-bench.json"
+    ;;
+trt)
+    python3 tools/trt_parts.py join .trt-parts "$HOLD/parts" "$HOLD" 2>&1 | tee -a "$LOGS/parts.log" || exit 1
+    { nvidia-smi --query-gpu=name,compute_cap,driver_version --format=csv,noheader
+      cat "$BUNDLE/VERSIONS"
+      python3 -c 'import tensorrt_lean_bindings as t; print("lean runtime", t.__version__)'
+      "$RT_MER_TRT_BUILDER" -c 'import tensorrt as t; print("builder", t.__version__)'
+    } 2>&1 | tee "$LOGS/env.txt"
+    bounded 300 trt-check python3 tools/gpu_trt_check.py --json "$LOGS/trt-check.json"
+    bounded 150 bench python3 -m rt_mer.cli bench --engine tensorrt --precision fp16 --streams 1,64,1024 gpu streams
+    bounded 150 pytest python3 -m pytest tests/test_tensorrt.py tests/test_trt_route.py -v -rs -p no:cacheprovider
+    bounded 120 ampere-plus python3 -m rt_mer.cli build-engine --ampere-plus --precision fp16
+    # the dispatch runtime alone (no lean runtime on the path) needs a plan with its lean runtime inside, which
+    # 8.6.0's builder embeds only if it finds libnvinfer_lean.so.8 (its wheel has none): does it build one?
+    mkdir -p "$HOLD/dispatch" && ln -sf "$BUNDLE"/trt10/tensorrt_dispatch_* "$HOLD/dispatch/"
+    bounded 120 dispatch env PYTHONPATH=/tmp/site:$HOLD/dispatch:$PWD \
+        python3 -m rt_mer.cli build-engine --version-compatible --precision fp32
+    (cd "$RT_MER_CACHE/plans" 2>/dev/null && tar -czf "$OUT/plans.tgz" ./*.plan ./*.json)
+    ls -la "$RT_MER_CACHE/plans" 2>&1 | tee -a "$OUT/summary.txt"
+    ;;
+*)
+    echo "usage: bash tools/gpu_check.sh receive | torch | trt" >&2
+    exit 2
+    ;;
+esac
+echo "== $step done in $((SECONDS - started)) s" | tee -a "$OUT/summary.txt"
+keep

@@ -35,9 +35,10 @@ def open_engine(kind: str = "auto", model: Path | None = None, threads: int | No
                 max_batch: int = DEFAULT_MAX_BATCH, force_build: bool = False) -> Engine:
     """Open a back-end by name; raises EngineError with a one-line reason.
 
-    "auto" is TensorRT where a CUDA device, TensorRT and pycuda are there
-    and the engine opens, else ONNX Runtime on the CPU. The engine's
-    `reason` says why it was chosen ("as asked", "auto: no CUDA device"...).
+    "auto" is TensorRT where a CUDA device, TensorRT and cuda-bindings are
+    there and the engine opens, else ONNX Runtime on the CPU. The engine's
+    `reason` says why it was chosen ("as asked", "auto: no CUDA device"...)
+    and, for TensorRT, which TensorRT built the plan and which runs it.
     `threads` is for ONNX Runtime; `precision`, `max_batch` and
     `force_build` (ignore the cached plan) for TensorRT.
     """
@@ -56,7 +57,8 @@ def open_engine(kind: str = "auto", model: Path | None = None, threads: int | No
         if kind == "tensorrt":
             raise
         return _with_reason(_onnxruntime(model, threads), f"auto: {error}")
-    return _with_reason(engine, "as asked" if kind == "tensorrt" else f"auto: CUDA device {engine.gpu} and TensorRT")
+    chosen = "as asked" if kind == "tensorrt" else f"auto: CUDA device {engine.gpu} and TensorRT"
+    return _with_reason(engine, f"{chosen}; {engine.route}")
 
 
 def _onnxruntime(model: Path, threads: int | None) -> Engine:

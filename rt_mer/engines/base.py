@@ -3,6 +3,7 @@ arousal, the explanation map and the drivers out. Every back-end honours it."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -19,6 +20,19 @@ WINDOW_SHAPE = (len(HARMONICS), N_BINS, WINDOW_FRAMES)
 
 class EngineError(Exception):
     """A model or back-end that cannot serve; the message is one line."""
+
+
+def check_contract(path: Path, inputs: list, outputs: list) -> None:
+    """The model must take the front-end's windows and give our outputs.
+    `inputs`, `outputs`: objects with a name and a shape, as each back-end
+    reads them off the model."""
+    if [i.name for i in inputs] != [INPUT_NAME] or tuple(inputs[0].shape[1:]) != WINDOW_SHAPE:
+        got = ", ".join(f"{i.name}{list(i.shape)}" for i in inputs)
+        raise EngineError(f"{path}: model takes {got}, but the front-end makes {INPUT_NAME}[batch, "
+                          f"{', '.join(map(str, WINDOW_SHAPE))}]")
+    missing = set(OUTPUT_NAMES) - {o.name for o in outputs}
+    if missing:
+        raise EngineError(f"{path}: model lacks outputs {sorted(missing)}")
 
 
 @dataclass

@@ -6,18 +6,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime
 
-from .base import INPUT_NAME, OUTPUT_NAMES, WINDOW_SHAPE, EngineError, Prediction
-
-
-def check_contract(path: Path, inputs: list, outputs: list) -> None:
-    """The model must take the front-end's windows and give our outputs."""
-    if [i.name for i in inputs] != [INPUT_NAME] or tuple(inputs[0].shape[1:]) != WINDOW_SHAPE:
-        got = ", ".join(f"{i.name}{list(i.shape)}" for i in inputs)
-        raise EngineError(f"{path}: model takes {got}, but the front-end makes {INPUT_NAME}[batch, "
-                          f"{', '.join(map(str, WINDOW_SHAPE))}]")
-    missing = set(OUTPUT_NAMES) - {o.name for o in outputs}
-    if missing:
-        raise EngineError(f"{path}: model lacks outputs {sorted(missing)}")
+from .base import INPUT_NAME, OUTPUT_NAMES, EngineError, Prediction, check_contract
 
 
 class OnnxRuntimeEngine:

@@ -8,7 +8,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -16,7 +16,7 @@ from ..cache import cache_dir
 from .base import EngineError
 
 OPT_BATCH = 32                 # the batch the profile is tuned for: `rt-mer analyze` sends 32 windows at a time
-PLAN_FORMAT = 1                # bump when a plan's key or its sidecar changes meaning
+PLAN_FORMAT = 2                # bump when a plan's key or its sidecar changes meaning
 
 Report = Callable[[str], None]
 
@@ -43,16 +43,49 @@ def file_sha256(path: Path) -> str:
 
 
 @dataclass(frozen=True)
+class Portability:
+    """Where a plan may run besides the TensorRT and GPU that built it.
+    version_compatible: on any later TensorRT runtime that runs its
+    builder's plans (runs_plans_of), the small lean and dispatch runtimes
+    included; exclude_lean_runtime: without TensorRT's lean runtime inside
+    the plan (a lean runtime must run it); ampere_plus: on every GPU of
+    compute capability 8.0 or newer."""
+    version_compatible: bool = False
+    exclude_lean_runtime: bool = False
+    ampere_plus: bool = False
+
+    def tags(self) -> list[str]:
+        return [tag for tag, on in (("vc", self.version_compatible), ("nolean", self.exclude_lean_runtime),
+                                    ("ampereplus", self.ampere_plus)) if on]
+
+    def describe(self) -> str:
+        if not self.version_compatible:
+            return "for this TensorRT only"
+        return "version-compatible" + (", lean runtime excluded" if self.exclude_lean_runtime else
+                                       ", lean runtime embedded")
+
+
+AMPERE_PLUS = ("Ampere or newer", "8.0+")       # the key's gpu and compute capability of a hardware-compatible plan
+
+
+@dataclass(frozen=True)
 class PlanKey:
     """Everything a plan depends on: a cached plan is used only when all of
     it matches. `profile` is the batch sizes (min, opt, max)."""
     onnx_sha256: str
-    runtime: str                  # e.g. "tensorrt 10.16.1.11" or "tensorrt_rtx 1.2.0.54"
-    gpu: str
-    compute_capability: str       # e.g. "9.0"
+    builder: str                  # the TensorRT that built it, e.g. "tensorrt 10.16.1.11" or "tensorrt 8.6.0"
+    gpu: str                      # or AMPERE_PLUS[0]
+    compute_capability: str       # e.g. "9.0", or AMPERE_PLUS[1]
     precision: str                # "fp16" or "fp32"
     profile: tuple[int, int, int]
+    version_compatible: bool = False
+    exclude_lean_runtime: bool = False
     format: int = PLAN_FORMAT
+
+    @property
+    def portability(self) -> Portability:
+        return Portability(self.version_compatible, self.exclude_lean_runtime,
+                           (self.gpu, self.compute_capability) == AMPERE_PLUS)
 
     def fields(self) -> dict:
         return {**asdict(self), "profile": list(self.profile)}
@@ -61,20 +94,71 @@ class PlanKey:
         return hashlib.sha256(json.dumps(self.fields(), sort_keys=True).encode()).hexdigest()[:16]
 
     def describe(self) -> str:
-        return (f"{self.gpu} (compute capability {self.compute_capability}), {self.runtime}, {self.precision}, "
-                f"batch {self.profile[0]}-{self.profile[2]}")
+        where = ("any GPU of compute capability 8.0 or newer" if self.portability.ampere_plus else
+                 f"{self.gpu} (compute capability {self.compute_capability})")
+        return (f"{where}, built by {self.builder or 'a TensorRT builder'}, {self.precision}, batch "
+                f"{self.profile[0]}-{self.profile[2]}, {self.portability.describe()}")
 
 
-def plan_key(model: Path, runtime: str, gpu: str, capability: tuple[int, int], precision: str,
-             max_batch: int) -> PlanKey:
-    return PlanKey(file_sha256(model), runtime, gpu, f"{capability[0]}.{capability[1]}", precision,
-                   (1, min(OPT_BATCH, max_batch), max_batch))
+def plan_key(model: Path, builder: str, gpu: str, capability: tuple[int, int], precision: str, max_batch: int,
+             portability: Portability = Portability()) -> PlanKey:
+    if portability.ampere_plus and tuple(capability) < (8, 0):
+        raise EngineError(f"a plan for every Ampere-or-newer GPU needs one to build it on, not {gpu} (compute "
+                          f"capability {capability[0]}.{capability[1]})")
+    gpu, capability_text = AMPERE_PLUS if portability.ampere_plus else (gpu, f"{capability[0]}.{capability[1]}")
+    return PlanKey(file_sha256(model), builder, gpu, capability_text, precision,
+                   (1, min(OPT_BATCH, max_batch), max_batch), portability.version_compatible,
+                   portability.exclude_lean_runtime)
+
+
+# The newest runtime major version that runs a version-compatible plan of
+# each builder major version (TensorRT's documentation: 8 plans run on 9
+# and 10, not 11; a major version's plans run on the next).
+LAST_RUNTIME_MAJOR = {8: 10, 9: 10}
+
+
+def version_numbers(text: str) -> tuple[int, ...]:
+    """"tensorrt_lean 10.16.1.11" -> (10, 16, 1, 11); () when there is none."""
+    numbers = []
+    for part in text.rsplit(" ", 1)[-1].split("."):
+        if not part.isdigit():
+            break
+        numbers.append(int(part))
+    return tuple(numbers)
+
+
+def runs_plans_of(runtime: str, builder: str) -> bool:
+    """Whether TensorRT `runtime` ("tensorrt_lean 10.16.1.11") runs a
+    version-compatible plan built by `builder` ("tensorrt 8.6.0")."""
+    ours, theirs = version_numbers(runtime), version_numbers(builder)
+    if not ours or not theirs:
+        return False
+    return theirs <= ours and ours[0] <= LAST_RUNTIME_MAJOR.get(theirs[0], theirs[0] + 1)
+
+
+def find_runnable_plan(key: PlanKey, folder: Path, runtime: str) -> PlanKey | None:
+    """The key of a cached version-compatible plan that `runtime` runs and
+    that matches `key` in all but its builder (the newest such builder),
+    or None. For a runtime that cannot build."""
+    found = []
+    for sidecar in folder.glob("rt-mer-*.json"):
+        try:
+            fields = dict(json.loads(sidecar.read_text())["key"])
+            fields["profile"] = tuple(fields["profile"])
+            candidate = PlanKey(**fields)
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if candidate.version_compatible and candidate == replace(key, builder=candidate.builder) and \
+                runs_plans_of(runtime, candidate.builder):
+            found.append(candidate)
+    return max(found, key=lambda k: version_numbers(k.builder), default=None)
 
 
 def plan_files(key: PlanKey, folder: Path) -> tuple[Path, Path]:
     """The plan and its JSON sidecar; the name shows the main fields, the
     digest covers all of them."""
-    stem = f"rt-mer-{key.precision}-b{key.profile[2]}-{key.digest()}"
+    tags = "".join(f"-{tag}" for tag in key.portability.tags())
+    stem = f"rt-mer-{key.precision}-b{key.profile[2]}{tags}-{key.digest()}"
     return folder / f"{stem}.plan", folder / f"{stem}.json"
 
 
@@ -93,9 +177,9 @@ def _other_plans(key: PlanKey, folder: Path) -> str:
             found = json.loads(sidecar.read_text())["key"]
         except (OSError, ValueError, KeyError, TypeError):
             continue
-        if found.get("onnx_sha256") == key.onnx_sha256 and (found.get("gpu"), found.get("runtime")) != (
-                key.gpu, key.runtime):
-            others.add(f"{found.get('gpu')} with {found.get('runtime')}")
+        if found.get("onnx_sha256") == key.onnx_sha256 and (found.get("gpu"), found.get("builder")) != (
+                key.gpu, key.builder):
+            others.add(f"{found.get('gpu')} with {found.get('builder')}")
     return f" (the cache has plans of this model for {'; '.join(sorted(others))} only)" if others else ""
 
 

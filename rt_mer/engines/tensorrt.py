@@ -1,25 +1,34 @@
 """TensorRT back-end (NVIDIA GPU), behind the same interface as ONNX Runtime.
 
 Building and running are separate steps, as in TensorRT's own samples: the
-shipped ONNX model is built once into a plan for this GPU, cached under
-`plans_dir()`, and loaded on later runs. One object owns the execution
-context, the page-locked host buffers, the device buffers (sized for the
-largest batch of the optimisation profile) and one CUDA stream, so an
-inference allocates nothing on the device or in pinned memory.
+shipped ONNX model is built once into a plan, cached under `plans_dir()`,
+and loaded on later runs. One object owns the execution context, the
+page-locked host buffers, the device buffers (sized for the largest batch
+of the optimisation profile) and one CUDA stream, so an inference
+allocates nothing on the device or in pinned memory.
 
-Either module of the TensorRT family that has the builder API serves:
-`tensorrt`, or `tensorrt_rtx` (TensorRT for RTX). TensorRT for RTX, like
-TensorRT 11, builds strongly typed networks only: it has no FP16 builder
-flag, so the fp32 model runs in fp32 there.
+Which TensorRT runs (the first of MODULES installed):
+- one with a builder: the full `tensorrt` (10, or 8.6), or `tensorrt_rtx`
+  (TensorRT for RTX); it builds its own plans, in this process;
+- a runtime without one: TensorRT 10's small lean or dispatch runtime
+  (PyPI wheels of a few MB), which runs version-compatible plans of an
+  older or equal TensorRT. Such a plan is found in the cache, or built by
+  the builder that RT_MER_TRT_BUILDER names: a Python whose `tensorrt`
+  builds (TensorRT 8.6 under Python 3.11, say), running trt_builder.py.
 
-The plan cache (keys, metadata sidecars, checks, build-or-load) is in
-plans.py, plain Python that needs no GPU; tensorrt and pycuda are imported
-only when the engine is opened.
+One API path for all of them: tensors by name (set_input_shape,
+set_tensor_address, execute_async_v3), which TensorRT 8.6 and 10 share.
+CUDA itself through cuda-bindings (cuda.py). The plan cache is plans.py;
+the builder trt_builder.py; nothing here is imported before an engine opens.
 """
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
+import os
+import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -27,23 +36,58 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from .base import INPUT_NAME, OUTPUT_NAMES, WINDOW_SHAPE, EngineError, Prediction
-from .plans import Report, load_or_build, note, one_line, plan_key, plans_dir
+from . import cuda as cuda_api
+from . import trt_builder
+from .base import INPUT_NAME, OUTPUT_NAMES, WINDOW_SHAPE, EngineError, Prediction, check_contract
+from .plans import Portability, Report, find_runnable_plan, load_or_build, note, one_line, plan_key, plans_dir
 
-MODULES = ("tensorrt", "tensorrt_rtx")      # tried in this order
+# (import name, TensorRT flavour), tried in this order: the lean and dispatch
+# runtimes' PyPI wheels install their bindings as tensorrt_*_bindings
+MODULES = (("tensorrt", "tensorrt"), ("tensorrt_rtx", "tensorrt_rtx"),
+           ("tensorrt_lean", "tensorrt_lean"), ("tensorrt_lean_bindings", "tensorrt_lean"),
+           ("tensorrt_dispatch", "tensorrt_dispatch"), ("tensorrt_dispatch_bindings", "tensorrt_dispatch"))
+RUNTIME_ONLY = ("tensorrt_lean", "tensorrt_dispatch")
+BUILDER_ENV = "RT_MER_TRT_BUILDER"
 PRECISIONS = ("auto", "fp16", "fp32")
 DEFAULT_MAX_BATCH = 1024
 WORKSPACE_BYTES = 1 << 30
+BUILD_TIMEOUT_S = 1800
 FP16_CAPABILITY = (7, 0)       # fast FP16 arithmetic from Volta on
 TIMING_STAGES = ("pin", "copy_in", "inference", "copy_out", "total")
 
 
-# -------------------------------------------------------- precision choice
+# -------------------------------------------------------- the API chooser
+
+def installed_module() -> tuple[str, str] | None:
+    """(import name, flavour) of the first of MODULES installed; found
+    without importing it, which is slow and loads CUDA."""
+    return next((entry for entry in MODULES if importlib.util.find_spec(entry[0])), None)
+
+
+def runtime_name(flavour: str, trt) -> str:
+    """"tensorrt_lean 10.16.1.11": the flavour, not the import name."""
+    return f"{flavour} {getattr(trt, '__version__', '(version unknown)')}"
+
+
+def choose_portability(flavour: str, asked: Portability) -> Portability:
+    """A runtime without a builder runs version-compatible plans only: the
+    lean runtime ones without their lean runtime inside (it is one), the
+    dispatch runtime ones with it."""
+    if asked.exclude_lean_runtime and not asked.version_compatible and flavour not in RUNTIME_ONLY:
+        raise EngineError("--exclude-lean-runtime needs --version-compatible")
+    if flavour == "tensorrt_lean":
+        return Portability(True, True, asked.ampere_plus)
+    if flavour == "tensorrt_dispatch":
+        if asked.exclude_lean_runtime:
+            raise EngineError("the dispatch runtime runs plans that carry their lean runtime: drop "
+                              "--exclude-lean-runtime, or install the lean runtime (tensorrt-lean-cu13)")
+        return Portability(True, False, asked.ampere_plus)
+    return asked
+
 
 def builder_has_fp16(module_name: str, builder_flags: object) -> bool:
-    """TensorRT 10 takes FP16 as a builder flag. TensorRT for RTX and
-    TensorRT 11 build strongly typed networks only, whose precision is the
-    ONNX file's own (fp32 here), and have no such flag (or ignore it)."""
+    """TensorRT 8 and 10 take FP16 as a builder flag; TensorRT for RTX and
+    11 build strongly typed networks only (fp32 here), without it."""
     return module_name == "tensorrt" and hasattr(builder_flags, "FP16")
 
 
@@ -76,104 +120,99 @@ def check_gpu_supported(trt, gpu: str, capability: tuple[int, int], runtime: str
                       f"supports {listed}): install the full tensorrt for this GPU, or use --engine onnxruntime")
 
 
-# ------------------------------------------------------- TensorRT, pycuda
+# ------------------------------------------------------------- builders
 
-def installed_module() -> str | None:
-    """The first of MODULES installed; found without importing it, which is
-    slow and loads CUDA."""
-    return next((name for name in MODULES if importlib.util.find_spec(name)), None)
+class InProcessBuilder:
+    """The TensorRT of this process builds (trt_builder.build)."""
 
+    def __init__(self, trt) -> None:
+        self._trt = trt
+        self.version, self.fp16 = trt_builder.version_of(trt), trt_builder.has_fp16(trt)
+
+    def build(self, spec: dict) -> tuple[bytes, dict]:
+        try:
+            return trt_builder.build(self._trt, trt_builder.make_logger(self._trt), spec)
+        except trt_builder.BuildError as error:
+            raise EngineError(str(error)) from None
+
+
+class ExternalBuilder:
+    """trt_builder.py run by another Python (RT_MER_TRT_BUILDER), for a
+    runtime that cannot build: TensorRT 8.6's builder, whose bindings stop
+    at Python 3.11. Started through -c in an empty folder, so that no file
+    beside the script (this module is tensorrt.py) shadows TensorRT."""
+
+    SCRIPT = Path(trt_builder.__file__)
+    BOOTSTRAP = "import runpy, sys; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"
+
+    def __init__(self, python: str) -> None:
+        self.python = python
+        with tempfile.TemporaryDirectory(prefix="rt-mer-build-") as folder:
+            described = json.loads(self._run(["--describe"], folder, 300))
+        self.version, self.fp16 = described["builder"], described["fp16"]
+
+    def _run(self, arguments: list[str], folder: str, timeout: float) -> str:
+        try:
+            result = subprocess.run([self.python, "-c", self.BOOTSTRAP, str(self.SCRIPT), *arguments], cwd=folder,
+                                    capture_output=True, text=True, timeout=timeout)
+        except (OSError, subprocess.TimeoutExpired) as error:
+            raise EngineError(f"{BUILDER_ENV}={self.python}: {one_line(error)}") from None
+        if result.returncode or not result.stdout.strip():
+            why = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else f"exit {result.returncode}"
+            raise EngineError(f"{BUILDER_ENV}={self.python}: {one_line(why)}")
+        return result.stdout.strip().splitlines()[-1]
+
+    def build(self, spec: dict) -> tuple[bytes, dict]:
+        with tempfile.TemporaryDirectory(prefix="rt-mer-build-") as folder:
+            (Path(folder) / "spec.json").write_text(json.dumps(spec))
+            tensors = json.loads(self._run([f"{folder}/spec.json", f"{folder}/plan"], folder, BUILD_TIMEOUT_S))
+            return (Path(folder) / "plan").read_bytes(), tensors
+
+
+def choose_builder(trt, flavour: str):
+    """This process's TensorRT if it builds, else the one RT_MER_TRT_BUILDER
+    names, else None (a cached plan must serve)."""
+    if flavour not in RUNTIME_ONLY:
+        return InProcessBuilder(trt)
+    python = os.environ.get(BUILDER_ENV)
+    return ExternalBuilder(python) if python else None
+
+
+def build_spec(model: Path, precision: str, profile: tuple[int, int, int], portability: Portability) -> dict:
+    return {"model": str(model), "input_name": INPUT_NAME, "shapes": [[batch, *WINDOW_SHAPE] for batch in profile],
+            "precision": precision, "workspace_bytes": WORKSPACE_BYTES,
+            "version_compatible": portability.version_compatible,
+            "exclude_lean_runtime": portability.exclude_lean_runtime, "ampere_plus": portability.ampere_plus}
+
+
+def build_plan(builder, model: Path, precision: str, profile, portability: Portability) -> bytes:
+    """A plan of `model`, its parsed network checked against the engine contract."""
+    plan, tensors = builder.build(build_spec(model, precision, profile, portability))
+    check_contract(model, [SimpleNamespace(**t) for t in tensors["inputs"]],
+                   [SimpleNamespace(**t) for t in tensors["outputs"]])
+    return plan
+
+
+# ---------------------------------------------------------------- engine
 
 def import_backend():
-    """(the TensorRT module, pycuda.driver), or EngineError saying what is missing."""
-    name = installed_module()
-    if name is None:
+    """(the TensorRT module, its flavour), or EngineError saying what is missing."""
+    found = installed_module()
+    if found is None:
         raise EngineError("tensorrt not installed: pip install 'rt-mer[gpu]'")
-    if importlib.util.find_spec("pycuda") is None:
-        raise EngineError("pycuda not installed: pip install 'rt-mer[gpu]'")
+    if not cuda_api.installed():
+        raise EngineError("cuda-bindings not installed: pip install 'rt-mer[gpu]'")
     try:
-        trt = importlib.import_module(name)
+        return importlib.import_module(found[0]), found[1]
     except Exception as error:             # a wheel without its CUDA libraries: ImportError, OSError, ...
-        raise EngineError(f"{name} does not load ({one_line(error)})") from None
+        raise EngineError(f"{found[0]} does not load ({one_line(error)})") from None
+
+
+def open_cuda() -> cuda_api.Cuda:
     try:
-        import pycuda.driver as cuda
-    except Exception as error:             # ImportError naming libcuda.so: no NVIDIA driver
-        raise EngineError(f"no CUDA driver ({one_line(error)})") from None
-    return trt, cuda
-
-
-def open_device(cuda):
-    """CUDA device 0 (of CUDA_VISIBLE_DEVICES), or EngineError."""
-    try:
-        cuda.init()
-        count = cuda.Device.count()
-    except cuda.Error as error:
-        raise EngineError(f"no CUDA device ({one_line(error)})") from None
-    if count == 0:
-        raise EngineError("no CUDA device")
-    return cuda.Device(0)
-
-
-def make_logger(trt):
-    """A TensorRT logger that keeps errors for our one-line messages instead
-    of printing TensorRT's own lines."""
-    errors_only = (trt.ILogger.Severity.INTERNAL_ERROR, trt.ILogger.Severity.ERROR)
-
-    class Logger(trt.ILogger):
-        def __init__(self) -> None:
-            trt.ILogger.__init__(self)
-            self.errors: list[str] = []
-
-        def log(self, severity, msg) -> None:
-            if severity in errors_only:
-                self.errors.append(msg)
-
-        @property
-        def last_error(self) -> str:
-            return one_line(self.errors[-1]) if self.errors else "no reason given"
-
-    return Logger()
-
-
-def check_network(model: Path, network) -> None:
-    """The ONNX graph TensorRT parsed must honour the engine contract."""
-    from .onnxruntime import check_contract
-    tensors = [network.get_input(i) for i in range(network.num_inputs)]
-    outputs = [network.get_output(i) for i in range(network.num_outputs)]
-    check_contract(model, [SimpleNamespace(name=t.name, shape=tuple(t.shape)) for t in tensors],
-                   [SimpleNamespace(name=t.name, shape=tuple(t.shape)) for t in outputs])
-
-
-def build_plan(trt, logger, model: Path, precision: str, profile: tuple[int, int, int]) -> bytes:
-    """ONNX -> serialised plan for the current GPU (a minute or so)."""
-    builder = trt.Builder(logger)
-    flags = 0
-    if not builder_has_fp16(trt.__name__, trt.BuilderFlag):
-        flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
-    network = builder.create_network(flags)
-    parser = trt.OnnxParser(network, logger)
-    if not parser.parse_from_file(str(model)):
-        errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
-        raise EngineError(f"{model}: TensorRT cannot parse it ({one_line(errors[0]) if errors else logger.last_error})")
-    check_network(model, network)
-    config = builder.create_builder_config()
-    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, WORKSPACE_BYTES)
-    if precision == "fp16":
-        config.set_flag(trt.BuilderFlag.FP16)
-    elif hasattr(trt.BuilderFlag, "TF32"):
-        config.clear_flag(trt.BuilderFlag.TF32)     # fp32 means fp32: parity with ONNX Runtime on CPU
-    if trt.__name__ == "tensorrt_rtx":
-        # its default is a portable plan for a list of RTX architectures; build for this GPU instead
-        config.num_compute_capabilities = 1
-        config.set_compute_capability(trt.ComputeCapability.CURRENT, 0)
-    shapes = [(batch, *WINDOW_SHAPE) for batch in profile]
-    optimisation = builder.create_optimization_profile()
-    optimisation.set_shape(INPUT_NAME, *shapes)
-    config.add_optimization_profile(optimisation)
-    plan = builder.build_serialized_network(network, config)
-    if plan is None:
-        raise EngineError(f"TensorRT could not build a plan from {model} ({logger.last_error})")
-    return bytes(plan)
+        return cuda_api.Cuda()
+    except cuda_api.CudaError as error:
+        raise EngineError(str(error)) from None
 
 
 class TensorRTEngine:
@@ -184,52 +223,85 @@ class TensorRTEngine:
     and pops it after. Batches above `max_batch` run in chunks.
     `last_timings` holds the last call's stages in ms: pin (into page-locked
     memory, host), copy_in, inference, copy_out (CUDA events), total (wall).
+    `route` says in one line which TensorRT built the plan and which runs it.
     """
 
     def __init__(self, model: Path, precision: str = "auto", max_batch: int = DEFAULT_MAX_BATCH,
-                 force_build: bool = False, report: Report = note) -> None:
+                 force_build: bool = False, report: Report = note, portability: Portability = Portability()) -> None:
         if max_batch < 1:
             raise EngineError(f"--max-batch must be at least 1, got {max_batch}")
-        trt, cuda = import_backend()
-        device = open_device(cuda)
-        self._trt, self._cuda, self.max_batch = trt, cuda, max_batch
-        self.gpu, capability = device.name(), device.compute_capability()
-        runtime = f"{trt.__name__} {getattr(trt, '__version__', '(version unknown)')}"
-        check_gpu_supported(trt, self.gpu, capability, runtime)
-        self.precision = resolve_precision(precision, builder_has_fp16(trt.__name__, trt.BuilderFlag), capability,
-                                           runtime)
-        self.key = plan_key(model, runtime, self.gpu, capability, self.precision, max_batch)
+        trt, flavour = import_backend()
+        self._cuda = open_cuda()
+        try:
+            self._open(trt, flavour, model, precision, max_batch, force_build, report, portability)
+        except BaseException:
+            self._cuda.release()        # the primary context retained by open_cuda
+            raise
+
+    def _open(self, trt, flavour: str, model: Path, precision: str, max_batch: int, force_build: bool,
+              report: Report, portability: Portability) -> None:
+        cuda = self._cuda
+        self._trt, self.max_batch, self.gpu = trt, max_batch, cuda.name
+        runtime = runtime_name(flavour, trt)
+        check_gpu_supported(trt, self.gpu, cuda.capability, runtime)
+        portability = choose_portability(flavour, portability)
+        builder = choose_builder(trt, flavour)
+        self.precision = resolve_precision(precision, builder.fp16 if builder else True, cuda.capability,
+                                           builder.version if builder else runtime)
+        key = plan_key(model, builder.version if builder else "", self.gpu, cuda.capability, self.precision,
+                       max_batch, portability)
+        if builder is None:     # a cached plan for this GPU, else one for every Ampere-or-newer GPU
+            flipped = Portability(portability.version_compatible, portability.exclude_lean_runtime,
+                                  not portability.ampere_plus)
+            candidates = [key] + ([plan_key(model, "", self.gpu, cuda.capability, self.precision, max_batch, flipped)]
+                                  if cuda.capability >= (8, 0) else [])
+            key = next(filter(None, (find_runnable_plan(k, plans_dir(), runtime) for k in candidates)), key)
+            if not key.builder:
+                raise EngineError(f"{runtime} runs plans but cannot build one, and the cache ({plans_dir()}) has "
+                                  f"none it runs for {key.describe()}: set {BUILDER_ENV} to a Python with a "
+                                  f"TensorRT builder (see docs/gpu.md)")
+        self.key = key
         self.name = f"{runtime} {self.gpu} {self.precision}"
+        self.route = f"plan built by {key.builder} ({key.portability.describe()}), run by {runtime}"
         self.last_timings: dict[str, float] = {}
         self._lock = threading.Lock()
         self._device_buffers: dict = {}
-        self._primary = device.retain_primary_context()     # shared with any other CUDA user in the process
-        self._primary.push()
+        self._pinned: dict = {}
+
+        def build() -> bytes:
+            if builder is None:
+                raise EngineError(f"{runtime} cannot build a plan, and the cached one does not load")
+            return build_plan(builder, model, self.precision, key.profile, key.portability)
+
+        cuda.push()
         try:
-            self._logger = make_logger(trt)
+            self._logger = trt_builder.make_logger(trt)
             self._runtime = trt.Runtime(self._logger)
+            if key.version_compatible and not key.exclude_lean_runtime:
+                self._runtime.engine_host_code_allowed = True     # the plan's own lean runtime: host code
             self._engine, self.plan_path, self.built = load_or_build(
-                self.key, plans_dir(), lambda: build_plan(trt, self._logger, model, self.precision, self.key.profile),
-                self._deserialize, force_build, report)
+                key, plans_dir(), build, self._deserialize, force_build and builder is not None, report)
             self._check_io()
             self._allocate()
         except EngineError:
             self._free()
             raise
-        except cuda.MemoryError:
+        except cuda_api.CudaError as error:
             self._free()
-            raise EngineError(f"GPU out of memory on {self.gpu} ({self._free_memory()}) for batches up to "
-                              f"{max_batch}; try a smaller --max-batch") from None
-        except Exception as error:          # CUDA or TensorRT failing in a way of its own: still one line
+            if "OUT_OF_MEMORY" in str(error):
+                raise EngineError(f"GPU out of memory on {self.gpu} ({self._free_memory()}) for batches up to "
+                                  f"{max_batch}; try a smaller --max-batch") from None
+            raise EngineError(f"CUDA error ({error})") from None
+        except Exception as error:          # TensorRT failing in a way of its own: still one line
             self._free()
             raise EngineError(f"TensorRT engine failed ({type(error).__name__}: {one_line(error)})") from None
         finally:
-            cuda.Context.pop()
+            cuda.pop()
 
     def _free_memory(self) -> str:
         try:
-            free, total = self._cuda.mem_get_info()
-        except self._cuda.Error:
+            free, total = self._cuda.free_memory()
+        except cuda_api.CudaError:
             return "free memory unknown"
         return f"{free >> 20} of {total >> 20} MiB free"
 
@@ -258,13 +330,12 @@ class TensorRTEngine:
             raise EngineError(f"GPU out of memory: TensorRT could not create an execution context "
                               f"({self._logger.last_error}); try a smaller --max-batch")
         self._context.set_input_shape(INPUT_NAME, (self.max_batch, *WINDOW_SHAPE))
-        shapes = {name: tuple(self._context.get_tensor_shape(name)) for name in (INPUT_NAME, *OUTPUT_NAMES)}
-        self._host = {name: cuda.pagelocked_empty(shape, np.float32) for name, shape in shapes.items()}
-        for name, host in self._host.items():
-            self._device_buffers[name] = cuda.mem_alloc(host.nbytes)
-            self._context.set_tensor_address(name, int(self._device_buffers[name]))
-        self._stream = cuda.Stream()
-        self._events = [cuda.Event() for _ in range(4)]
+        for name in (INPUT_NAME, *OUTPUT_NAMES):
+            self._pinned[name] = cuda.pinned(tuple(self._context.get_tensor_shape(name)))
+            self._device_buffers[name] = cuda.device_buffer(self._pinned[name].nbytes)
+            self._context.set_tensor_address(name, self._device_buffers[name])
+        self._stream = cuda.stream()
+        self._events = [cuda.event() for _ in range(4)]
 
     def infer(self, windows: np.ndarray) -> Prediction:
         windows = np.ascontiguousarray(windows, np.float32)
@@ -272,58 +343,64 @@ class TensorRTEngine:
             raise EngineError(f"windows of shape {windows.shape[1:]}, expected {WINDOW_SHAPE}")
         timings = dict.fromkeys(TIMING_STAGES, 0.0)
         with self._lock:
-            self._primary.push()
+            self._cuda.push()
             try:
                 parts = [self._run(windows[start:start + self.max_batch], timings)
                          for start in range(0, len(windows), self.max_batch)]
-            except self._cuda.Error as error:
-                raise EngineError(f"CUDA error during inference ({one_line(error)})") from None
+            except cuda_api.CudaError as error:
+                raise EngineError(f"CUDA error during inference ({error})") from None
             finally:
-                self._cuda.Context.pop()
+                self._cuda.pop()
         self.last_timings = timings
         if not parts:
-            return Prediction(*(np.empty((0, *self._host[n].shape[1:]), np.float32) for n in OUTPUT_NAMES))
+            return Prediction(*(np.empty((0, *self._pinned[n].shape[1:]), np.float32) for n in OUTPUT_NAMES))
         return Prediction(*(np.concatenate([p[i] for p in parts]) for i in range(len(OUTPUT_NAMES))))
 
     def _run(self, chunk: np.ndarray, timings: dict) -> list[np.ndarray]:
         cuda, stream, count = self._cuda, self._stream, len(chunk)
         start, copied, inferred, done = self._events
         started = time.perf_counter()
-        host_in = self._host[INPUT_NAME][:count]
+        host_in = self._pinned[INPUT_NAME][:count]
         np.copyto(host_in, chunk)          # page-locked, so the copy to the device is asynchronous
         pinned = time.perf_counter()
         if not self._context.set_input_shape(INPUT_NAME, (count, *WINDOW_SHAPE)):
             raise EngineError(f"TensorRT refused batch {count} ({self._logger.last_error})")
-        start.record(stream)
-        cuda.memcpy_htod_async(self._device_buffers[INPUT_NAME], host_in, stream)
-        copied.record(stream)
-        if not self._context.execute_async_v3(stream.handle):
+        cuda.record(start, stream)
+        cuda.copy_in(self._device_buffers[INPUT_NAME], host_in, stream)
+        cuda.record(copied, stream)
+        if not self._context.execute_async_v3(int(stream)):
             raise EngineError(f"TensorRT inference failed ({self._logger.last_error})")
-        inferred.record(stream)
+        cuda.record(inferred, stream)
         for name in OUTPUT_NAMES:
-            cuda.memcpy_dtoh_async(self._host[name][:count], self._device_buffers[name], stream)
-        done.record(stream)
-        done.synchronize()
-        outputs = [self._host[name][:count].copy() for name in OUTPUT_NAMES]    # the buffers are reused
-        for stage, ms in (("pin", (pinned - started) * 1000), ("copy_in", copied.time_since(start)),
-                          ("inference", inferred.time_since(copied)), ("copy_out", done.time_since(inferred)),
+            cuda.copy_out(self._pinned[name][:count], self._device_buffers[name], stream)
+        cuda.record(done, stream)
+        cuda.synchronize(done)
+        outputs = [self._pinned[name][:count].copy() for name in OUTPUT_NAMES]    # the buffers are reused
+        for stage, ms in (("pin", (pinned - started) * 1000), ("copy_in", cuda.elapsed_ms(start, copied)),
+                          ("inference", cuda.elapsed_ms(copied, inferred)),
+                          ("copy_out", cuda.elapsed_ms(inferred, done)),
                           ("total", (time.perf_counter() - started) * 1000)):
             timings[stage] += ms
         return outputs
 
     def _free(self) -> None:
-        """Device memory back, TensorRT objects released (the context first);
-        the caller has pushed the primary context."""
-        for allocation in self._device_buffers.values():
-            allocation.free()
-        self._device_buffers = {}
-        for name in ("_stream", "_events", "_host", "_context", "_engine", "_runtime"):
+        """Device and pinned memory back, TensorRT objects released (the
+        context first); the caller has pushed the primary context."""
+        for address in self._device_buffers.values():
+            self._cuda.free_device(address)
+        for array in self._pinned.values():
+            self._cuda.free_pinned(array)
+        self._device_buffers, self._pinned = {}, {}
+        if "_stream" in self.__dict__:
+            self._cuda.destroy(self.__dict__.pop("_stream"), self.__dict__.pop("_events", ()))
+        for name in ("_context", "_engine", "_runtime"):
             self.__dict__.pop(name, None)
 
     def close(self) -> None:
         with self._lock:
-            self._primary.push()
+            self._cuda.push()
             try:
                 self._free()
             finally:
-                self._cuda.Context.pop()
+                self._cuda.pop()
+            self._cuda.release()
