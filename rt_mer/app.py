@@ -11,13 +11,14 @@ import sys
 import threading
 
 from .dsp.frontend import WINDOW_SECONDS
+from .errors import RtMerError
 from .signals import StopOnSignal
 
 EXIT_USER_ERROR = 2
 EXIT_SOME_FAILED = 1
 
 
-class UserError(Exception):
+class UserError(RtMerError):
     """Ends the command with its message on one line."""
 
 

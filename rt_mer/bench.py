@@ -41,7 +41,8 @@ from . import realtime
 from .audio.io import read_audio
 from .audio.sources import _RingSource, demo_path
 from .dsp import frontend
-from .engines.base import WINDOW_SHAPE, Prediction
+from .contract import WINDOW_SHAPE
+from .engines import Prediction
 from .stream.analyzer import STAGES, StreamAnalyzer, input_per_frame
 from .stream.loop import AnalysisLoop, LoopOptions
 from .stream.offline import analyze_file

@@ -13,6 +13,7 @@ from pathlib import Path
 from . import app
 from .app import EXIT_SOME_FAILED, EXIT_USER_ERROR, UserError, close_engine, moods_from, open_engine_from
 from .dsp.frontend import FRAMES_PER_SECOND, SAMPLE_RATE, WINDOW_FRAMES, WINDOW_SECONDS
+from .errors import RtMerError
 from .publish import DEFAULT_ENDPOINT
 from .stream.windows import DEFAULT_HOP
 from .ui.dashboard import MAX_REFRESH_HZ, MIN_REFRESH_HZ
@@ -629,7 +630,7 @@ def main(argv: list[str] | None = None) -> int:
         status = args.handler(args)
         sys.stdout.flush()              # here, where a reader that left is caught, rather than at the exit
         return status
-    except UserError as error:
+    except RtMerError as error:         # UserError and every other error of rt-mer's own: one line
         fail(str(error))
     except KeyboardInterrupt:
         return 130

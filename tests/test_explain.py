@@ -15,7 +15,7 @@ import pytest
 from music import chord_music, write
 from rt_mer.dsp.frontend import bin_frequencies
 from rt_mer.engines import open_engine
-from rt_mer.engines.base import DRIVERS, WINDOW_SHAPE
+from rt_mer.contract import DRIVERS, WINDOW_SHAPE
 from rt_mer.publish import decode, encode
 from rt_mer.stream.analyzer import StreamAnalyzer
 from rt_mer.stream.offline import analyze_file

@@ -6,7 +6,7 @@ import pytest
 from music import LAYERED_SOUNDFONT, render_passage
 from test_cli import one_error_line, rt_mer
 from rt_mer.engines import EngineError, default_model, open_engine, shipped_weights
-from rt_mer.engines.base import DRIVERS, WINDOW_SHAPE
+from rt_mer.contract import DRIVERS, WINDOW_SHAPE
 from rt_mer.stream.offline import analyze_file
 
 PARITY_TOLERANCE = 1e-4          # valence/arousal in [-1, 1], float32 both sides

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import zmq
 
-from rt_mer.engines.base import DRIVERS
+from rt_mer.contract import DRIVERS
 from rt_mer.publish import (MAX_PAYLOAD_BYTES, EmotionMessage, PublishError, Publisher, Subscriber, listen,
                             parse_endpoint)
 from rt_mer.publish.sockets import MAX_FRAME_BYTES

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from rt_mer.dsp import frontend
-from rt_mer.engines.base import WINDOW_SHAPE
+from rt_mer.contract import WINDOW_SHAPE
 from rt_mer.training.data.clips import window_mean
 from rt_mer.training.losses import LABEL_SMOOTHING, Student, TeacherAnswers, emotion_loss, through
 from rt_mer.training.network import HarmonicCNN

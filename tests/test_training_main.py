@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from rt_mer.engines import open_engine
-from rt_mer.engines.base import WINDOW_SHAPE
+from rt_mer.contract import WINDOW_SHAPE
 from rt_mer.training.data import corpus
 from rt_mer.training.network import HarmonicCNN
 from rt_mer.training.recipe import Recipe

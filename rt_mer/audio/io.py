@@ -14,6 +14,7 @@ import soxr
 from ..dsp.frontend import SAMPLE_RATE
 from ..paths import require_regular_file
 from .ring import MAX_SAMPLE
+from ..errors import RtMerError
 
 
 # libsndfile notes a RIFF/AIFF chunk cut short as "data : 441000 (should be 220478)"
@@ -26,7 +27,7 @@ MP3_LENGTH_SLACK = 0.01
 UNKNOWN_LENGTH = 2**62         # libsndfile's frame count for a stream of unknown length is about 2**63
 
 
-class AudioError(Exception):
+class AudioError(RtMerError):
     """An input that cannot be analysed; the message is one line for the user."""
 
 

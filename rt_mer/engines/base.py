@@ -8,17 +8,11 @@ from typing import Protocol
 
 import numpy as np
 
-from ..dsp.frontend import HARMONICS, N_BINS, WINDOW_FRAMES
-
-INPUT_NAME = "spectrogram"
-OUTPUT_NAMES = ("valence", "arousal", "explanation", "drivers")
-# The model's branches, in the order of the drivers output: each one's term
-# of the valence and arousal logits, which sum to them with a constant bias.
-DRIVERS = ("harmony", "key", "register", "timbre", "rhythm")
-WINDOW_SHAPE = (len(HARMONICS), N_BINS, WINDOW_FRAMES)
+from ..contract import INPUT_NAME, OUTPUT_NAMES, WINDOW_SHAPE
+from ..errors import RtMerError
 
 
-class EngineError(Exception):
+class EngineError(RtMerError):
     """A model or back-end that cannot serve; the message is one line."""
 
 

@@ -14,9 +14,10 @@ import importlib
 import importlib.util
 
 import numpy as np
+from ..errors import RtMerError
 
 
-class CudaError(Exception):
+class CudaError(RtMerError):
     pass
 
 

@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime
 
-from .base import INPUT_NAME, OUTPUT_NAMES, EngineError, Prediction, check_contract
+from ..contract import INPUT_NAME, OUTPUT_NAMES
+from .base import EngineError, Prediction, check_contract
 
 
 class OnnxRuntimeEngine:

@@ -38,7 +38,8 @@ import numpy as np
 
 from . import cuda as cuda_api
 from . import trt_builder
-from .base import INPUT_NAME, OUTPUT_NAMES, WINDOW_SHAPE, EngineError, Prediction, check_contract
+from ..contract import INPUT_NAME, OUTPUT_NAMES, WINDOW_SHAPE
+from .base import EngineError, Prediction, check_contract
 from .plans import Portability, Report, find_runnable_plan, load_or_build, note, one_line, plan_key, plans_dir
 
 # (import name, TensorRT flavour), tried in this order: the lean and dispatch

@@ -47,7 +47,8 @@ from typing import Any, ClassVar, Mapping, Union
 
 import numpy as np
 
-from ..engines.base import DRIVERS
+from ..contract import DRIVERS
+from ..errors import RtMerError
 
 VERSION = 1
 MAX_PAYLOAD_BYTES = 64 * 1024
@@ -74,7 +75,7 @@ REQUIRED = {
 }
 
 
-class MessageError(ValueError):
+class MessageError(RtMerError, ValueError):
     """A payload that does not follow the schema."""
 
 

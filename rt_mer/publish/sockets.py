@@ -27,6 +27,7 @@ from typing import IO, Any, Iterable, Iterator
 import zmq
 
 from . import schema
+from ..errors import RtMerError
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5556"
 REPORT_SECONDS = 1.0             # listen reports rejected messages at most this often
@@ -41,7 +42,7 @@ _TCP = re.compile(r"tcp://(?P<host>\*|\[[^\]]+\]|[A-Za-z0-9](?:[A-Za-z0-9_.-]*[A
 _OTHER = re.compile(r"(?:ipc|inproc)://[^\x00-\x1f\x7f]+")
 
 
-class PublishError(Exception):
+class PublishError(RtMerError):
     """A user-facing failure (bad endpoint, address in use): one line, no traceback needed."""
 
 

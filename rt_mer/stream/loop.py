@@ -22,7 +22,7 @@ import numpy as np
 from .. import realtime
 from ..audio.io import AudioError
 from ..engines import Engine
-from ..engines.base import WINDOW_SHAPE
+from ..contract import WINDOW_SHAPE
 from ..publish.schema import Message
 from .analyzer import DueWindow, StreamAnalyzer
 from .moods import MoodVocabulary

@@ -23,12 +23,13 @@ from pathlib import Path
 from ..paths import require_regular_file
 from ..publish.schema import MAX_MOOD_CHARS, is_number
 from .post import QUADRANT_NAMES, quadrant
+from ..errors import RtMerError
 
 DEFAULT_DISTANCE = 0.5
 DEFAULT_QUADRANT_WORDS = tuple(QUADRANT_NAMES[number] for number in (1, 2, 3, 4))
 
 
-class MoodError(ValueError):
+class MoodError(RtMerError, ValueError):
     """A moods file that cannot be used; the message names the file and the key."""
 
 

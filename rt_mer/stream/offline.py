@@ -12,7 +12,7 @@ import numpy as np
 from ..audio.io import AudioError, TruncatedAudio, read_blocks
 from ..dsp.frontend import FRAMES_PER_SECOND, SAMPLE_RATE, WINDOW_FRAMES, WINDOW_SECONDS
 from ..engines import Engine, open_engine
-from ..engines.base import WINDOW_SHAPE
+from ..contract import WINDOW_SHAPE
 from .analyzer import DueWindow, StreamAnalyzer
 from .moods import MoodVocabulary, default_moods
 from .post import quadrant

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from ..engines import default_model
-from ..engines.base import DRIVERS
+from ..contract import DRIVERS
 from .cross_validation import CORPORA, baseline_on_folds, cross_validate
 from .data import corpus, procedural
 from .data.clips import artist_folds, emopia_clips, procedural_clips, recording_clips

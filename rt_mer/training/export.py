@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from ..dsp import frontend
-from ..engines.base import INPUT_NAME, OUTPUT_NAMES
+from ..contract import INPUT_NAME, OUTPUT_NAMES
 from .network import ExportWrapper, HarmonicCNN, trained
 
 

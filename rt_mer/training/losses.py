@@ -13,7 +13,7 @@ from sklearn.model_selection import GroupKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from ..engines.base import DRIVERS
+from ..contract import DRIVERS
 from .augmentation import mixed
 from .data.clips import Clip, teacher_target, window_mean
 from .network import Outputs

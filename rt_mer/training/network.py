@@ -34,7 +34,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from ..dsp.frontend import BINS_PER_SEMITONE, FLOOR_DB, HARMONICS, N_OCTAVES
-from ..engines.base import DRIVERS
+from ..contract import DRIVERS
 
 DYNAMIC_RANGE_DB = 60.0        # below the window's peak; the -160 dB floor stays out of sight
 TIME_POOL = 4                  # frames per step of the explanation map

@@ -21,6 +21,7 @@ from ..dsp.frontend import WINDOW_SECONDS
 from ..paths import refuse_overwriting, require_regular_file
 from ..publish import schema
 from ..stream.post import QUADRANT_NAMES
+from ..errors import RtMerError
 
 FORMATS = (".png", ".svg", ".pdf")
 INSTALL_HINT = "rt-mer plot needs matplotlib: pip install 'rt-mer[plot]'"
@@ -38,7 +39,7 @@ QUADRANTS = {number: (QUADRANT_NAMES[number], colour, hatch) for number, colour,
     (1, "#F0E442", ""), (2, "#D55E00", "xxx"), (3, "#0072B2", "..."), (4, "#009E73", "\\\\\\"))}
 
 
-class PlotError(Exception):
+class PlotError(RtMerError):
     """A user-facing failure: one line, no traceback."""
 
 
