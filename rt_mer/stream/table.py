@@ -182,7 +182,7 @@ def _records(path: Path, header: list[str]) -> list[tuple[str, int]]:
     if not lines or (len(lines) == 1 and head.startswith(lines[0])):   # empty, or a torn header
         _truncate(path, 0)
         return []
-    if lines[0] != head:
+    if lines[0].rstrip("\r\n") != head.rstrip("\r\n"):
         raise OutputError(f"{path}: not a CSV of rt-mer analyze (its header is not {','.join(header)}); "
                           f"refusing to resume into it")
     ends = [0]
