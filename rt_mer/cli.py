@@ -182,6 +182,7 @@ def _cluster_results(stack: ExitStack, args: argparse.Namespace, files: list[Pat
     """Each file's FileResult from workers on a Ray cluster, in input order,
     with one progress bar for the whole cluster."""
     import time
+    from contextlib import redirect_stdout
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
     try:
@@ -189,6 +190,7 @@ def _cluster_results(stack: ExitStack, args: argparse.Namespace, files: list[Pat
     except ImportError:
         fail("--cluster needs Ray: pip install 'rt-mer[cluster]'")
     print(f"rt-mer: starting workers on {args.cluster} ...", file=sys.stderr)
+    stack.enter_context(redirect_stdout(sys.stderr))    # Ray prints its news (a worker died) to stdout: our rows'
     try:
         cluster = Cluster(args.cluster, args.workers, args.engine, args.model, args.threads, args.precision,
                           args.max_batch, args.hop, moods)
