@@ -116,7 +116,8 @@ def analyze(args: argparse.Namespace) -> int:
     name an input, written whole by rename, or journaled with --resume
     (rt_mer.stream.table says how)."""
     from .stream.offline import audio_files
-    from .stream.table import HEADER, SUMMARY_HEADER, OutputError, Table, refuse_inputs_as_outputs, resume
+    from .stream.table import (HEADER, SUMMARY_HEADER, OutputError, ReaderGone, Table, refuse_inputs_as_outputs,
+                               resume)
 
     files = audio_files(args.inputs)
     if not files:
@@ -148,13 +149,16 @@ def analyze(args: argparse.Namespace) -> int:
             fail(str(error))
         stack.callback(lambda: [table.close(complete) for table in tables if table])
         out, songs = tables
-        for result in results:
-            if result.error:
-                print(f"rt-mer: error: {result.error}", file=sys.stderr)
-                failed += 1
-            out.write(result.rows)          # a truncated file's rows too: what decoded
-            if songs and result.summary:
-                songs.write([result.summary])
+        try:
+            for result in results:
+                if result.error:
+                    print(f"rt-mer: error: {result.error}", file=sys.stderr)
+                    failed += 1
+                out.write(result.rows)          # a truncated file's rows too: what decoded
+                if songs and result.summary:
+                    songs.write([result.summary])
+        except ReaderGone:                      # e.g. | head: it has what it wanted
+            return 0
         complete = True
     if failed:
         print(f"rt-mer: {failed} of {len(files)} files failed", file=sys.stderr)

@@ -307,3 +307,11 @@ def test_resume_refuses_a_file_that_is_not_its_csv(good_files, tmp_path):
     assert out.read_text() == "my notes\n"
     result = run_analyze(good_files[0], "--resume")
     assert result.returncode == 2 and "--resume needs --out" in result.stderr
+
+
+def test_a_reader_that_goes_away_ends_the_run_quietly(good_files):
+    """`rt-mer analyze ... | head -2`: no BrokenPipeError traceback."""
+    run = subprocess.run(f"{sys.executable} -m rt_mer.cli analyze --quiet {good_files[0]} {good_files[1]} | head -2",
+                         shell=True, capture_output=True, text=True, timeout=300)
+    assert run.stdout.splitlines()[0] == ",".join(HEADER) and len(run.stdout.splitlines()) == 2
+    assert "Traceback" not in run.stderr and "Error" not in run.stderr, run.stderr

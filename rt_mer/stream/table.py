@@ -33,6 +33,10 @@ class OutputError(Exception):
     """An output that cannot or must not be written; one line for the user."""
 
 
+class ReaderGone(Exception):
+    """Standard output's reader has gone (`| head`): nothing more to write."""
+
+
 @dataclass
 class FileResult:
     """One input file's analysis as `analyze` writes it: rows already
@@ -133,8 +137,14 @@ class Table:
             return
         text = io.StringIO()
         csv.writer(text).writerows(rows)
-        self.handle.write(text.getvalue())
-        self.handle.flush()
+        try:
+            self.handle.write(text.getvalue())
+            self.handle.flush()
+        except BrokenPipeError:
+            if self.handle is not sys.stdout:
+                raise
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())     # so the exit's flush is quiet
+            raise ReaderGone from None
 
     def close(self, complete: bool) -> None:
         if self.handle is sys.stdout:
