@@ -330,14 +330,28 @@ def plot(args: argparse.Namespace) -> int:
 
 
 BENCH_SECTIONS = ["analyze", "latency", "streams", "gpu", "cpu"]
+ASKED_ONLY = ["cluster"]        # run only when named: it starts Ray
+
+
+def bench_cluster(args: argparse.Namespace) -> None:
+    try:
+        from .stream.cluster_bench import bench_cluster as run
+    except ImportError:
+        fail("bench cluster needs Ray: pip install 'rt-mer[cluster]'")
+    run(lambda line: print(line, flush=True), threads=args.threads or 1, hop=args.hop)
 
 
 def bench(args: argparse.Namespace) -> int:
     from .bench import is_gpu_engine, run_benchmarks
     from .engines import EngineError, open_engine
-    unknown = set(args.sections) - set(BENCH_SECTIONS)
+    unknown = set(args.sections) - set(BENCH_SECTIONS + ASKED_ONLY)
     if unknown:
-        fail(f"unknown benchmark {', '.join(sorted(unknown))}; choose from {', '.join(BENCH_SECTIONS)}")
+        fail(f"unknown benchmark {', '.join(sorted(unknown))}; choose from {', '.join(BENCH_SECTIONS + ASKED_ONLY)}")
+    if "cluster" in args.sections:
+        bench_cluster(args)
+        args.sections = [section for section in args.sections if section != "cluster"]
+        if not args.sections:
+            return 0
     engine = open_engine_from(args)     # a UserError: one line, from main
     try:
         if is_gpu_engine(engine):       # threads mean nothing to it; ONNX Runtime on the CPU is the baseline
@@ -503,7 +517,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench_parser = commands.add_parser("bench", help="speed figures against in-process baselines")
     bench_parser.add_argument("sections", nargs="*", metavar="SECTION",
-                              help=f"which of {', '.join(BENCH_SECTIONS)} (default: all)")
+                              help=f"which of {', '.join(BENCH_SECTIONS)} (default: all), or cluster: local "
+                                   f"analyze against a local Ray cluster of 1 and 2 workers (needs [cluster])")
     bench_parser.add_argument("--hop", type=hop_seconds, default=DEFAULT_HOP)
     bench_parser.add_argument("--streams", type=positive_ints, default=None,
                               help="stream counts for the streams benchmark, e.g. 1,64,1024 "
