@@ -119,6 +119,8 @@ def analyze(args: argparse.Namespace) -> int:
     from .stream.table import (HEADER, SUMMARY_HEADER, OutputError, ReaderGone, Table, refuse_inputs_as_outputs,
                                resume)
 
+    if args.workers and not args.cluster:
+        fail("--workers is for --cluster runs")
     files = audio_files(args.inputs)
     if not files:
         fail("no audio files found in " + ", ".join(map(str, args.inputs)))
@@ -455,7 +457,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "workers at the same paths")
     group.add_argument("--workers", type=positive_int, default=None,
                        help="--cluster: how many workers (default: local:N's N, else one per GPU for TensorRT, "
-                            "else the cluster's CPUs / --threads); each opens one engine")
+                            "else the cluster's CPUs / --threads); each opens one engine, on --threads threads "
+                            "(default 1 on a cluster)")
     add_moods_option(analyze_parser)
     add_engine_options(analyze_parser)
     analyze_parser.set_defaults(handler=analyze)

@@ -20,6 +20,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 from ..audio.io import AudioError
 from ..engines import EngineError
@@ -162,63 +163,78 @@ def resume(out: Path, summary: Path | None) -> set[str]:
     """The files `out` (a journal of an earlier run) holds as done, trimming
     `out` and `summary` to exactly those files' rows. Every file with rows is
     done but the last, whose rows may be incomplete; a torn line goes with
-    it. A file that failed with no rows is not done and is tried again."""
-    records = _records(out, HEADER)
-    last = records[-1][0] if records else None
-    keep = [(name, end) for name, end in records if name != last]
-    done = {name for name, _ in keep}
-    _truncate(out, keep[-1][1] if keep else _header_end(out, HEADER))
+    it. A file that failed with no rows is not done and is tried again.
+    Both files are read as a stream: an archive's journal may be gigabytes."""
+    done, last, cut = set(), None, None
+    position = start = _header_end(out, HEADER)
+    for name, end in _records(out, HEADER):
+        if name != last:
+            if last is not None:
+                done.add(last)
+            last, cut = name, position
+        position = end
+    _truncate(out, cut if cut is not None else start)
     if summary is not None:
-        kept = None
+        kept = _header_end(summary, SUMMARY_HEADER)
         for name, end in _records(summary, SUMMARY_HEADER):
             if name not in done:
                 break
             kept = end
-        _truncate(summary, kept if kept is not None else _header_end(summary, SUMMARY_HEADER))
+        _truncate(summary, kept)
     return done
 
 
-def _records(path: Path, header: list[str]) -> list[tuple[str, int]]:
-    """(file column, byte offset of the record's end) of each whole record
-    of a CSV we wrote; raises OutputError for a file that is something else."""
+def _records(path: Path, header: list[str]) -> Iterator[tuple[str, int]]:
+    """(file column, byte offset of its end) of each whole record of a CSV
+    we wrote, up to the first torn one; OutputError for anything else."""
     try:
-        data = Path(path).read_bytes()
+        handle = open(path, "rb")
     except FileNotFoundError:
-        return []
+        return
     except OSError as error:
         raise OutputError(f"{path}: cannot read it to resume ({error.strerror})") from None
-    lines = data.decode(**ENCODING).splitlines(keepends=True)
-    head = _header_line(header)
-    if not lines or (len(lines) == 1 and head.startswith(lines[0])):   # empty, or a torn header
-        _truncate(path, 0)
-        return []
-    if lines[0].rstrip("\r\n") != head.rstrip("\r\n"):
-        raise OutputError(f"{path}: not a CSV of rt-mer analyze (its header is not {','.join(header)}); "
-                          f"refusing to resume into it")
-    ends = [0]
-    for line in lines:
-        ends.append(ends[-1] + len(line.encode(**ENCODING)))
-    reader = csv.reader(lines[1:])
-    records = []
+    with handle:
+        state = {"end": _header_end(path, header), "whole": True}
+
+        def lines():
+            for raw in handle:
+                state["end"] += len(raw)
+                state["whole"] = raw.endswith(b"\n")
+                yield raw.decode(**ENCODING)
+        handle.seek(state["end"])
+        try:
+            for row in csv.reader(lines()):
+                if not state["whole"] or len(row) != len(header):   # torn: the run stopped inside it
+                    return
+                yield row[0], state["end"]
+        except csv.Error:       # a field cut inside its quotes
+            return
+
+
+def _header_end(path: Path, header: list[str]) -> int:
+    """Where the header of our CSV ends: 0 for an empty file or a torn
+    header (which is dropped); OutputError for a file with another header."""
     try:
-        for row in reader:
-            if not lines[reader.line_num].endswith("\n"):     # torn: the run stopped inside this line
-                break
-            records.append((row[0], ends[reader.line_num + 1]))
-    except (csv.Error, IndexError):      # a field cut inside its quotes
-        pass
-    return records
+        with open(path, "rb") as handle:
+            first = handle.readline()
+    except FileNotFoundError:
+        return 0
+    except OSError as error:
+        raise OutputError(f"{path}: cannot read it to resume ({error.strerror})") from None
+    expected = _header_line(header).encode()
+    if first.rstrip(b"\r\n") == expected.rstrip(b"\r\n") and first.endswith(b"\n"):
+        return len(first)
+    if expected.startswith(first):          # empty, or a torn header
+        _truncate(path, 0)
+        return 0
+    raise OutputError(f"{path}: not a CSV of rt-mer analyze (its header is not {','.join(header)}); "
+                      f"refusing to resume into it")
 
 
 def _header_line(header: list[str]) -> str:
     text = io.StringIO()
     csv.writer(text).writerow(header)
     return text.getvalue()
-
-
-def _header_end(path: Path, header: list[str]) -> int:
-    """Where the header of a checked file ends (0 if it has none yet)."""
-    return min(len(_header_line(header).encode()), _size(path))
 
 
 def _size(path: Path) -> int:
