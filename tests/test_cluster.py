@@ -19,8 +19,6 @@ from rt_mer.engines import open_engine  # noqa: E402
 from rt_mer.stream.cluster import Cluster  # noqa: E402
 from rt_mer.stream.table import analyze_to_result  # noqa: E402
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture
 def ray_dir(monkeypatch):
@@ -65,6 +63,7 @@ def errors(stderr: str) -> list[str]:
     return [line.split(" (on worker ")[0] for line in stderr.splitlines() if line.startswith("rt-mer: error:")]
 
 
+@pytest.mark.slow
 def test_a_local_cluster_of_two_gives_the_local_rows_errors_and_resume(music, tmp_path, ray_dir):
     folder, files = music
     missing = folder / "missing.wav"
@@ -89,6 +88,7 @@ def test_a_local_cluster_of_two_gives_the_local_rows_errors_and_resume(music, tm
     assert out.read_bytes() == text and summary.read_bytes() == (tmp_path / "local_songs.csv").read_bytes()
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_run_loses_no_file_and_writes_none_twice(music, ray_dir):
     _, files = music
     files = files * 2       # enough work that both workers hold tasks when one is killed
@@ -109,3 +109,17 @@ def test_a_worker_killed_mid_run_loses_no_file_and_writes_none_twice(music, ray_
     assert [r.path for r in results] == [str(path) for path in files]
     assert [r.rows for r in results] == [r.rows for r in expected]
     assert [r.summary for r in results] == [r.summary for r in expected]
+
+
+def test_a_cluster_that_is_not_there_is_one_line_in_seconds(music, tmp_path):
+    """Nothing listening at HOST:PORT: one line, exit 2, no output file
+    (Ray itself would retry for minutes)."""
+    _, files = music
+    for address, words in (("127.0.0.1:1", "nothing answers at 127.0.0.1:1"),
+                           ("local:0", "expected local or local:N")):
+        result = analyze(files[0], "--out", tmp_path / "va.csv", "--cluster", address)
+        assert result.returncode == 2 and f"rt-mer: error: " in result.stderr and words in result.stderr, \
+            result.stderr
+        assert "Traceback" not in result.stderr and not list(tmp_path.iterdir())
+    result = analyze(files[0], "--workers", "2")
+    assert result.returncode == 2 and "--workers is for --cluster runs" in result.stderr

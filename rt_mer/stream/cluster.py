@@ -37,6 +37,7 @@ DEPTH = 2               # tasks queued on each worker
 MAX_DEATHS = 3          # worker deaths one file may cause before it counts as failed
 MAX_RESTARTS = 8        # per worker, by Ray
 LOOKAHEAD = 256         # files sent ahead of the first one not yet handed back
+PROBE_SECONDS = 10.0
 
 
 class ClusterError(Exception):
@@ -52,6 +53,18 @@ def parse_address(text: str) -> tuple[str | None, int | None]:
             raise ClusterError(f"--cluster {text}: expected local or local:N with N a whole number above 0")
         return None, int(count) if count else None
     return text, None
+
+
+def _probe(address: str) -> None:
+    """A HOST:PORT that answers nothing fails in seconds, not after Ray's
+    minutes of retries."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return          # auto, or a form Ray knows and we do not: Ray says
+    try:
+        socket.create_connection((host, int(port)), timeout=PROBE_SECONDS).close()
+    except OSError as error:
+        raise ConnectionError(f"nothing answers at {host}:{port} ({error.strerror or error})") from None
 
 
 class Worker:
@@ -92,6 +105,7 @@ class Cluster:
                 ray.init(num_cpus=count * threads, include_dashboard=False, log_to_driver=False,
                          logging_level="ERROR")
             else:
+                _probe(where)
                 ray.init(address=where, log_to_driver=False, logging_level="ERROR")
         except (ConnectionError, RuntimeError, ValueError) as error:
             raise ClusterError(f"cannot reach the Ray cluster at {address}: {str(error).splitlines()[0]}") \
