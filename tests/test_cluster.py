@@ -3,6 +3,7 @@ run, bad files as locally, --resume, a worker killed mid-run. Ray is started
 and stopped by each test (a private RAY_TMPDIR, so a left-over process of
 ours can be told from anyone else's)."""
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -31,6 +32,7 @@ def ray_dir(monkeypatch):
     while ray_processes(folder):
         assert time.monotonic() < deadline, f"Ray left running: {ray_processes(folder)}"
         time.sleep(0.2)
+    shutil.rmtree(folder, ignore_errors=True)       # Ray's session logs
 
 
 def ray_processes(folder: str) -> list[str]:

@@ -115,7 +115,7 @@ class Cluster:
             gpus = 1 if engine == "tensorrt" or (engine == "auto" and resources.get("GPU", 0) >= 1) else 0
             count = workers or local_workers or int(resources.get("GPU", 0) if gpus
                                                     else resources.get("CPU", 1) // threads) or 1
-            actor = ray.remote(Worker).options(num_cpus=0 if gpus else threads, num_gpus=gpus,
+            actor = ray.remote(Worker).options(num_cpus=1 if gpus else threads, num_gpus=gpus,
                                                max_restarts=MAX_RESTARTS, max_task_retries=0)
             self.workers = [actor.remote(engine, str(model) if model else None, threads, precision, max_batch,
                                          hop, moods) for _ in range(count)]

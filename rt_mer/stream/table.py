@@ -88,22 +88,28 @@ def refuse_inputs_as_outputs(outputs: dict[str, Path | None], inputs: list[Path]
     for option, path in named.items():
         if path.is_dir():
             raise OutputError(f"{option} {path}: is a directory")
+    existing = {option: _identity(path) for option, path in named.items() if _identity(path)}
+    if existing:        # else nothing can be overwritten: no need to look at every input
         for source in inputs:
-            if _same_file(path, source):
-                raise OutputError(f"{option} {path} is the input {source}: refusing to overwrite it")
+            found = _identity(source)
+            for option, identity in existing.items():
+                if found == identity:
+                    raise OutputError(f"{option} {named[option]} is the input {source}: refusing to overwrite it")
     options = list(named)
     for i, first in enumerate(options):
         for second in options[i + 1:]:
-            if _same_file(named[first], named[second]) or \
-                    os.path.realpath(named[first]) == os.path.realpath(named[second]):
+            if os.path.realpath(named[first]) == os.path.realpath(named[second]) or \
+                    (existing.get(first) and existing.get(first) == existing.get(second)):
                 raise OutputError(f"{first} and {second} name the same file {named[first]}")
 
 
-def _same_file(a: Path, b: Path) -> bool:
+def _identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) after links, as os.path.samefile compares; None if absent."""
     try:
-        return os.path.samefile(a, b)
-    except OSError:         # one of them does not exist (yet): not the same file
-        return False
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino
 
 
 # ------------------------------------------------------------- writing
