@@ -3,7 +3,6 @@ non-zero exit, never a traceback."""
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import os
 import sys
@@ -166,67 +165,117 @@ def add_engine_options(parser: argparse.ArgumentParser, engine: bool = True) -> 
 # --------------------------------------------------------------- analyze
 
 def analyze(args: argparse.Namespace) -> int:
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+    """Rows in input order, local or on a cluster; outputs refused if they
+    name an input, written whole by rename, or journaled with --resume
+    (rt_mer.stream.table says how)."""
+    from .stream.offline import audio_files
+    from .paths import refuse_overwriting
+    from .stream.table import HEADER, SUMMARY_HEADER, OutputError, Table, resume
 
-    from .audio.io import AudioError
-    from .engines import EngineError
-    from .stream.offline import analyze_file, audio_files
-
+    if args.workers and not args.cluster:
+        fail("--workers is for --cluster runs")
     files = audio_files(args.inputs)
     if not files:
         fail("no audio files found in " + ", ".join(map(str, args.inputs)))
+    if args.summary is not None and str(args.summary) == "-" and str(args.out or "-") == "-":
+        fail("--out and --summary both go to standard output; give one of them a file")
+    try:            # before anything is opened for writing
+        refuse_overwriting([("--out", args.out), ("--summary", args.summary)],
+                           [("", path) for path in [*args.inputs, *files]] + app.option_inputs(args), OutputError)
+        if args.resume:
+            if args.out in (None, Path("-")):
+                fail("--resume needs --out FILE: the CSV to go on with")
+            done = resume(args.out, args.summary)
+            if done:
+                print(f"rt-mer: resuming: {len(done)} files already in {args.out}", file=sys.stderr)
+            files = [path for path in files if str(path) not in done]
+    except OutputError as error:
+        fail(str(error))
     moods = moods_from(args)            # a UserError: one line, from main
-    engine = open_engine_from(args)
-    print(f"rt-mer: engine {engine.name} ({engine.reason})", file=sys.stderr)
-    failed = 0
+    if not files:
+        print("rt-mer: nothing left to analyse", file=sys.stderr)
+        return 0
+    failed, complete = 0, False
     with ExitStack() as stack:
-        stack.callback(close_engine, engine)
-        out = _open_csv(stack, args.out, ["file", "t_start", "t_end", "valence", "arousal", "quadrant", "mood"])
-        songs = _open_csv(stack, args.summary, ["file", "valence", "arousal", "quadrant", "mood"]) \
-            if args.summary else None
-        progress = stack.enter_context(Progress(
-            TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[speed]}"),
-            TimeRemainingColumn(), console=_stderr_console(), transient=True, disable=args.quiet))
-        task = progress.add_task("analysing", total=_total_seconds(files), speed="")
-        for path in files:
-            progress.update(task, description=f"{path.name[:30]:30}")
-            try:
-                trajectory = analyze_file(path, engine, args.hop, progress=lambda s: _advance(progress, task, s),
-                                          moods=moods)
-            except (AudioError, EngineError) as error:
-                print(f"rt-mer: error: {error}", file=sys.stderr)
+        results = _cluster_results(stack, args, files, moods) if args.cluster else \
+            _local_results(stack, args, files, moods)
+        try:
+            tables = [Table(args.out, HEADER, journal=args.resume)]
+            tables.append(Table(args.summary, SUMMARY_HEADER, journal=args.resume) if args.summary else None)
+        except OutputError as error:
+            fail(str(error))
+        stack.callback(lambda: [table.close(complete) for table in tables if table])
+        out, songs = tables
+        for result in results:
+            if result.error:
+                print(f"rt-mer: error: {result.error}", file=sys.stderr)
                 failed += 1
-                if getattr(error, "trajectory", None) is not None:     # truncated: what decoded is written
-                    _write_windows(out, path, error.trajectory)
-                continue
-            _write_windows(out, path, trajectory)
-            if songs:
-                valence, arousal, quadrant, mood = trajectory.summary()
-                songs.writerow([str(path), f"{valence:.4f}", f"{arousal:.4f}", quadrant, mood])
+            out.write(result.rows)          # a truncated file's rows too: what decoded
+            if songs and result.summary:
+                songs.write([result.summary])
+        complete = True
     if failed:
         print(f"rt-mer: {failed} of {len(files)} files failed", file=sys.stderr)
     return EXIT_SOME_FAILED if failed else 0
 
 
-def _write_windows(out, path: Path, trajectory) -> None:
-    for row in zip(trajectory.t_start, trajectory.t_end, trajectory.valence, trajectory.arousal,
-                   trajectory.quadrants, trajectory.moods):
-        out.writerow([str(path), f"{row[0]:.3f}", f"{row[1]:.3f}", f"{row[2]:.4f}", f"{row[3]:.4f}", row[4], row[5]])
+def _local_results(stack: ExitStack, args: argparse.Namespace, files: list[Path], moods):
+    """Each file's FileResult through one engine here, with a progress bar in audio seconds."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .stream.table import analyze_to_result
+    engine = open_engine_from(args)     # a UserError: one line, from main
+    stack.callback(close_engine, engine)
+    print(f"rt-mer: engine {engine.name} ({engine.reason})", file=sys.stderr)
+    progress = stack.enter_context(Progress(
+        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[speed]}"),
+        TimeRemainingColumn(), console=_stderr_console(), transient=True, disable=args.quiet))
+    task = progress.add_task("analysing", total=_total_seconds(files), speed="")
+    for path in files:
+        progress.update(task, description=f"{path.name[:30]:30}")
+        yield analyze_to_result(path, engine, args.hop, moods, progress=lambda s: _advance(progress, task, s))
+
+
+def _cluster_results(stack: ExitStack, args: argparse.Namespace, files: list[Path], moods):
+    """Each file's FileResult from workers on a Ray cluster, in input order,
+    with one progress bar for the whole cluster."""
+    import time
+    from contextlib import redirect_stdout
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    try:
+        from .stream.cluster import Cluster, ClusterError
+    except ImportError:
+        fail("--cluster needs Ray: pip install 'rt-mer[cluster]'")
+    print(f"rt-mer: starting workers on {args.cluster} ...", file=sys.stderr)
+    stack.enter_context(redirect_stdout(sys.stderr))    # Ray prints its news (a worker died) to stdout: our rows'
+    try:
+        cluster = Cluster(args.cluster, args.workers, args.engine, args.model, args.threads, args.precision,
+                          args.max_batch, args.hop, moods)
+    except ClusterError as error:
+        fail(str(error))
+    stack.callback(cluster.close)
+    print(f"rt-mer: cluster: {cluster.describe()}", file=sys.stderr)
+    progress = stack.enter_context(Progress(
+        TextColumn("analysing"), BarColumn(), MofNCompleteColumn(), TextColumn("files {task.fields[status]}"),
+        TimeRemainingColumn(), console=_stderr_console(), transient=True, disable=args.quiet))
+    task = progress.add_task("files", total=len(files), status="")
+    started, audio = time.monotonic(), [0.0]
+
+    def arrived(result) -> None:
+        audio[0] += result.seconds
+        speed = audio[0] / max(time.monotonic() - started, 1e-9)
+        progress.update(task, advance=1, status=f"{audio[0] / 3600:,.2f} h audio, {speed:,.0f}x real time, "
+                                                f"{len(cluster.up)}/{len(cluster.workers)} workers up")
+    try:
+        yield from cluster.results(files, arrived)
+    except ClusterError as error:
+        fail(str(error))
 
 
 def _stderr_console():
     from rich.console import Console
     return Console(stderr=True)
-
-
-def _open_csv(stack: ExitStack, path: Path | None, header: list[str]):
-    try:
-        handle = sys.stdout if path in (None, Path("-")) else stack.enter_context(open(path, "w", newline=""))
-    except OSError as error:
-        fail(f"{path}: cannot write ({error.strerror})")
-    writer = csv.writer(handle)
-    writer.writerow(header)
-    return writer
 
 
 def _total_seconds(files: list[Path]) -> float:
@@ -344,14 +393,28 @@ def plot(args: argparse.Namespace) -> int:
 
 
 BENCH_SECTIONS = ["analyze", "latency", "streams", "gpu", "cpu"]
+ASKED_ONLY = ["cluster"]        # run only when named: it starts Ray
+
+
+def bench_cluster(args: argparse.Namespace) -> None:
+    try:
+        from .stream.cluster_bench import bench_cluster as run
+    except ImportError:
+        fail("bench cluster needs Ray: pip install 'rt-mer[cluster]'")
+    run(lambda line: print(line, flush=True), threads=args.threads or 1, hop=args.hop)
 
 
 def bench(args: argparse.Namespace) -> int:
     from .bench import is_gpu_engine, run_benchmarks
     from .engines import EngineError, open_engine
-    unknown = set(args.sections) - set(BENCH_SECTIONS)
+    unknown = set(args.sections) - set(BENCH_SECTIONS + ASKED_ONLY)
     if unknown:
-        fail(f"unknown benchmark {', '.join(sorted(unknown))}; choose from {', '.join(BENCH_SECTIONS)}")
+        fail(f"unknown benchmark {', '.join(sorted(unknown))}; choose from {', '.join(BENCH_SECTIONS + ASKED_ONLY)}")
+    if "cluster" in args.sections:
+        bench_cluster(args)
+        args.sections = [section for section in args.sections if section != "cluster"]
+        if not args.sections:
+            return 0
     engine = open_engine_from(args)     # a UserError: one line, from main
     try:
         if is_gpu_engine(engine):       # threads mean nothing to it; ONNX Runtime on the CPU is the baseline
@@ -457,6 +520,18 @@ def build_parser() -> argparse.ArgumentParser:
                                 help=f"seconds between windows, a multiple of {1 / FRAMES_PER_SECOND:g} "
                                      f"(default: %(default)s)")
     analyze_parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    analyze_parser.add_argument("--resume", action="store_true",
+                                help="go on with a stopped run: skip the files already in --out and append "
+                                     "(each file's rows written whole and flushed as it is done)")
+    group = analyze_parser.add_argument_group("cluster (pip install 'rt-mer[cluster]')")
+    group.add_argument("--cluster", default=None, metavar="ADDRESS",
+                       help="run on a Ray cluster: auto, HOST:PORT or ray://HOST:10001 (what ray.init takes), or "
+                            "local[:N] to start Ray here with N workers; the files must be readable by the "
+                            "workers at the same paths")
+    group.add_argument("--workers", type=positive_int, default=None,
+                       help="--cluster: how many workers (default: local:N's N, else one per GPU for TensorRT, "
+                            "else the cluster's CPUs / --threads); each opens one engine, on --threads threads "
+                            "(default 1 on a cluster)")
     add_moods_option(analyze_parser)
     add_engine_options(analyze_parser)
     analyze_parser.set_defaults(handler=analyze)
@@ -524,7 +599,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench_parser = commands.add_parser("bench", help="speed figures against in-process baselines")
     bench_parser.add_argument("sections", nargs="*", metavar="SECTION",
-                              help=f"which of {', '.join(BENCH_SECTIONS)} (default: all)")
+                              help=f"which of {', '.join(BENCH_SECTIONS)} (default: all), or cluster: local "
+                                   f"analyze against a local Ray cluster of 1 and 2 workers (needs [cluster])")
     bench_parser.add_argument("--hop", type=hop_seconds, default=DEFAULT_HOP,
                               help=f"seconds between windows, a multiple of {1 / FRAMES_PER_SECOND:g} "
                                    f"(default: %(default)s)")

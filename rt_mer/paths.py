@@ -42,22 +42,32 @@ def require_regular_file(path: str | Path, error: type[Exception]) -> None:
 
 def refuse_overwriting(outputs: Iterable[tuple[str, str | Path | None]],
                        inputs: Iterable[tuple[str, str | Path | int | None]], error: type[Exception]) -> None:
-    """Raise `error` with one line where an output is one of the inputs:
-    the same file after links (os.path.samefile's test), so a hard link or
-    a symbolic one is caught too. Each is (option, path), the option ""
-    for a positional input; a None path or
-    "-" (standard output) is skipped, an input may be STDIN. Outputs that
-    do not exist yet cannot be an input."""
-    inputs = [(option, path, _stat(path)) for option, path in inputs]
-    for option, output in outputs:
-        written = _stat(output)
-        if written is None:
-            continue
-        for input_option, path, read in inputs:
-            if read is not None and os.path.samestat(written, read):
+    """Raise `error` with one line where an output is one of the inputs
+    (the same file after links: os.path.samefile's test, so a hard link or a
+    symbolic one is caught too), a directory, or the file another output
+    names. Each is (option, path), the option "" for a positional input; a
+    None path or "-" (standard output) is skipped, an input may be STDIN."""
+    named = [(option, path) for option, path in outputs if path is not None and str(path) != "-"]
+    for i, (option, output) in enumerate(named):
+        if os.path.isdir(output):
+            raise error(f"{option} {output}: a directory, not a file to write")
+        for other, path in named[:i]:
+            if os.path.realpath(output) == os.path.realpath(path) or _same(_stat(output), _stat(path)):
+                raise error(f"{other} and {option} name the same file {output}; give each its own")
+    existing = [(option, output, _stat(output)) for option, output in named if _stat(output)]
+    if not existing:        # nothing can be overwritten: no need to look at every input
+        return
+    for input_option, path in inputs:
+        read = _stat(path)
+        for option, output, written in existing:
+            if _same(written, read):
                 what = "standard input" if path == STDIN else \
                     f"the {input_option} input {path}" if input_option else f"the input {path}"
                 raise error(f"{option} {output} would overwrite {what}; write it to another file")
+
+
+def _same(a: os.stat_result | None, b: os.stat_result | None) -> bool:
+    return a is not None and b is not None and os.path.samestat(a, b)
 
 
 def _stat(path: str | Path | int | None) -> os.stat_result | None:

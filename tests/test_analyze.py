@@ -197,3 +197,159 @@ def test_bad_options():
     result = run_analyze("x.wav", "--hop", "0.01")
     assert result.returncode == 2 and "hop must be at least" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# ------------------------------------------------- outputs (issue 48: 1, 10)
+
+def test_an_output_naming_an_input_is_refused_before_anything_is_written(good_files, tmp_path):
+    """--out or --summary that is an input (by name, through a symbolic or
+    a hard link), the model or the moods file: one line, exit 2, the input
+    untouched."""
+    audio = good_files[0]
+    before = audio.read_bytes()
+    (tmp_path / "link.wav").symlink_to(audio)
+    (tmp_path / "hard.wav").hardlink_to(audio)
+    moods = tmp_path / "moods.toml"
+    moods.write_text('calm = [0.5, -0.5]\nangry = [-0.5, 0.5]\n')
+    for args in (["--out", audio], ["--summary", audio, "--out", tmp_path / "va.csv"],
+                 ["--out", tmp_path / "link.wav"], ["--out", tmp_path / "hard.wav"],
+                 ["--out", moods, "--moods", moods]):
+        result = run_analyze(audio, *args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert "would overwrite the" in result.stderr and len(result.stderr.splitlines()) == 1, result.stderr
+    assert audio.read_bytes() == before and moods.read_text().startswith("calm")
+    assert not (tmp_path / "va.csv").exists()
+    # a whole folder given as input: a file inside it is an input as well
+    result = run_analyze(audio.parent, "--summary", good_files[1], "--out", tmp_path / "va.csv")
+    assert result.returncode == 2 and "would overwrite the input" in result.stderr
+
+
+def test_out_and_summary_naming_one_file_are_refused(good_files, tmp_path):
+    for out, summary in ((tmp_path / "x.csv", tmp_path / "x.csv"), (tmp_path / "x.csv", tmp_path / "." / "x.csv"),
+                         ("-", "-")):
+        result = run_analyze(good_files[0], "--out", out, "--summary", summary)
+        assert result.returncode == 2 and len(result.stderr.splitlines()) == 1, result.stderr
+        assert "same file" in result.stderr or "both go to standard output" in result.stderr
+    assert not (tmp_path / "x.csv").exists()
+
+
+def start_analyze(*args):
+    return subprocess.Popen([sys.executable, "-m", "rt_mer.cli", "analyze", "--quiet", *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(condition, timeout=120.0):
+    """Poll for a condition with a generous timeout (no reliance on speed)."""
+    import time
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def many_files(folder, count=16, seconds=12):
+    folder.mkdir(exist_ok=True)
+    return [write(folder / f"song{i:02}.wav", chord_music(seconds, 22050, 1, seed=i), 22050) for i in range(count)]
+
+
+def test_an_interrupted_run_leaves_the_earlier_output_whole(tmp_path):
+    """Ctrl-C half-way: the earlier va.csv and summary are as they were and no
+    temporary file is left; a complete run replaces them in one rename."""
+    files = many_files(tmp_path / "music")
+    out, summary = tmp_path / "va.csv", tmp_path / "songs.csv"
+    out.write_text("earlier results\n")
+    summary.write_text("earlier summary\n")
+    run = start_analyze(*files, "--out", out, "--summary", summary)
+    partial = lambda: [p for p in tmp_path.iterdir() if p.name.startswith(".va.csv.")]    # noqa: E731
+    wait_for(lambda: any(p.stat().st_size > 100 for p in partial()) or run.poll() is not None)
+    run.send_signal(__import__("signal").SIGINT)
+    run.communicate(timeout=120)
+    assert run.returncode == 130, "the run ended before it could be interrupted"
+    assert out.read_text() == "earlier results\n" and summary.read_text() == "earlier summary\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["music", "songs.csv", "va.csv"]
+    result = run_analyze(*files[:2], "--out", out, "--summary", summary)
+    assert result.returncode == 0 and {r["file"] for r in read_csv(out)} == {str(f) for f in files[:2]}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["music", "songs.csv", "va.csv"]
+
+
+def test_resume_drops_a_torn_row_redoes_the_last_file_and_skips_the_rest(tmp_path):
+    """A journal cut inside a row of the third file (as a stop leaves it):
+    --resume skips the first two, analyses the rest, and the result is byte
+    for byte a whole run's."""
+    files = many_files(tmp_path / "music", count=5, seconds=9)
+    whole, whole_summary = tmp_path / "whole.csv", tmp_path / "whole_songs.csv"
+    assert run_analyze(*files, "--out", whole, "--summary", whole_summary).returncode == 0
+    text, summary_text = whole.read_bytes(), whole_summary.read_bytes()
+    third = text.index(str(files[2]).encode())
+    out, summary = tmp_path / "va.csv", tmp_path / "songs.csv"
+    out.write_bytes(text[:text.index(str(files[2]).encode(), third + 1) + 30])  # the third file's 2nd row, torn
+    summary.write_bytes(b"".join(summary_text.splitlines(keepends=True)[:4]))   # it had reached the third
+    result = run_analyze(*files, "--out", out, "--summary", summary, "--resume")
+    assert result.returncode == 0, result.stderr
+    assert "2 files already in" in result.stderr
+    assert out.read_bytes() == text and summary.read_bytes() == summary_text
+    # a finished journal: only its last file is analysed again (its rows might have been cut short)
+    result = run_analyze(*files, "--out", out, "--summary", summary, "--resume")
+    assert result.returncode == 0 and "4 files already in" in result.stderr
+    assert out.read_bytes() == text and summary.read_bytes() == summary_text
+
+
+def test_resume_after_a_kill_gives_the_whole_run(tmp_path):
+    """A real stop: SIGKILL while the journal grows, then --resume."""
+    files = many_files(tmp_path / "music", count=10, seconds=10)
+    whole = tmp_path / "whole.csv"
+    assert run_analyze(*files, "--out", whole).returncode == 0
+    out = tmp_path / "va.csv"
+    run = start_analyze(*files, "--out", out, "--resume")
+    wait_for(lambda: (out.exists() and str(files[2]) in out.read_text()) or run.poll() is not None)
+    run.kill()
+    run.communicate(timeout=60)
+    assert run.returncode == -9, "the run ended before it could be killed"
+    assert out.read_bytes() != whole.read_bytes()
+    result = run_analyze(*files, "--out", out, "--resume")
+    assert result.returncode == 0, result.stderr
+    assert out.read_bytes() == whole.read_bytes()
+
+
+def test_resume_refuses_a_file_that_is_not_its_csv(good_files, tmp_path):
+    out = tmp_path / "notes.txt"
+    out.write_text("my notes\n")
+    result = run_analyze(good_files[0], "--out", out, "--resume")
+    assert result.returncode == 2 and "refusing to resume into it" in result.stderr
+    assert out.read_text() == "my notes\n"
+    result = run_analyze(good_files[0], "--resume")
+    assert result.returncode == 2 and "--resume needs --out" in result.stderr
+
+
+def test_a_reader_that_goes_away_ends_the_run_quietly(good_files):
+    """`rt-mer analyze ... | head -2`: no BrokenPipeError traceback."""
+    run = subprocess.run(f"{sys.executable} -m rt_mer.cli analyze --quiet {good_files[0]} {good_files[1]} | head -2",
+                         shell=True, capture_output=True, text=True, timeout=300)
+    assert run.stdout.splitlines()[0] == ",".join(HEADER) and len(run.stdout.splitlines()) == 2
+    assert "Traceback" not in run.stderr and "Error" not in run.stderr, run.stderr
+
+
+def test_resume_reads_any_file_name_and_every_place_a_stop_can_cut(tmp_path):
+    """The journal cut at every byte: resume keeps exactly the files before
+    the last one it can see, and leaves whole rows only (names with commas,
+    quotes and a newline included)."""
+    from rt_mer.stream.table import HEADER as COLUMNS, Table, resume
+    names = ["plain.wav", 'a, "quoted"\nname.wav', "third.wav"]
+    out = tmp_path / "va.csv"
+    table = Table(out, COLUMNS, journal=True)
+    for name in names:
+        table.write([[name, f"{t:.3f}", "4.000", "0.1000", "0.2000", "1", "happy"] for t in range(2)])
+    table.close(True)
+    whole = out.read_bytes()
+    row_ends = [i + len(b"happy\r\n") for i in range(len(whole)) if whole.startswith(b"happy\r\n", i)]
+    first_row_ends = row_ends[::2]      # two rows a file
+    for cut in range(len(whole) + 1):
+        out.write_bytes(whole[:cut])
+        done = resume(out, None)
+        kept = out.read_bytes()
+        assert whole.startswith(kept)
+        rows = read_csv(out) if kept else []
+        assert all(len(row) == len(COLUMNS) and row["mood"] == "happy" for row in rows), cut
+        assert done == {row["file"] for row in rows}
+        seen = [name for name, end in zip(names, first_row_ends) if end <= cut]   # with a whole row
+        assert done == set(seen[:-1]), cut
