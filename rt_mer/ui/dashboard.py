@@ -32,12 +32,17 @@ from rich.text import Text
 
 from ..dsp.frontend import FMIN
 from ..publish.schema import (AXES, CLIP_DBFS, PITCH_CLASSES, EmotionMessage, Message, MessageError, StatusMessage,
-                              check_explanation, is_number, seq_gap)
+                              check_explanation, is_number)
+from ..publish.seqs import Mark, mark, seq_gap
 from ..realtime import is_real_time
 from ..stream.post import QUADRANT_NAMES
 
 HISTORY_S = 60.0
 HISTORY_MAX = 4096          # hard bound whatever the hop (60 s at 15 ms hops)
+# Streams kept at once: about as many panels as the largest terminal shows
+# (MIN_W x MIN_H each). A peer may invent stream names without end; the least
+# recently seen stream is forgotten first, and counted.
+MAX_STREAMS = 64
 TRAIL_POINTS = 12
 MAX_REFRESH_HZ = 15.0
 STALE_S = 3.0               # a stream silent this long is flagged in its title
@@ -79,7 +84,7 @@ class _Stream:
         self.level: tuple[Any, Any] = (None, None)
         self.history: deque[tuple[float, float, float]] = deque(maxlen=HISTORY_MAX)
         self.trail: deque[tuple[float, float]] = deque(maxlen=trail)
-        self.last: dict[str, dict] = {}            # the latest message of each kind with a seq, for gaps
+        self.last: dict[str, Mark] = {}            # of the latest message of each kind with a seq, for gaps
         self.missed = 0
         self.arrived = 0.0
 
@@ -102,14 +107,18 @@ class DashboardState:
 
     `update` is safe to call from the real-time analysis thread: constant
     work under a short lock, no rendering, no I/O. `source` names where the
-    messages come from (an endpoint) for the "waiting" screen.
+    messages come from (an endpoint) for the "waiting" screen. At most
+    `max_streams` streams are kept: a new one past that replaces the least
+    recently seen, counted in `forgotten`.
     """
 
-    def __init__(self, source: str | None = None, trail: int = TRAIL_POINTS):
+    def __init__(self, source: str | None = None, trail: int = TRAIL_POINTS, max_streams: int = MAX_STREAMS):
         self.source = source
         self._trail = trail
         self._lock = threading.Lock()
-        self._streams: dict[str, _Stream] = {}
+        self._streams: dict[str, _Stream] = {}     # in order of first appearance: the panels' order
+        self.max_streams = max_streams
+        self.forgotten = 0
         self.rejected = 0                          # malformed messages the source skipped: shown, never silent
         self.version = 0                           # bumped by every update: the drawing skips unchanged frames
 
@@ -126,11 +135,14 @@ class DashboardState:
             self.version += 1
             stream = self._streams.get(name)
             if stream is None:
+                if len(self._streams) >= self.max_streams:     # a scan of max_streams, only for a new name
+                    del self._streams[min(self._streams, key=lambda known: self._streams[known].arrived)]
+                    self.forgotten += 1
                 stream = self._streams[name] = _Stream(self._trail)
             stream.arrived = now
             if isinstance(message.get("seq"), int):
                 stream.missed += seq_gap(stream.last.get(kind), message)
-                stream.last[kind] = message
+                stream.last[kind] = mark(message)
             # Emotion messages carry the level of their hop; a status's covers
             # a second, so it fills the meter only while no window comes.
             if ("level_dbfs" in message or "peak_dbfs" in message) and (
@@ -489,7 +501,8 @@ def render(state: DashboardState, width: int, height: int) -> Layout:
     """The whole screen: one panel per stream, stacked while each gets
     MIN_H rows, then in columns; streams that do not fit are counted."""
     views = state.snapshot()
-    notes = [state.source or ""] + ([f"{state.rejected} rejected"] if state.rejected else [])
+    notes = [state.source or ""] + ([f"{state.rejected} rejected"] if state.rejected else []) + \
+        ([f"{state.forgotten} streams forgotten"] if state.forgotten else [])
     if not views:
         where = f" from {state.source}" if state.source else ""
         return Layout(Align.center(Panel(Text(f"waiting for messages{where}", justify="center", style="bold"),
@@ -548,7 +561,7 @@ class MessageSource(Protocol):
 
 
 def dash(subscriber: MessageSource, stop: threading.Event, refresh_hz: float = 10.0,
-         title: str | None = None, console: Console | None = None) -> None:
+         title: str | None = None, console: Console | None = None, state: DashboardState | None = None) -> None:
     """The remote dashboard: a thread receives from `subscriber` (e.g.
     rt_mer.publish.Subscriber) into a DashboardState while this thread draws
     it; returns once `stop` is set. The subscriber belongs to that thread
@@ -556,9 +569,11 @@ def dash(subscriber: MessageSource, stop: threading.Event, refresh_hz: float = 1
 
     `title` names the source on the waiting screen (default: the
     subscriber's `endpoint`); its `rejected` count, if any, is shown. A
-    receive error stops the dashboard and is raised here.
+    receive error stops the dashboard and is raised here. `state`: one of
+    the caller's to fill (default: a new one).
     """
-    state = DashboardState(source=title or getattr(subscriber, "endpoint", None))
+    state = state or DashboardState()
+    state.source = state.source or title or getattr(subscriber, "endpoint", None)
     errors: list[BaseException] = []
 
     def receive() -> None:

@@ -1,0 +1,16 @@
+"""Text from outside (file names, device names, error messages that quote
+them) made safe to print on a terminal and to publish: the one home of
+that rule."""
+from __future__ import annotations
+
+
+def printable(text: str) -> str:
+    """`text` with every character that is not printable shown escaped as
+    Python writes it: ESC as \\x1b, a newline as \\n, a lone surrogate (a
+    file name's undecodable byte) as \\udcff. The result is one line, holds
+    no terminal control sequence, encodes to UTF-8 and passes the message
+    schema's check of strings."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in text)
