@@ -14,10 +14,11 @@ from .app import EXIT_SOME_FAILED, EXIT_USER_ERROR, UserError, close_engine, moo
 from .dsp.frontend import FRAMES_PER_SECOND, SAMPLE_RATE, WINDOW_FRAMES, WINDOW_SECONDS
 from .publish import DEFAULT_ENDPOINT
 from .stream.windows import DEFAULT_HOP
+from .text import printable, say
 
 
 def fail(message: str, code: int = EXIT_USER_ERROR) -> None:
-    print(f"rt-mer: error: {message}", file=sys.stderr)
+    say(f"error: {message}")
     raise SystemExit(code)
 
 
@@ -124,7 +125,7 @@ def analyze(args: argparse.Namespace) -> int:
         fail("no audio files found in " + ", ".join(map(str, args.inputs)))
     moods = moods_from(args)            # a UserError: one line, from main
     engine = open_engine_from(args)
-    print(f"rt-mer: engine {engine.name} ({engine.reason})", file=sys.stderr)
+    say(f"engine {engine.name} ({engine.reason})")
     failed = 0
     with ExitStack() as stack:
         stack.callback(close_engine, engine)
@@ -136,12 +137,12 @@ def analyze(args: argparse.Namespace) -> int:
             TimeRemainingColumn(), console=_stderr_console(), transient=True, disable=args.quiet))
         task = progress.add_task("analysing", total=_total_seconds(files), speed="")
         for path in files:
-            progress.update(task, description=f"{path.name[:30]:30}")
+            progress.update(task, description=f"{printable(path.name)[:30]:30}")
             try:
                 trajectory = analyze_file(path, engine, args.hop, progress=lambda s: _advance(progress, task, s),
                                           moods=moods)
             except (AudioError, EngineError) as error:
-                print(f"rt-mer: error: {error}", file=sys.stderr)
+                say(f"error: {error}")
                 failed += 1
                 if getattr(error, "trajectory", None) is not None:     # truncated: what decoded is written
                     _write_windows(out, path, error.trajectory)
@@ -277,7 +278,7 @@ def plot(args: argparse.Namespace) -> int:
         fail(str(error))
     for path, pages, titles in written:
         on_pages = f" on {pages} pages" if pages > 1 else ""
-        print(f"{path}: {len(titles)} panel(s){on_pages}: {', '.join(titles)}")
+        print(printable(f"{path}: {len(titles)} panel(s){on_pages}: {', '.join(titles)}"))
     return 0
 
 

@@ -3,6 +3,8 @@ them) made safe to print on a terminal and to publish: the one home of
 that rule."""
 from __future__ import annotations
 
+import sys
+
 
 def printable(text: str) -> str:
     """`text` with every character that is not printable shown escaped as
@@ -14,3 +16,9 @@ def printable(text: str) -> str:
         return text
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
                    for c in text)
+
+
+def say(text: str) -> None:
+    """"rt-mer: " and `text`, made printable, as one line on stderr: how the
+    commands tell the user what they do and what went wrong."""
+    print(f"rt-mer: {printable(text)}", file=sys.stderr)

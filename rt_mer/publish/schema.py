@@ -48,6 +48,7 @@ from typing import Any, ClassVar, Mapping, Union
 import numpy as np
 
 from ..engines.base import DRIVERS
+from ..text import printable
 
 VERSION = 1
 MAX_PAYLOAD_BYTES = 64 * 1024
@@ -328,9 +329,11 @@ class StatusMessage:
         """The wire form (schema version 1): rounded, every float finite."""
         return {"v": VERSION, "type": self.type, "stream": self.stream, "seq": int(self.seq),
                 "t": _time(self.t), "wall": _time(self.wall), "state": self.state,
-                "source": self.source, "rate": int(self.rate), "channels": int(self.channels),
-                "engine": self.engine, "engine_reason": self.engine_reason, "scheduling": self.scheduling,
-                "capture_scheduling": self.capture_scheduling,
+                # Text from outside (a file or device name, an error) made printable, which
+                # decode requires: our own subscribers and `plot` must accept our messages.
+                "source": printable(self.source), "rate": int(self.rate), "channels": int(self.channels),
+                "engine": printable(self.engine), "engine_reason": printable(self.engine_reason),
+                "scheduling": printable(self.scheduling), "capture_scheduling": printable(self.capture_scheduling),
                 "window_s": _time(self.window_s), "hop_s": _time(self.hop_s),
                 "level_dbfs": _dbfs(self.level_dbfs), "peak_dbfs": _dbfs(self.peak_dbfs),
                 "clipped": int(self.clipped), "late_windows": int(self.late_windows),
