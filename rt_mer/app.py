@@ -10,7 +10,7 @@ import argparse
 import threading
 
 from .dsp.frontend import WINDOW_SECONDS
-from .signals import StopOnSignal
+from .signals import StopOnSignal, lost_output_signal, output_gone
 from .text import say
 
 EXIT_USER_ERROR = 2
@@ -117,8 +117,16 @@ def run(args: argparse.Namespace) -> int:
         state = DashboardState()
         loop.sinks.append(state.update)
         stop_dashboard = threading.Event()
-        dashboard = threading.Thread(target=run_dashboard, args=(state, stop_dashboard, args.refresh),
-                                     name="dashboard", daemon=True)
+
+        def draw() -> None:
+            try:
+                run_dashboard(state, stop_dashboard, args.refresh)
+            except OSError as error:       # the terminal went away: end as on its hang-up
+                if not output_gone(error):
+                    raise
+                stopped.stop_for(lost_output_signal(error))
+
+        dashboard = threading.Thread(target=draw, name="dashboard", daemon=True)
         dashboard.start()
     try:
         loop.run()

@@ -225,11 +225,10 @@ def devices(args: argparse.Namespace) -> int:
 
 
 def listen(args: argparse.Namespace) -> int:
-    import os
     import threading
 
     from .publish import PublishError, listen as listen_to
-    from .signals import StopOnSignal
+    from .signals import StopOnSignal, silence
     stop = threading.Event()
     stopped = StopOnSignal(stop)
     try:
@@ -237,16 +236,16 @@ def listen(args: argparse.Namespace) -> int:
                   timeout_s=args.timeout, stop=stop)
     except PublishError as error:
         fail(str(error))
-    except BrokenPipeError:                 # e.g. | head: the reader has gone, which is fine
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except BrokenPipeError:                 # e.g. | head: the reader has what it wanted, which is fine
+        silence(sys.stdout)
     return stopped.exit_status
 
 
 def dash(args: argparse.Namespace) -> int:
     import threading
 
-    from .signals import StopOnSignal
     from .publish import PublishError, Subscriber
+    from .signals import StopOnSignal, lost_output_signal, output_gone
     from .ui import dash as remote_dashboard
     try:
         subscriber = Subscriber(args.endpoint)
@@ -254,8 +253,13 @@ def dash(args: argparse.Namespace) -> int:
         fail(str(error))
     stop = threading.Event()
     stopped = StopOnSignal(stop)
-    print(f"rt-mer: dashboard of {args.endpoint}; Ctrl-C stops it", file=sys.stderr)
-    remote_dashboard(subscriber, stop, args.refresh, title=args.endpoint)
+    say(f"dashboard of {args.endpoint}; Ctrl-C stops it")
+    try:
+        remote_dashboard(subscriber, stop, args.refresh, title=args.endpoint)
+    except OSError as error:                # the terminal went away, maybe before its hang-up signal came
+        if not output_gone(error):
+            raise
+        return stopped.exit_status or 128 + lost_output_signal(error)
     return stopped.exit_status
 
 
@@ -540,6 +544,12 @@ def main(argv: list[str] | None = None) -> int:
         fail(str(error))
     except KeyboardInterrupt:
         return 130
+    except OSError as error:                # the terminal closed, or a pipe's reader left: end quietly
+        from .signals import lost_output_signal, output_gone, silence
+        if not output_gone(error):
+            raise
+        silence(sys.stdout, sys.stderr)
+        return 128 + lost_output_signal(error)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
 """Text from outside (file names, device names, error messages that quote
-them) made safe to print on a terminal and to publish: the one home of
-that rule."""
+them) made safe to print on a terminal and to publish, and the one way
+rt-mer says a line on stderr: the one home of both rules."""
 from __future__ import annotations
 
 import sys
+
+from .signals import output_gone, silence
 
 
 def printable(text: str) -> str:
@@ -20,5 +22,11 @@ def printable(text: str) -> str:
 
 def say(text: str) -> None:
     """"rt-mer: " and `text`, made printable, as one line on stderr: how the
-    commands tell the user what they do and what went wrong."""
-    print(f"rt-mer: {printable(text)}", file=sys.stderr)
+    commands tell the user what they do and what went wrong. A closed
+    terminal or pipe there is no error: nobody is left to read it."""
+    try:
+        print(f"rt-mer: {printable(text)}", file=sys.stderr, flush=True)
+    except OSError as error:
+        if not output_gone(error):
+            raise
+        silence(sys.stderr)

@@ -26,6 +26,7 @@ import time
 from typing import IO
 
 from ..signals import StopOnSignal
+from ..text import say
 from . import schema
 from .sockets import DEFAULT_ENDPOINT, REPORT_SECONDS, PublishError, Subscriber, report_counts
 
@@ -173,14 +174,13 @@ def serve(target: str, endpoint: str = DEFAULT_ENDPOINT, bundle: bool = True, no
     stop = threading.Event()
     stopped = StopOnSignal(stop)
     resolved = f" ({sender.address})" if sender.address != sender.host else ""
-    print(f"rt-mer: emotion messages from {endpoint} -> OSC {'bundles' if bundle else 'messages'} to "
-          f"{sender.target}{resolved}, addresses {PREFIX}/<stream>/...", file=sys.stderr)
+    say(f"emotion messages from {endpoint} -> OSC {'bundles' if bundle else 'messages'} to "
+        f"{sender.target}{resolved}, addresses {PREFIX}/<stream>/...")
     with subscriber:
         try:
             forward(subscriber, sender, stop)
         finally:
             sender.close()
-    print(f"rt-mer: stopped; {sender.forwarded} messages forwarded, {sender.failed} failed sends, "
-          f"{subscriber.rejected} rejected, {subscriber.missed} missed, {subscriber.forgotten} topics forgotten",
-          file=sys.stderr)
+    say(f"stopped; {sender.forwarded} messages forwarded, {sender.failed} failed sends, "
+        f"{subscriber.rejected} rejected, {subscriber.missed} missed, {subscriber.forgotten} topics forgotten")
     return stopped.exit_status

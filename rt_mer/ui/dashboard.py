@@ -15,6 +15,7 @@ In process::
 """
 from __future__ import annotations
 
+import errno
 import math
 import threading
 import time
@@ -35,6 +36,7 @@ from ..publish.schema import (AXES, CLIP_DBFS, PITCH_CLASSES, EmotionMessage, Me
                               check_explanation, is_number)
 from ..publish.seqs import Mark, mark, seq_gap
 from ..realtime import is_real_time
+from ..signals import output_gone, silence
 from ..stream.post import QUADRANT_NAMES
 
 HISTORY_S = 60.0
@@ -542,18 +544,29 @@ def run_dashboard(state: DashboardState, stop: threading.Event, refresh_hz: floa
     A frame is drawn only when a message arrived, the terminal was resized
     or a second passed (the staleness note counts seconds): messages come
     every hop, so redrawing in between would only spend CPU.
+
+    A terminal that went away (EIO after a hang-up; EPIPE for a pipe) ends
+    the drawing: the console's output is silenced and the OSError raised,
+    for the caller to end as on the hang-up (rt_mer.signals).
     """
     console = console or Console()
     period = 1.0 / min(max(refresh_hz, 0.1), MAX_REFRESH_HZ)
-    drawn = None
-    with Live(render(state, console.width, console.height), console=console, screen=console.is_terminal,
-              auto_refresh=False, redirect_stdout=False, redirect_stderr=False,
-              vertical_overflow="crop") as live:
-        while not stop.wait(period):
-            frame = (state.version, state.rejected, console.size, int(time.monotonic()))
-            if frame != drawn:
-                live.update(render(state, console.width, console.height), refresh=True)
-                drawn = frame
+    drawn, terminal = None, console.is_terminal
+    try:
+        with Live(render(state, console.width, console.height), console=console, screen=terminal,
+                  auto_refresh=False, redirect_stdout=False, redirect_stderr=False,
+                  vertical_overflow="crop") as live:
+            while not stop.wait(period):
+                if terminal and not console.is_terminal:     # hung up: Rich would go on drawing to nothing
+                    raise OSError(errno.EIO, "the terminal went away")
+                frame = (state.version, state.rejected, console.size, int(time.monotonic()))
+                if frame != drawn:
+                    live.update(render(state, console.width, console.height), refresh=True)
+                    drawn = frame
+    except OSError as error:
+        if output_gone(error):
+            silence(console.file)          # Live's own exit wrote to it too; Python's exit will again
+        raise
 
 
 class MessageSource(Protocol):
