@@ -39,8 +39,8 @@ LINGER_MS = 200                  # close() flushes queued messages briefly, neve
 # whatever the publisher had queued for us. So the limit is far above any
 # valid frame (MAX_PAYLOAD_BYTES): a frame up to it is received, counted as
 # rejected before it is copied or decoded, and nothing else is lost. Only one
-# beyond it costs a reconnect; the limit keeps what a stalled reader queues
-# to at most hwm frames of this size.
+# beyond it costs a reconnect. Memory: a reader that stalls while a publisher
+# sends such frames queues at most hwm of them (valid messages: hwm x 64 KB).
 MAX_FRAME_BYTES = 16 * 1024 * 1024
 
 _TCP = re.compile(r"tcp://(?P<host>\*|\[[^\]]+\]|[A-Za-z0-9](?:[A-Za-z0-9_.-]*[A-Za-z0-9])?):(?P<port>[0-9]{1,5})")
@@ -188,9 +188,8 @@ class Subscriber:
     `seqs`, least recently seen first, to hold it at MAX_TOPICS: a gap on
     one goes uncounted), `reconnects` (connections re-made after libzmq
     dropped one, e.g. for a frame over MAX_FRAME_BYTES). A subscriber only
-    sees messages published after its
-    subscription reaches the publisher (ZeroMQ's "slow joiner"): allow a
-    moment after connecting.
+    sees messages published after its subscription reaches the publisher
+    (ZeroMQ's "slow joiner"): allow a moment after connecting.
 
     Raises PublishError when the endpoint or codec is wrong; connecting to
     a publisher that is not there yet is not an error (ZeroMQ retries).
