@@ -7,12 +7,12 @@ cli.py parses the command line and calls `run`; user errors are raised as
 from __future__ import annotations
 
 import argparse
-import sys
 import threading
 
 from .dsp.frontend import WINDOW_SECONDS
 from .errors import RtMerError
-from .signals import StopOnSignal
+from .signals import StopOnSignal, lost_output_signal, output_gone
+from .text import say
 
 EXIT_USER_ERROR = 2
 EXIT_SOME_FAILED = 1
@@ -63,7 +63,7 @@ def default_input(args: argparse.Namespace):
     try:
         return MicSource(None, rate=args.rate, channels=args.channels, blocksize=args.blocksize)
     except AudioError as error:
-        print(f"rt-mer: no microphone ({error}); playing the built-in demo music instead", file=sys.stderr)
+        say(f"no microphone ({error}); playing the built-in demo music instead")
         return DemoSource()
 
 
@@ -120,22 +120,29 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"{args.record}: cannot write ({error.strerror})") from None
         loop.sinks.append(recorder)
     stopped = StopOnSignal(loop.stop)
-    print(f"rt-mer: {', '.join(s.description for s in sources)} -> {engine.name} ({engine.reason}), "
-          f"window {WINDOW_SECONDS:g} s, hop {loop.hop_seconds:g} s; publishing on {args.pub}",
-          file=sys.stderr)
+    say(f"{', '.join(s.description for s in sources)} -> {engine.name} ({engine.reason}), "
+        f"window {WINDOW_SECONDS:g} s, hop {loop.hop_seconds:g} s; publishing on {args.pub}")
     dashboard = None
     if not args.no_dash:
         from .ui import DashboardState, run_dashboard
         state = DashboardState()
         loop.sinks.append(state.update)
         stop_dashboard = threading.Event()
-        dashboard = threading.Thread(target=run_dashboard, args=(state, stop_dashboard, args.refresh),
-                                     name="dashboard", daemon=True)
+
+        def draw() -> None:
+            try:
+                run_dashboard(state, stop_dashboard, args.refresh)
+            except OSError as error:       # the terminal went away: end as on its hang-up
+                if not output_gone(error):
+                    raise
+                stopped.stop_for(lost_output_signal(error))
+
+        dashboard = threading.Thread(target=draw, name="dashboard", daemon=True)
         dashboard.start()
     try:
         loop.run()
     except AudioError as error:
-        print(f"rt-mer: error: {error}", file=sys.stderr)
+        say(f"error: {error}")
         return EXIT_SOME_FAILED
     finally:
         if dashboard:
@@ -146,12 +153,11 @@ def run(args: argparse.Namespace) -> int:
         publisher.close()
         close_engine(engine)
     for error in loop.failures:             # each ended its own stream; the others went on
-        print(f"rt-mer: error: {error}", file=sys.stderr)
+        say(f"error: {error}")
     if recorder and recorder.error:
-        print(f"rt-mer: error: {args.record}: cannot write ({recorder.error.strerror or recorder.error})",
-              file=sys.stderr)
+        say(f"error: {args.record}: cannot write ({recorder.error.strerror or recorder.error})")
         return EXIT_SOME_FAILED
-    print(f"rt-mer: stopped; {summary(loop)}", file=sys.stderr)
+    say(f"stopped; {summary(loop)}")
     return EXIT_SOME_FAILED if loop.failures else stopped.exit_status
 
 

@@ -16,10 +16,11 @@ from .errors import RtMerError
 from .publish import DEFAULT_ENDPOINT
 from .stream.windows import DEFAULT_HOP
 from .ui.dashboard import MAX_REFRESH_HZ, MIN_REFRESH_HZ
+from .text import printable, say
 
 
 def fail(message: str, code: int = EXIT_USER_ERROR) -> None:
-    print(f"rt-mer: error: {message}", file=sys.stderr)
+    say(f"error: {message}")
     raise SystemExit(code)
 
 
@@ -90,8 +91,7 @@ def rounded_hop(args: argparse.Namespace) -> None:
         return
     rounded = hop_frames(args.hop) / FRAMES_PER_SECOND
     if rounded != args.hop:
-        print(f"rt-mer: hop {args.hop:g} s rounded to {rounded:g} s, a whole number of "
-              f"{1 / FRAMES_PER_SECOND:g} s frames", file=sys.stderr)
+        say(f"hop {args.hop:g} s rounded to {rounded:g} s, a whole number of {1 / FRAMES_PER_SECOND:g} s frames")
     args.hop = rounded
 
 
@@ -187,13 +187,13 @@ def analyze(args: argparse.Namespace) -> int:
                 fail("--resume needs --out FILE: the CSV to go on with")
             done = resume(args.out, args.summary)
             if done:
-                print(f"rt-mer: resuming: {len(done)} files already in {args.out}", file=sys.stderr)
+                say(f"resuming: {len(done)} files already in {args.out}")
             files = [path for path in files if str(path) not in done]
     except OutputError as error:
         fail(str(error))
     moods = moods_from(args)            # a UserError: one line, from main
     if not files:
-        print("rt-mer: nothing left to analyse", file=sys.stderr)
+        say("nothing left to analyse")
         return 0
     failed, complete = 0, False
     with ExitStack() as stack:
@@ -208,14 +208,14 @@ def analyze(args: argparse.Namespace) -> int:
         out, songs = tables
         for result in results:
             if result.error:
-                print(f"rt-mer: error: {result.error}", file=sys.stderr)
+                say(f"error: {result.error}")
                 failed += 1
             out.write(result.rows)          # a truncated file's rows too: what decoded
             if songs and result.summary:
                 songs.write([result.summary])
         complete = True
     if failed:
-        print(f"rt-mer: {failed} of {len(files)} files failed", file=sys.stderr)
+        say(f"{failed} of {len(files)} files failed")
     return EXIT_SOME_FAILED if failed else 0
 
 
@@ -226,13 +226,13 @@ def _local_results(stack: ExitStack, args: argparse.Namespace, files: list[Path]
     from .stream.table import analyze_to_result
     engine = open_engine_from(args)     # a UserError: one line, from main
     stack.callback(close_engine, engine)
-    print(f"rt-mer: engine {engine.name} ({engine.reason})", file=sys.stderr)
+    say(f"engine {engine.name} ({engine.reason})")
     progress = stack.enter_context(Progress(
         TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[speed]}"),
         TimeRemainingColumn(), console=_stderr_console(), transient=True, disable=args.quiet))
     task = progress.add_task("analysing", total=_total_seconds(files), speed="")
     for path in files:
-        progress.update(task, description=f"{path.name[:30]:30}")
+        progress.update(task, description=f"{printable(path.name)[:30]:30}")
         yield analyze_to_result(path, engine, args.hop, moods, progress=lambda s: _advance(progress, task, s))
 
 
@@ -247,7 +247,7 @@ def _cluster_results(stack: ExitStack, args: argparse.Namespace, files: list[Pat
         from .stream.cluster import Cluster, ClusterError
     except ImportError:
         fail("--cluster needs Ray: pip install 'rt-mer[cluster]'")
-    print(f"rt-mer: starting workers on {args.cluster} ...", file=sys.stderr)
+    say(f"starting workers on {args.cluster} ...")
     stack.enter_context(redirect_stdout(sys.stderr))    # Ray prints its news (a worker died) to stdout: our rows'
     try:
         cluster = Cluster(args.cluster, args.workers, args.engine, args.model, args.threads, args.precision,
@@ -255,7 +255,7 @@ def _cluster_results(stack: ExitStack, args: argparse.Namespace, files: list[Pat
     except ClusterError as error:
         fail(str(error))
     stack.callback(cluster.close)
-    print(f"rt-mer: cluster: {cluster.describe()}", file=sys.stderr)
+    say(f"cluster: {cluster.describe()}")
     progress = stack.enter_context(Progress(
         TextColumn("analysing"), BarColumn(), MofNCompleteColumn(), TextColumn("files {task.fields[status]}"),
         TimeRemainingColumn(), console=_stderr_console(), transient=True, disable=args.quiet))
@@ -322,9 +322,9 @@ def devices(args: argparse.Namespace) -> int:
     except AudioError as error:
         fail(str(error))
     if not found:
-        print("rt-mer: no audio inputs found: check that a microphone or line-in is plugged in and not muted, "
-              "that the sound server runs (PulseAudio, PipeWire) and that this user may use it (the audio "
-              "group); `rt-mer demo` needs no input", file=sys.stderr)
+        say("no audio inputs found: check that a microphone or line-in is plugged in and not muted, "
+            "that the sound server runs (PulseAudio, PipeWire) and that this user may use it (the audio "
+            "group); `rt-mer demo` needs no input")
         return EXIT_SOME_FAILED
     table = Table("index", "name", "input channels", "default rate", "host API", title="Audio inputs")
     for device in found:
@@ -335,11 +335,10 @@ def devices(args: argparse.Namespace) -> int:
 
 
 def listen(args: argparse.Namespace) -> int:
-    import os
     import threading
 
     from .publish import PublishError, listen as listen_to
-    from .signals import StopOnSignal
+    from .signals import StopOnSignal, silence
     stop = threading.Event()
     stopped = StopOnSignal(stop)
     try:
@@ -347,16 +346,16 @@ def listen(args: argparse.Namespace) -> int:
                   timeout_s=args.timeout, stop=stop)
     except PublishError as error:
         fail(str(error))
-    except BrokenPipeError:                 # e.g. | head: the reader has gone, which is fine
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except BrokenPipeError:                 # e.g. | head: the reader has what it wanted, which is fine
+        silence(sys.stdout)
     return stopped.exit_status
 
 
 def dash(args: argparse.Namespace) -> int:
     import threading
 
-    from .signals import StopOnSignal
     from .publish import PublishError, Subscriber
+    from .signals import StopOnSignal, lost_output_signal, output_gone
     from .ui import dash as remote_dashboard
     try:
         subscriber = Subscriber(args.endpoint)
@@ -364,8 +363,13 @@ def dash(args: argparse.Namespace) -> int:
         fail(str(error))
     stop = threading.Event()
     stopped = StopOnSignal(stop)
-    print(f"rt-mer: dashboard of {args.endpoint}; Ctrl-C stops it", file=sys.stderr)
-    remote_dashboard(subscriber, stop, args.refresh, title=args.endpoint)
+    say(f"dashboard of {args.endpoint}; Ctrl-C stops it")
+    try:
+        remote_dashboard(subscriber, stop, args.refresh, title=args.endpoint)
+    except OSError as error:                # the terminal went away, maybe before its hang-up signal came
+        if not output_gone(error):
+            raise
+        return stopped.exit_status or 128 + lost_output_signal(error)
     return stopped.exit_status
 
 
@@ -388,7 +392,7 @@ def plot(args: argparse.Namespace) -> int:
         fail(str(error))
     for path, pages, titles in written:
         on_pages = f" on {pages} pages" if pages > 1 else ""
-        print(f"{path}: {len(titles)} panel(s){on_pages}: {', '.join(titles)}")
+        print(printable(f"{path}: {len(titles)} panel(s){on_pages}: {', '.join(titles)}"))
     return 0
 
 
@@ -710,17 +714,12 @@ def main(argv: list[str] | None = None) -> int:
         fail(str(error))
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:             # the reader of our output left (| head): not an error of ours
-        return stdout_gone()
-
-
-def stdout_gone() -> int:
-    """End quietly once standard output's reader has gone: what is still
-    buffered goes nowhere (so the exit's flush raises nothing) and the
-    status is the shell's for a process that SIGPIPE ended."""
-    import signal
-    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    return 128 + signal.SIGPIPE
+    except OSError as error:                # the terminal closed, or a pipe's reader left: end quietly
+        from .signals import lost_output_signal, output_gone, silence
+        if not output_gone(error):
+            raise
+        silence(sys.stdout, sys.stderr)
+        return 128 + lost_output_signal(error)
 
 
 if __name__ == "__main__":

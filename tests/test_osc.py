@@ -84,7 +84,7 @@ def test_a_live_run_reaches_an_osc_server(osc_receiver, tmp_path):
         err = stop(bridge)
     assert bridge.returncode == 128 + signal.SIGINT, err             # as `rt-mer run` ends on Ctrl-C
     assert err.strip().splitlines()[-1] == f"rt-mer: stopped; {len(published)} messages forwarded, " \
-                                           "0 failed sends, 0 rejected, 0 missed"
+                                           "0 failed sends, 0 rejected, 0 missed, 0 topics forgotten"
     for stream in ("deck-a", "deck-b"):
         mine = [(address, args) for address, args in received if address.startswith(f"/rt-mer/{stream}/")]
         wanted = [pair for m in published if m["stream"] == stream for pair in expected_osc(m)]

@@ -23,6 +23,7 @@ import numpy as np
 import soundfile
 
 from .. import realtime
+from ..text import printable
 from .io import AudioError, missing_frames, open_audio, to_mono
 from .ring import RingBuffer
 
@@ -161,12 +162,12 @@ def _sounddevice():
 
 
 def list_devices() -> list[dict]:
-    """Input devices for `rt-mer devices`: index, name, channels (inputs),
-    default_rate, hostapi, default (the default input)."""
+    """Input devices for `rt-mer devices`: index, name (made printable),
+    channels (inputs), default_rate, hostapi, default (the default input)."""
     sd = _sounddevice()
     apis = sd.query_hostapis()
     default = sd.default.device[0]
-    return [{"index": d["index"], "name": d["name"], "channels": d["max_input_channels"],
+    return [{"index": d["index"], "name": printable(d["name"]), "channels": d["max_input_channels"],
              "default_rate": d["default_samplerate"], "hostapi": apis[d["hostapi"]]["name"],
              "default": d["index"] == default}
             for d in sd.query_devices() if d["max_input_channels"] > 0]
@@ -232,9 +233,9 @@ class MicSource(_RingSource):
             sd.check_input_settings(device=index, channels=opened, samplerate=rate, dtype="float32")
         except Exception as error:              # PortAudioError or ValueError, one line either way
             raise AudioError(f"{info['name']}: refuses {rate} Hz with {opened} channels ({error})") from None
-        super().__init__(name, rate, len(selected),
-                         f"{info['name']} ({sd.query_hostapis(info['hostapi'])['name']}), {rate} Hz, "
-                         f"channels {','.join(map(str, selected))}")
+        api = sd.query_hostapis(info["hostapi"])["name"]
+        super().__init__(name, rate, len(selected), printable(f"{info['name']} ({api}), {rate} Hz, "
+                                                              f"channels {','.join(map(str, selected))}"))
         self.device, self.blocksize, self._opened = index, int(blocksize), opened
         self._columns = None if selected == list(range(1, opened + 1)) else np.array(selected, np.intp) - 1
         self._offset = 0.0                      # wall time minus stream time
@@ -322,9 +323,9 @@ class FileSource(_ThreadSource):
         self._file = open_audio(path)           # AudioError now, not in the thread
         self.path, self.realtime, self.loop = Path(path), realtime, loop
         self.can_wait = not realtime
-        super().__init__(name or self.path.stem, self._file.samplerate, self._file.channels,
-                         f"{self.path.name}, {self._file.samplerate} Hz, {channel_count(self._file.channels)}"
-                         + (", looping" if loop else ""))
+        super().__init__(name or printable(self.path.stem), self._file.samplerate, self._file.channels,
+                         f"{printable(self.path.name)}, {self._file.samplerate} Hz, "
+                         f"{channel_count(self._file.channels)}" + (", looping" if loop else ""))
         self._truncated = 0
 
     @property

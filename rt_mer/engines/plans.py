@@ -6,13 +6,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
 from ..cache import cache_dir
+from ..text import say
 from .base import EngineError
 
 OPT_BATCH = 32                 # the batch the profile is tuned for: `rt-mer analyze` sends 32 windows at a time
@@ -22,7 +22,7 @@ Report = Callable[[str], None]
 
 
 def note(message: str) -> None:
-    print(f"rt-mer: tensorrt: {message}", file=sys.stderr)
+    say(f"tensorrt: {message}")
 
 
 def one_line(error: object) -> str:

@@ -26,8 +26,9 @@ import time
 from typing import IO
 
 from ..signals import StopOnSignal
+from ..text import say
 from . import schema
-from .sockets import DEFAULT_ENDPOINT, REPORT_SECONDS, PublishError, Subscriber, report_rejected
+from .sockets import DEFAULT_ENDPOINT, REPORT_SECONDS, PublishError, Subscriber, report_counts
 
 PREFIX = "/rt-mer"
 OSC_RESERVED = frozenset(" #*,/?[]{}")
@@ -133,10 +134,11 @@ class OscSender:
 def forward(subscriber: Subscriber, sender: OscSender, stop: threading.Event, errors: IO[str] | None = None,
             wait_ms: int = 250) -> None:
     """Send every message `subscriber` receives until `stop` is set;
-    rejected messages and failed sends are reported on `errors` (default
-    sys.stderr) at most every REPORT_SECONDS, and once more at the end."""
+    rejected messages, forgotten topics and failed sends are reported on
+    `errors` (default sys.stderr) at most every REPORT_SECONDS, and once
+    more at the end."""
     errors = sys.stderr if errors is None else errors
-    rejected = failed = 0
+    reported, failed = (0, 0), 0
     next_report = time.monotonic() + REPORT_SECONDS
     try:
         while not stop.is_set():
@@ -144,18 +146,19 @@ def forward(subscriber: Subscriber, sender: OscSender, stop: threading.Event, er
             if message is not None:
                 sender.send(message)
             if time.monotonic() >= next_report:
-                rejected, failed = _report(subscriber, sender, errors, rejected, failed)
+                reported, failed = _report(subscriber, sender, errors, reported, failed)
                 next_report = time.monotonic() + REPORT_SECONDS
     finally:
-        _report(subscriber, sender, errors, rejected, failed)
+        _report(subscriber, sender, errors, reported, failed)
 
 
-def _report(subscriber: Subscriber, sender: OscSender, errors: IO[str], rejected: int, failed: int) -> tuple[int, int]:
+def _report(subscriber: Subscriber, sender: OscSender, errors: IO[str], reported: tuple[int, int],
+            failed: int) -> tuple[tuple[int, int], int]:
     if sender.failed > failed:
         errors.write(f"rt-mer: {sender.failed} OSC send(s) to {sender.target} failed so far "
                      f"(last: {sender.last_failure})\n")
         errors.flush()
-    return report_rejected(subscriber, errors, rejected), sender.failed
+    return report_counts(subscriber, errors, reported), sender.failed
 
 
 def serve(target: str, endpoint: str = DEFAULT_ENDPOINT, bundle: bool = True, normalize: bool = False) -> int:
@@ -171,13 +174,13 @@ def serve(target: str, endpoint: str = DEFAULT_ENDPOINT, bundle: bool = True, no
     stop = threading.Event()
     stopped = StopOnSignal(stop)
     resolved = f" ({sender.address})" if sender.address != sender.host else ""
-    print(f"rt-mer: emotion messages from {endpoint} -> OSC {'bundles' if bundle else 'messages'} to "
-          f"{sender.target}{resolved}, addresses {PREFIX}/<stream>/...", file=sys.stderr)
+    say(f"emotion messages from {endpoint} -> OSC {'bundles' if bundle else 'messages'} to "
+        f"{sender.target}{resolved}, addresses {PREFIX}/<stream>/...")
     with subscriber:
         try:
             forward(subscriber, sender, stop)
         finally:
             sender.close()
-    print(f"rt-mer: stopped; {sender.forwarded} messages forwarded, {sender.failed} failed sends, "
-          f"{subscriber.rejected} rejected, {subscriber.missed} missed", file=sys.stderr)
+    say(f"stopped; {sender.forwarded} messages forwarded, {sender.failed} failed sends, "
+        f"{subscriber.rejected} rejected, {subscriber.missed} missed, {subscriber.forgotten} topics forgotten")
     return stopped.exit_status

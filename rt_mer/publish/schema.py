@@ -29,8 +29,8 @@ status:  v, type="status", stream, seq, t, wall, source, rate, channels,
          latency_ms {p50: {stage: ms}, p99: {stage: ms}}
 
 `seq` counts each topic's messages per stream from 0: a gap means the
-subscriber missed messages. `t` is stream time (s) at the window's end;
-`wall` the Unix time its last sample was captured.
+subscriber missed messages (see rt_mer.publish.seqs). `t` is stream time
+(s) at the window's end; `wall` the Unix time its last sample was captured.
 `EmotionMessage` and `StatusMessage` (below) are the typed forms the
 analysis builds; `to_dict` gives the payload, rounded, every float finite.
 Subscribers treat payloads as untrusted: `decode` checks size, type,
@@ -49,17 +49,13 @@ import numpy as np
 
 from ..contract import DRIVERS
 from ..errors import RtMerError
+from ..text import printable
 
 VERSION = 1
 MAX_PAYLOAD_BYTES = 64 * 1024
 MAX_MOOD_CHARS = 24            # an emotion message's mood word (moods files are checked against it)
 CLIP_DBFS = -0.1               # a peak at or above this counts as clipped (status "clipped")
 TOPICS = ("emotion", "status")
-# One topic carries at most one message a frame (1/16 s, the shortest hop) of
-# stream or wall time, plus a backlog sent at once; a seq further ahead than
-# that is a restart, not a loss (see seq_gap).
-MAX_MESSAGES_PER_SECOND = 16
-SEQ_SLACK = 64
 RANGES = {"valence": (-1, 1), "arousal": (-1, 1), "valence_raw": (-1, 1), "arousal_raw": (-1, 1),
           "quadrant": (1, 4), "seq": (0, math.inf)}
 AXES = ("valence", "arousal")          # the explanation's and the drivers' outer keys
@@ -81,24 +77,6 @@ class MessageError(RtMerError, ValueError):
 
 def topic(kind: str, stream: str) -> bytes:
     return f"{kind}.{stream}".encode()
-
-
-def _seconds(message: Mapping[str, Any], name: str) -> float:
-    value = message.get(name)
-    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else 0.0
-
-
-def seq_gap(last: Mapping[str, Any] | None, message: Mapping[str, Any]) -> int:
-    """Messages missed between `last`, the previous message on a topic, and
-    `message`. A seq at or below the last is a restarted publisher, not a
-    loss; so is one further ahead than a publisher could have sent in the
-    stream time (`t`) or wall time between the two: a new publisher, or a
-    bogus seq, which would otherwise count as missed for good."""
-    if last is None:
-        return 0
-    gap = message["seq"] - last["seq"] - 1
-    elapsed = max(_seconds(message, "t") - _seconds(last, "t"), _seconds(message, "wall") - _seconds(last, "wall"))
-    return gap if 0 < gap <= SEQ_SLACK + MAX_MESSAGES_PER_SECOND * elapsed else 0
 
 
 def check_ranges(message: Mapping[str, Any]) -> None:
@@ -352,9 +330,11 @@ class StatusMessage:
         """The wire form (schema version 1): rounded, every float finite."""
         return {"v": VERSION, "type": self.type, "stream": self.stream, "seq": int(self.seq),
                 "t": _time(self.t), "wall": _time(self.wall), "state": self.state,
-                "source": self.source, "rate": int(self.rate), "channels": int(self.channels),
-                "engine": self.engine, "engine_reason": self.engine_reason, "scheduling": self.scheduling,
-                "capture_scheduling": self.capture_scheduling,
+                # Text from outside (a file or device name, an error) made printable, which
+                # decode requires: our own subscribers and `plot` must accept our messages.
+                "source": printable(self.source), "rate": int(self.rate), "channels": int(self.channels),
+                "engine": printable(self.engine), "engine_reason": printable(self.engine_reason),
+                "scheduling": printable(self.scheduling), "capture_scheduling": printable(self.capture_scheduling),
                 "window_s": _time(self.window_s), "hop_s": _time(self.hop_s),
                 "level_dbfs": _dbfs(self.level_dbfs), "peak_dbfs": _dbfs(self.peak_dbfs),
                 "clipped": int(self.clipped), "late_windows": int(self.late_windows),

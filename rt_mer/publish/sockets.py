@@ -16,6 +16,7 @@ Reading the live trajectory from a script::
 """
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import re
 import sys
@@ -26,17 +27,22 @@ from typing import IO, Any, Iterable, Iterator
 
 import zmq
 
+from ..text import printable
 from . import schema
 from ..errors import RtMerError
+from .seqs import MAX_TOPICS, SeqTable
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5556"
 REPORT_SECONDS = 1.0             # listen reports rejected messages at most this often
 STOP_POLL_SECONDS = 0.25         # how soon listen notices its stop event
 LINGER_MS = 200                  # close() flushes queued messages briefly, never hangs
-TOPIC_ROOM = 4096                # MAXMSGSIZE headroom over the payload limit, for topic frames
-# A slightly oversize frame is received and rejected by the schema (counted);
-# one beyond MAXMSGSIZE makes libzmq drop the connection (Subscriber reconnects).
-MAX_FRAME_BYTES = schema.MAX_PAYLOAD_BYTES + TOPIC_ROOM
+# libzmq drops the connection on a frame over MAXMSGSIZE, and with it
+# whatever the publisher had queued for us. So the limit is far above any
+# valid frame (MAX_PAYLOAD_BYTES): a frame up to it is received, counted as
+# rejected before it is copied or decoded, and nothing else is lost. Only one
+# beyond it costs a reconnect. Memory: a reader that stalls while a publisher
+# sends such frames queues at most hwm of them (valid messages: hwm x 64 KB).
+MAX_FRAME_BYTES = 16 * 1024 * 1024
 
 _TCP = re.compile(r"tcp://(?P<host>\*|\[[^\]]+\]|[A-Za-z0-9](?:[A-Za-z0-9_.-]*[A-Za-z0-9])?):(?P<port>[0-9]{1,5})")
 _OTHER = re.compile(r"(?:ipc|inproc)://[^\x00-\x1f\x7f]+")
@@ -170,7 +176,7 @@ class Subscriber:
         codec: ``"auto"`` (JSON or msgpack, told per message), ``"json"`` or
             ``"msgpack"``.
         hwm: messages queued before the newest are dropped (bounds memory,
-            with MAXMSGSIZE bounding each frame).
+            with MAX_FRAME_BYTES bounding each frame).
         context: a zmq.Context (default: the process-wide instance; inproc
             endpoints need the publisher's context).
 
@@ -179,10 +185,12 @@ class Subscriber:
     messages skipped: wrong frame count, topic not matching the payload's
     type or stream, oversize, schema violations; `last_rejection` says why),
     `missed` (messages the publisher sent that never arrived, from gaps in
-    each topic's `seq`), `reconnects` (connections re-made after libzmq
-    dropped one, e.g. for a frame over MAXMSGSIZE). A subscriber only sees messages published after its
-    subscription reaches the publisher (ZeroMQ's "slow joiner"): allow a
-    moment after connecting.
+    each topic's `seq`), `forgotten` (topics dropped from the table of
+    `seqs`, least recently seen first, to hold it at MAX_TOPICS: a gap on
+    one goes uncounted), `reconnects` (connections re-made after libzmq
+    dropped one, e.g. for a frame over MAX_FRAME_BYTES). A subscriber only
+    sees messages published after its subscription reaches the publisher
+    (ZeroMQ's "slow joiner"): allow a moment after connecting.
 
     Raises PublishError when the endpoint or codec is wrong; connecting to
     a publisher that is not there yet is not an error (ZeroMQ retries).
@@ -202,7 +210,7 @@ class Subscriber:
         self.codec = codec
         self.received = self.rejected = self.missed = self.reconnects = 0
         self.last_rejection: str | None = None
-        self._last: dict[bytes, dict] = {}      # the latest message on each topic, for seq gaps
+        self.seqs = SeqTable(MAX_TOPICS)         # keyed by a digest: a long topic costs no more
         self._socket = _socket(context, zmq.SUB, endpoint)
         self._socket.setsockopt(zmq.RCVHWM, hwm)
         self._socket.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
@@ -250,21 +258,30 @@ class Subscriber:
         self._socket.connect(self.endpoint)
         self.reconnects += 1
 
-    def _read_frames(self) -> list[bytes]:
+    @property
+    def forgotten(self) -> int:
+        return self.seqs.forgotten
+
+    def _read_frames(self) -> list[zmq.Frame]:
         # Frame by frame, keeping at most three: a hostile many-part message
-        # costs a loop, not memory.
-        frames = [self._socket.recv(zmq.NOBLOCK)]
+        # costs a loop, not memory. Uncopied: an oversize frame is refused by
+        # its length alone.
+        frames = [self._socket.recv(zmq.NOBLOCK, copy=False)]
         while self._socket.getsockopt(zmq.RCVMORE):
-            frame = self._socket.recv(zmq.NOBLOCK)
+            frame = self._socket.recv(zmq.NOBLOCK, copy=False)
             if len(frames) < 3:
                 frames.append(frame)
         return frames
 
-    def _accept(self, frames: list[bytes]) -> dict[str, Any] | None:
+    def _accept(self, frames: list[zmq.Frame]) -> dict[str, Any] | None:
         try:
             if len(frames) != 2:
                 raise schema.MessageError(f"{len(frames)} frames, expected [topic, payload]")
-            topic, payload = frames
+            for name, frame in zip(("topic", "payload"), frames):
+                if len(frame) > schema.MAX_PAYLOAD_BYTES:     # a topic names a stream inside the payload
+                    raise schema.MessageError(f"{name} frame of {len(frame)} bytes exceeds "
+                                              f"{schema.MAX_PAYLOAD_BYTES}")
+            topic, payload = (frame.bytes for frame in frames)
             message = schema.decode(payload, self.codec)
             if topic != schema.topic(message["type"], message["stream"]):
                 raise schema.MessageError(f"topic {topic[:80]!r} does not match a {message['type']} "
@@ -275,8 +292,7 @@ class Subscriber:
             return None
         if self.streams is not None and message["stream"] not in self.streams:
             return None                          # a prefix match for a stream we did not ask for
-        self.missed += schema.seq_gap(self._last.get(topic), message)
-        self._last[topic] = message
+        self.missed += self.seqs.gap(hashlib.blake2b(topic, digest_size=16).digest(), message)
         self.received += 1
         return message
 
@@ -307,7 +323,8 @@ def listen(endpoint: str, out: IO[str] | None = None, topics: Iterable[str] = sc
 
     Malformed messages are skipped and reported on `errors` (default
     sys.stderr): one line with the count and the last reason, at most every
-    REPORT_SECONDS and once more at the end, as the dashboard shows them.
+    REPORT_SECONDS and once more at the end, as the dashboard shows them;
+    so are topics forgotten (see Subscriber).
     Stops after `count` messages, when none arrives for `timeout_s` seconds
     (None: run for ever), or within STOP_POLL_SECONDS of `stop` being set;
     returns the number of lines written. BrokenPipeError propagates after
@@ -316,7 +333,7 @@ def listen(endpoint: str, out: IO[str] | None = None, topics: Iterable[str] = sc
     out = sys.stdout if out is None else out
     errors = sys.stderr if errors is None else errors
     stop = stop or threading.Event()
-    written = reported = 0
+    written, reported = 0, (0, 0)
     idle_since = next_report = time.monotonic()
     with Subscriber(endpoint, topics=topics, streams=streams, codec=codec) as subscriber:
         try:
@@ -325,7 +342,7 @@ def listen(endpoint: str, out: IO[str] | None = None, topics: Iterable[str] = sc
                     min(STOP_POLL_SECONDS, max(0.0, idle_since + timeout_s - time.monotonic()))
                 message = subscriber.receive(int(wait * 1000))
                 if time.monotonic() >= next_report:
-                    reported, next_report = report_rejected(subscriber, errors, reported), \
+                    reported, next_report = report_counts(subscriber, errors, reported), \
                         time.monotonic() + REPORT_SECONDS
                 if message is None:
                     if timeout_s is not None and time.monotonic() - idle_since >= timeout_s:
@@ -336,15 +353,20 @@ def listen(endpoint: str, out: IO[str] | None = None, topics: Iterable[str] = sc
                 out.flush()
                 written += 1
         finally:
-            report_rejected(subscriber, errors, reported)
+            report_counts(subscriber, errors, reported)
     return written
 
 
-def report_rejected(subscriber: Subscriber, errors: IO[str], reported: int) -> int:
-    """One line on `errors` if more messages were rejected than `reported`;
-    returns the count now reported."""
-    if subscriber.rejected > reported:
+def report_counts(subscriber: Subscriber, errors: IO[str], reported: tuple[int, int] = (0, 0)) -> tuple[int, int]:
+    """A line on `errors` for each of the subscriber's rejected and
+    forgotten counts that grew past `reported` (what the last call
+    returned); returns the counts now reported."""
+    rejected, forgotten = reported
+    if subscriber.rejected > rejected:
         errors.write(f"rt-mer: {subscriber.rejected} malformed message(s) rejected so far "
-                     f"(last: {subscriber.last_rejection})\n")
-        errors.flush()
-    return subscriber.rejected
+                     f"(last: {printable(subscriber.last_rejection or '')})\n")
+    if subscriber.forgotten > forgotten:
+        errors.write(f"rt-mer: {subscriber.forgotten} topic(s) forgotten so far, the least recently seen of more "
+                     f"than {subscriber.seqs.capacity} streams (gaps on them go uncounted)\n")
+    errors.flush()
+    return subscriber.rejected, subscriber.forgotten

@@ -15,6 +15,7 @@ In process::
 """
 from __future__ import annotations
 
+import errno
 import math
 import threading
 import time
@@ -32,12 +33,18 @@ from rich.text import Text
 
 from ..dsp.frontend import FMIN
 from ..publish.schema import (AXES, CLIP_DBFS, PITCH_CLASSES, EmotionMessage, Message, MessageError, StatusMessage,
-                              check_explanation, is_number, seq_gap)
+                              check_explanation, is_number)
+from ..publish.seqs import Mark, mark, seq_gap
 from ..realtime import is_real_time
+from ..signals import output_gone, silence
 from ..stream.post import QUADRANT_NAMES
 
 HISTORY_S = 60.0
 HISTORY_MAX = 4096          # hard bound whatever the hop (60 s at 15 ms hops)
+# Streams kept at once: about as many panels as the largest terminal shows
+# (MIN_W x MIN_H each). A peer may invent stream names without end; the least
+# recently seen stream is forgotten first, and counted.
+MAX_STREAMS = 64
 TRAIL_POINTS = 12
 MIN_REFRESH_HZ, MAX_REFRESH_HZ = 0.1, 15.0
 STALE_S = 3.0               # a stream silent this long is flagged in its title
@@ -79,7 +86,7 @@ class _Stream:
         self.level: tuple[Any, Any] = (None, None)
         self.history: deque[tuple[float, float, float]] = deque(maxlen=HISTORY_MAX)
         self.trail: deque[tuple[float, float]] = deque(maxlen=trail)
-        self.last: dict[str, dict] = {}            # the latest message of each kind with a seq, for gaps
+        self.last: dict[str, Mark] = {}            # of the latest message of each kind with a seq, for gaps
         self.missed = 0
         self.arrived = 0.0
 
@@ -102,14 +109,18 @@ class DashboardState:
 
     `update` is safe to call from the real-time analysis thread: constant
     work under a short lock, no rendering, no I/O. `source` names where the
-    messages come from (an endpoint) for the "waiting" screen.
+    messages come from (an endpoint) for the "waiting" screen. At most
+    `max_streams` streams are kept: a new one past that replaces the least
+    recently seen, counted in `forgotten`.
     """
 
-    def __init__(self, source: str | None = None, trail: int = TRAIL_POINTS):
+    def __init__(self, source: str | None = None, trail: int = TRAIL_POINTS, max_streams: int = MAX_STREAMS):
         self.source = source
         self._trail = trail
         self._lock = threading.Lock()
-        self._streams: dict[str, _Stream] = {}
+        self._streams: dict[str, _Stream] = {}     # in order of first appearance: the panels' order
+        self.max_streams = max_streams
+        self.forgotten = 0
         self.rejected = 0                          # malformed messages the source skipped: shown, never silent
         self.version = 0                           # bumped by every update: the drawing skips unchanged frames
 
@@ -126,11 +137,14 @@ class DashboardState:
             self.version += 1
             stream = self._streams.get(name)
             if stream is None:
+                if len(self._streams) >= self.max_streams:     # a scan of max_streams, only for a new name
+                    del self._streams[min(self._streams, key=lambda known: self._streams[known].arrived)]
+                    self.forgotten += 1
                 stream = self._streams[name] = _Stream(self._trail)
             stream.arrived = now
             if isinstance(message.get("seq"), int):
                 stream.missed += seq_gap(stream.last.get(kind), message)
-                stream.last[kind] = message
+                stream.last[kind] = mark(message)
             # Emotion messages carry the level of their hop; a status's covers
             # a second, so it fills the meter only while no window comes.
             if ("level_dbfs" in message or "peak_dbfs" in message) and (
@@ -489,7 +503,8 @@ def render(state: DashboardState, width: int, height: int) -> Layout:
     """The whole screen: one panel per stream, stacked while each gets
     MIN_H rows, then in columns; streams that do not fit are counted."""
     views = state.snapshot()
-    notes = [state.source or ""] + ([f"{state.rejected} rejected"] if state.rejected else [])
+    notes = [state.source or ""] + ([f"{state.rejected} rejected"] if state.rejected else []) + \
+        ([f"{state.forgotten} streams forgotten"] if state.forgotten else [])
     if not views:
         where = f" from {state.source}" if state.source else ""
         return Layout(Align.center(Panel(Text(f"waiting for messages{where}", justify="center", style="bold"),
@@ -529,18 +544,29 @@ def run_dashboard(state: DashboardState, stop: threading.Event, refresh_hz: floa
     A frame is drawn only when a message arrived, the terminal was resized
     or a second passed (the staleness note counts seconds): messages come
     every hop, so redrawing in between would only spend CPU.
+
+    A terminal that went away (EIO after a hang-up; EPIPE for a pipe) ends
+    the drawing: the console's output is silenced and the OSError raised,
+    for the caller to end as on the hang-up (rt_mer.signals).
     """
     console = console or Console()
     period = 1.0 / min(max(refresh_hz, MIN_REFRESH_HZ), MAX_REFRESH_HZ)
-    drawn = None
-    with Live(render(state, console.width, console.height), console=console, screen=console.is_terminal,
-              auto_refresh=False, redirect_stdout=False, redirect_stderr=False,
-              vertical_overflow="crop") as live:
-        while not stop.wait(period):
-            frame = (state.version, state.rejected, console.size, int(time.monotonic()))
-            if frame != drawn:
-                live.update(render(state, console.width, console.height), refresh=True)
-                drawn = frame
+    drawn, terminal = None, console.is_terminal
+    try:
+        with Live(render(state, console.width, console.height), console=console, screen=terminal,
+                  auto_refresh=False, redirect_stdout=False, redirect_stderr=False,
+                  vertical_overflow="crop") as live:
+            while not stop.wait(period):
+                if terminal and not console.is_terminal:     # hung up: Rich would go on drawing to nothing
+                    raise OSError(errno.EIO, "the terminal went away")
+                frame = (state.version, state.rejected, console.size, int(time.monotonic()))
+                if frame != drawn:
+                    live.update(render(state, console.width, console.height), refresh=True)
+                    drawn = frame
+    except OSError as error:
+        if output_gone(error):
+            silence(console.file)          # Live's own exit wrote to it too; Python's exit will again
+        raise
 
 
 class MessageSource(Protocol):
@@ -548,7 +574,7 @@ class MessageSource(Protocol):
 
 
 def dash(subscriber: MessageSource, stop: threading.Event, refresh_hz: float = 10.0,
-         title: str | None = None, console: Console | None = None) -> None:
+         title: str | None = None, console: Console | None = None, state: DashboardState | None = None) -> None:
     """The remote dashboard: a thread receives from `subscriber` (e.g.
     rt_mer.publish.Subscriber) into a DashboardState while this thread draws
     it; returns once `stop` is set. The subscriber belongs to that thread
@@ -556,9 +582,11 @@ def dash(subscriber: MessageSource, stop: threading.Event, refresh_hz: float = 1
 
     `title` names the source on the waiting screen (default: the
     subscriber's `endpoint`); its `rejected` count, if any, is shown. A
-    receive error stops the dashboard and is raised here.
+    receive error stops the dashboard and is raised here. `state`: one of
+    the caller's to fill (default: a new one).
     """
-    state = DashboardState(source=title or getattr(subscriber, "endpoint", None))
+    state = state or DashboardState()
+    state.source = state.source or title or getattr(subscriber, "endpoint", None)
     errors: list[BaseException] = []
 
     def receive() -> None:
