@@ -52,7 +52,11 @@ def music_files(tmp_path_factory):
             write(folder / "second.flac", chord_music(10, 22050, 1, seed=12)[:, 0], 22050))
 
 
-def test_files_batched_and_recorded_equal_offline_analysis(music_files, tmp_path):
+def test_files_recorded_equal_offline_analysis(music_files, tmp_path):
+    """Two files paced as live inputs: every window recorded, equal to the
+    offline analysis. (Which windows share an inference depends on the
+    two readers' timing here: test_stream tests the batching where it is
+    deterministic.)"""
     record = tmp_path / "run.jsonl"
     result = subprocess.run([*RUN, "--file", str(music_files[0]), "--file", str(music_files[1]),
                              "--pub", free_endpoint(), "--record", str(record)],
@@ -63,10 +67,6 @@ def test_files_batched_and_recorded_equal_offline_analysis(music_files, tmp_path
         assert_matches_offline(emotions(messages, stream), analyze_file(path))
         statuses = [m for m in messages if m["type"] == "status" and m["stream"] == stream]
         assert statuses[-1]["state"] == "ended" and statuses[-1]["overflows"] == 0
-    # windows of both streams due at the same moment went through one inference call
-    batched = [m for m in emotions(messages) if m["batch"] == 2]
-    assert {m["stream"] for m in batched} == {"first", "second"}
-    assert all(m["batch"] in (1, 2) for m in emotions(messages))
 
 
 def test_stdin_source_and_early_close(tmp_path):
