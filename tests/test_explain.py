@@ -134,6 +134,7 @@ def logit(value):
     return np.log((1 + value) / (1 - value))
 
 
+@pytest.mark.slow
 def test_live_run_publishes_drivers_that_add_up_to_its_prediction(tmp_path):
     """`rt-mer run --explain`: every emotion message carries the drivers and
     the harmony map; they equal offline analysis, the drivers sum to the
@@ -168,6 +169,7 @@ def panel(text):
     return [line for line in text.splitlines() if any(f"{name} " in line for name in PANEL_ROWS[1:-1])]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed: no real terminal to draw in")
 @pytest.mark.parametrize("where", ["in process", "remote"])
 def test_explanation_in_a_real_terminal(tmp_path, where):

@@ -52,6 +52,7 @@ def music_files(tmp_path_factory):
             write(folder / "second.flac", chord_music(10, 22050, 1, seed=12)[:, 0], 22050))
 
 
+@pytest.mark.slow
 def test_files_recorded_equal_offline_analysis(music_files, tmp_path):
     """Two files paced as live inputs: every window recorded, equal to the
     offline analysis. (Which windows share an inference depends on the
@@ -101,6 +102,7 @@ def test_truncated_files_end_their_streams_counted(tmp_path):
     assert result.stderr.count("truncated 1") == 2, result.stderr
 
 
+@pytest.mark.slow
 def test_stuck_subscriber_does_not_delay_the_loop(music_files, tmp_path):
     endpoint = free_endpoint()
     context = zmq.Context.instance()
@@ -134,6 +136,7 @@ def test_stuck_subscriber_does_not_delay_the_loop(music_files, tmp_path):
         reader.close(0)
 
 
+@pytest.mark.slow
 def test_ctrl_c_leaves_a_complete_recording(tmp_path):
     record = tmp_path / "demo.jsonl"
     process = subprocess.Popen([sys.executable, "-m", "rt_mer.cli", "demo", "--no-dash", "--hop", "0.25",
@@ -234,6 +237,7 @@ def test_port_in_use(music_files):
         holder.close(0)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed")
 def test_demo_dashboard_in_a_real_terminal(tmp_path):
     session = f"rtmer-{time.monotonic_ns()}"
@@ -266,6 +270,7 @@ LIVE_TOLERANCE_MEAN = 0.02
 LIVE_TOLERANCE_MAX = 0.07
 
 
+@pytest.mark.slow
 def test_capture_through_portaudio_matches_offline_analysis(virtual_audio, tmp_path):
     """Known music played into a virtual device, captured by `rt-mer run`
     through sounddevice/PortAudio, received on a real SUB socket."""

@@ -85,6 +85,7 @@ def test_an_analyze_csv_becomes_one_panel_per_file(analysis, music, tmp_path):
     assert list(first.quadrant) == [int(r["quadrant"]) for r in rows]
 
 
+@pytest.mark.slow
 def test_a_recording_becomes_one_panel_per_stream(recording, tmp_path):
     out = tmp_path / "live.svg"
     result = rt_mer("plot", recording, "-o", out)
@@ -100,6 +101,7 @@ def test_a_recording_becomes_one_panel_per_stream(recording, tmp_path):
     assert second.window == WINDOW_SECONDS
 
 
+@pytest.mark.slow
 def test_a_recording_from_another_window_length_is_placed_by_its_own(recording, tmp_path):
     """The window comes from the recording's status messages, not from the
     model installed now: an older 8 s recording keeps its times."""
@@ -155,6 +157,7 @@ def test_a_path_through_every_corner_covers_no_quadrant_name(tmp_path):
         assert whole.x0 <= box.x0 and box.x1 <= whole.x1 and whole.y0 <= box.y0 and box.y1 <= whole.y1, name
 
 
+@pytest.mark.slow
 def test_several_inputs_fill_pages(analysis, recording, tmp_path):
     inputs = (analysis, recording, analysis)                          # 6 sections: 4 on a page
     out = tmp_path / "all.pdf"
@@ -171,6 +174,7 @@ def test_several_inputs_fill_pages(analysis, recording, tmp_path):
     assert image(tmp_path / "all-1.png").shape[0] / plot.DPI <= 11.0
 
 
+@pytest.mark.slow
 def test_a_recording_cut_off_mid_line_is_still_drawn(recording, tmp_path):
     cut = tmp_path / "cut.jsonl"
     cut.write_text(recording.read_text() + recording.read_text()[:60])    # a killed writer's half line
@@ -178,6 +182,7 @@ def test_a_recording_cut_off_mid_line_is_still_drawn(recording, tmp_path):
     assert result.returncode == 0 and "2 panel(s)" in result.stdout, result.stderr
 
 
+@pytest.mark.slow
 def test_bad_inputs_and_outputs_are_one_line(analysis, recording, tmp_path):
     header = "file,t_start,t_end,valence,arousal,quadrant,mood\n"
     lines = recording.read_text().splitlines()

@@ -128,6 +128,7 @@ def test_a_window_knows_when_its_last_sample_was_captured(rate):
         assert 0 <= due.buffering < 0.1 and due.frontend > 0
 
 
+@pytest.mark.slow
 def test_soak_minutes_of_demo_faster_than_real_time_keep_memory_flat_and_seq_whole():
     """The demo looping, read as fast as the loop takes it: after warm-up,
     traced memory stays flat while minutes of audio go through, and no

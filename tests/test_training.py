@@ -38,6 +38,7 @@ def train_py(cache: Path, *args: str) -> subprocess.CompletedProcess:
                           env={**os.environ, "RT_MER_CACHE": str(cache)}, timeout=600)
 
 
+@pytest.mark.slow
 @needs_data
 def test_training_smoke(tmp_path, cache):
     out = tmp_path / "model.onnx"
@@ -62,6 +63,7 @@ def test_training_smoke(tmp_path, cache):
     assert prediction.valence.shape == (2,) and np.all(np.abs(prediction.valence) <= 1)
 
 
+@pytest.mark.slow
 @needs_data
 def test_a_trial_cut_short_resumes_with_the_runs_it_kept(tmp_path, cache):
     out = tmp_path / "trial.onnx"
@@ -83,6 +85,7 @@ def test_a_trial_cut_short_resumes_with_the_runs_it_kept(tmp_path, cache):
     assert "10 fold runs to go" in again.stdout
 
 
+@pytest.mark.slow
 @needs_data
 def test_distillation_needs_the_teachers_outputs_and_uses_them(tmp_path, cache):
     out = tmp_path / "model.onnx"
@@ -206,6 +209,7 @@ def test_mood_tags_are_learnt_from_the_training_recordings():
     assert moods.loss(embedding[:1], [untagged]).item() == 0.0
 
 
+@pytest.mark.slow
 def test_teacher_answers_follow_the_window_and_are_learnt():
     """Each recording's answers come from the teacher's linear probe fitted
     on other artists; a window's answer is the probe on its own patches (a
@@ -250,6 +254,7 @@ def test_teacher_answers_follow_the_window_and_are_learnt():
     assert answers.loss(logits[:1], [render], (0,)).item() == 0.0
 
 
+@pytest.mark.slow
 def test_answers_through_named_branches_train_only_those():
     """--answers-through timbre,rhythm: the logits keep their value, but
     their gradient reaches only the timbre and rhythm branches and heads;
@@ -277,6 +282,7 @@ def test_answers_through_named_branches_train_only_those():
         "--answers-through names branches from harmony,key,register,timbre,rhythm, or is all")
 
 
+@pytest.mark.slow
 def test_answers_train_only_the_first_share_of_the_steps(monkeypatch):
     """--answers-until 0.5: the answers' term is in the loss of the first
     half of the steps only; the rest learn from the labels alone. A share
@@ -565,6 +571,7 @@ def test_crops_carry_the_history_a_running_level_needs():
     assert short.shape == (5, 128) and np.array_equal(short[:, -30:], spec[:, :30]) and (short[:, :-30] == -160).all()
 
 
+@pytest.mark.slow
 def test_the_per_frame_probes_are_refused_where_they_cannot_run():
     for flags, message in ((["--causal"], "--causal needs --running-level"),
                            (["--running-level"], "--running-level is a probe: the serving graph does not take it yet")):
@@ -573,6 +580,7 @@ def test_the_per_frame_probes_are_refused_where_they_cannot_run():
         assert refused.returncode == 2 and message in refused.stderr.strip().splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_a_causal_network_streams_exactly_a_hop_at_a_time(tmp_path):
     """The hop graph (rt_mer.model.streaming) computes each layer at a hop's
     new positions only, from the stream's state: every window's outputs
