@@ -88,6 +88,31 @@ def test_python_api(good_files):
     assert valence == pytest.approx(float(np.mean(trajectory.valence)))
 
 
+def test_python_api_shows_what_it_found(good_files):
+    """print() summarises the whole file (not five bare fields), and
+    to_rows() gives every window with its quadrant, mood and drivers by name."""
+    from rt_mer.engines.base import DRIVERS
+    trajectory = rt_mer.analyze_file(good_files[0])
+    shown = repr(trajectory)
+    valence, arousal, quadrant, mood = trajectory.summary()
+    windows = len(trajectory.valence)
+    assert len(shown) < 400 and "array(" not in shown
+    for part in (f"{trajectory.t_end[-1]:.1f} s", f"{windows} windows", "every 0.5 s", f"valence {valence:+.2f}",
+                 f"arousal {arousal:+.2f}", f"quadrant {quadrant}, {mood}", trajectory.moods[0]):
+        assert part in shown, (part, shown)
+    assert f"1/2/3/4: {'/'.join(str(trajectory.quadrants.count(q)) for q in range(1, 5))}" in shown
+
+    rows = trajectory.to_rows()
+    assert len(rows) == windows
+    assert list(rows[0])[:7] == HEADER
+    assert [row["mood"] for row in rows] == trajectory.moods
+    assert [row["quadrant"] for row in rows] == trajectory.quadrants
+    for i, row in enumerate(rows):
+        assert row["t_end"] == trajectory.t_end[i] and row["valence"] == pytest.approx(trajectory.valence[i])
+        for a, axis in enumerate(("valence", "arousal")):
+            assert [row[f"{axis}_{name}"] for name in DRIVERS] == pytest.approx(trajectory.drivers[i, a].tolist())
+
+
 def bad_files(folder):
     rate = 22050
     nan = chord_music(10, rate, 1)

@@ -14,6 +14,7 @@ from rt_mer.engines import open_engine
 from rt_mer.stream.offline import analyze_file
 
 
+@pytest.mark.slow
 def test_pytorch_baseline_is_the_shipped_model_or_is_skipped_with_the_reason(tmp_path):
     pytest.importorskip("torch")
     absent = tmp_path / "rt-mer.pt"
@@ -39,6 +40,7 @@ def test_pytorch_baseline_is_the_shipped_model_or_is_skipped_with_the_reason(tmp
     np.testing.assert_allclose(drivers.numpy(), shipped.drivers, atol=1e-3)
 
 
+@pytest.mark.slow
 def test_analyze_speed_is_timed_on_the_whole_demo():
     engine = open_engine("onnxruntime", threads=1)
     result = bench_analyze(engine, baseline_seconds=2.0, passes=1)
@@ -74,6 +76,7 @@ def test_capture_latency_counts_the_wait_for_the_block_and_the_resampler():
     assert stages["total"]["p50"] >= stages["buffering"]["p50"] + stages["frontend"]["p50"]
 
 
+@pytest.mark.slow
 def test_bench_command_prints_its_figures():
     result = subprocess.run([sys.executable, "-m", "rt_mer.cli", "bench", "latency", "streams", "--streams", "1,2",
                              "--engine", "onnxruntime"], capture_output=True, text=True, timeout=300)

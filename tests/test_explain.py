@@ -2,6 +2,7 @@
 run, and the dashboard's "what drives it" panel: what it draws from a
 message, the same in process and remote, and in a real terminal under tmux
 from `rt-mer demo --explain` and from `rt-mer dash` on a live publisher."""
+import io
 import os
 import shlex
 import shutil
@@ -11,6 +12,7 @@ import time
 
 import numpy as np
 import pytest
+from rich.console import Console
 
 from music import chord_music, write
 from rt_mer.dsp.frontend import bin_frequencies
@@ -20,7 +22,7 @@ from rt_mer.publish import decode, encode
 from rt_mer.stream.analyzer import StreamAnalyzer
 from rt_mer.stream.offline import analyze_file
 from rt_mer.ui import DashboardState
-from rt_mer.ui.dashboard import PITCH_NAMES
+from rt_mer.ui.dashboard import BAR_GAP, BAR_HALF, EXPLAIN_W, LABEL_W, PITCH_NAMES, explanation
 from test_dashboard import emotion, screen, status
 from test_live import free_endpoint, read_jsonl
 
@@ -49,20 +51,42 @@ def test_panel_draws_signed_bars_and_the_heat_strip_at_80x24():
     text = screen(state)
     lines = text.splitlines()
     assert len(lines) == 24 and all(len(line) == 80 for line in lines)
-    assert "drives   -2   valence   +2  -2   arousal   +2" in text
+    assert "drives   -2   valence   +2    -2   arousal   +2" in text
     # label, valence bar (8 cells, centre, 8 cells), gap, arousal bar: right pushes up, left down
-    zero = "        │        "
-    expected = {"harmony": "        │████    " + "  " + zero,           # +1: half the scale
-                "key": "      ██│        " + "  " + zero,               # -0.5
-                "register": "        │▌       " + "  " + "       ▐│        ",   # +-0.125: half a cell
-                "timbre": "        │███████>" + "  " + zero,             # past +2: clipped, marked
-                "rhythm": "<███████│        " + "  " + zero}             # past -2
+    zero, gap = "        │        ", " " * BAR_GAP
+    expected = {"harmony": "        │████    " + gap + zero,           # +1: half the scale
+                "key": "      ██│        " + gap + zero,               # -0.5
+                "register": "        │▌       " + gap + "       ▐│        ",   # +-0.125: half a cell
+                "timbre": "        │███████>" + gap + zero,             # past +2: clipped, marked
+                "rhythm": "<███████│        " + gap + zero}             # past -2
     for name in DRIVERS:
         assert f"{name:9}{expected[name]}" in text, name
     assert "notes    A  A# B  C  C# D  D# E  F  F# G  G#" in text
     assert "valence  ·  ·  ·  ++ ·  ·  ·  -  ·  ·  ·  ·" in text
     assert "arousal  -- ·  ·  ·  ·  ·  ·  ·  ·  ·  ·  ·" in text
     assert "drives" not in screen(DashboardState())                           # only with an explanation
+
+
+def test_panel_without_colour_has_a_legend_and_bars_apart():
+    """NO_COLOR or a terminal without colour: the glyphs alone must read.
+    The heat strip's cells are explained under it, and a valence bar full
+    to the right stays clear of an arousal bar full to the left."""
+    state = DashboardState()
+    shares = {"valence": [0.3, 0.1, 0.0] * 4, "arousal": [-0.3, -0.1, 0.0] * 4}
+    state.update(emotion("mic", 0, 8.0, 0.4, -0.2, **explained(
+        {"valence": (2.0, 3.0, 0, 0, 0), "arousal": (-2.0, -3.0, 0, 0, 0)}, shares)))
+    console = Console(record=True, no_color=True, width=EXPLAIN_W, file=io.StringIO())
+    console.print(explanation(state.snapshot()[0]))
+    lines = console.export_text().splitlines()
+    assert all(len(line.rstrip()) <= EXPLAIN_W for line in lines)      # nothing cropped at the panel's width
+    legend = lines[lines.index(next(line for line in lines if line.startswith("arousal  --"))) + 1]
+    for glyph, meaning in (("++ +", "raise"), ("-- -", "lower"), ("·", "little")):
+        assert glyph in legend and meaning in legend, legend
+    assert BAR_GAP >= 3                  # two spaces read as one bar with a hole in it
+    for name, valence_end, arousal_start in (("harmony", "█", "█"), ("key", ">", "<")):
+        row = next(line for line in lines if line.startswith(name))
+        between = row[LABEL_W + 2 * BAR_HALF:][:BAR_GAP + 2]     # the last valence cell to the first arousal one
+        assert between == valence_end + " " * BAR_GAP + arousal_start, (name, row)
 
 
 def test_panel_steps_back_where_it_does_not_fit_and_skips_malformed_fields():
@@ -110,6 +134,7 @@ def logit(value):
     return np.log((1 + value) / (1 - value))
 
 
+@pytest.mark.slow
 def test_live_run_publishes_drivers_that_add_up_to_its_prediction(tmp_path):
     """`rt-mer run --explain`: every emotion message carries the drivers and
     the harmony map; they equal offline analysis, the drivers sum to the
@@ -144,6 +169,7 @@ def panel(text):
     return [line for line in text.splitlines() if any(f"{name} " in line for name in PANEL_ROWS[1:-1])]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed: no real terminal to draw in")
 @pytest.mark.parametrize("where", ["in process", "remote"])
 def test_explanation_in_a_real_terminal(tmp_path, where):

@@ -52,7 +52,12 @@ def music_files(tmp_path_factory):
             write(folder / "second.flac", chord_music(10, 22050, 1, seed=12)[:, 0], 22050))
 
 
-def test_files_batched_and_recorded_equal_offline_analysis(music_files, tmp_path):
+@pytest.mark.slow
+def test_files_recorded_equal_offline_analysis(music_files, tmp_path):
+    """Two files paced as live inputs: every window recorded, equal to the
+    offline analysis. (Which windows share an inference depends on the
+    two readers' timing here: test_stream tests the batching where it is
+    deterministic.)"""
     record = tmp_path / "run.jsonl"
     result = subprocess.run([*RUN, "--file", str(music_files[0]), "--file", str(music_files[1]),
                              "--pub", free_endpoint(), "--record", str(record)],
@@ -63,10 +68,6 @@ def test_files_batched_and_recorded_equal_offline_analysis(music_files, tmp_path
         assert_matches_offline(emotions(messages, stream), analyze_file(path))
         statuses = [m for m in messages if m["type"] == "status" and m["stream"] == stream]
         assert statuses[-1]["state"] == "ended" and statuses[-1]["overflows"] == 0
-    # windows of both streams due at the same moment went through one inference call
-    batched = [m for m in emotions(messages) if m["batch"] == 2]
-    assert {m["stream"] for m in batched} == {"first", "second"}
-    assert all(m["batch"] in (1, 2) for m in emotions(messages))
 
 
 def test_stdin_source_and_early_close(tmp_path):
@@ -101,6 +102,7 @@ def test_truncated_files_end_their_streams_counted(tmp_path):
     assert result.stderr.count("truncated 1") == 2, result.stderr
 
 
+@pytest.mark.slow
 def test_stuck_subscriber_does_not_delay_the_loop(music_files, tmp_path):
     endpoint = free_endpoint()
     context = zmq.Context.instance()
@@ -134,6 +136,7 @@ def test_stuck_subscriber_does_not_delay_the_loop(music_files, tmp_path):
         reader.close(0)
 
 
+@pytest.mark.slow
 def test_ctrl_c_leaves_a_complete_recording(tmp_path):
     record = tmp_path / "demo.jsonl"
     process = subprocess.Popen([sys.executable, "-m", "rt_mer.cli", "demo", "--no-dash", "--hop", "0.25",
@@ -237,6 +240,7 @@ def test_port_in_use(music_files):
         holder.close(0)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed")
 def test_demo_dashboard_in_a_real_terminal(tmp_path):
     session = f"rtmer-{time.monotonic_ns()}"
@@ -269,6 +273,7 @@ LIVE_TOLERANCE_MEAN = 0.02
 LIVE_TOLERANCE_MAX = 0.07
 
 
+@pytest.mark.slow
 def test_capture_through_portaudio_matches_offline_analysis(virtual_audio, tmp_path):
     """Known music played into a virtual device, captured by `rt-mer run`
     through sounddevice/PortAudio, received on a real SUB socket."""

@@ -48,6 +48,7 @@ def network():
     return trained(shipped_weights())
 
 
+@pytest.mark.slow
 def test_onnx_runtime_equals_pytorch(engine, network, passages):
     import torch
     from rt_mer.audio.io import read_audio
@@ -68,6 +69,7 @@ def logit(value):
     return np.log((1 + value) / (1 - value))          # inverse of 2 sigmoid(x) - 1
 
 
+@pytest.mark.slow
 def test_drivers_are_exact(engine, network, passages):
     """The five branches' terms sum, with the heads' one bias, to the logit
     (valence = 2 sigmoid(logit) - 1); the harmony map's mean is the harmony
@@ -94,6 +96,7 @@ def test_training_logits_are_the_drivers_sum(network):
     torch.testing.assert_close(out.explanation.mean(dim=(2, 3)), out.drivers[:, :, :2].sum(dim=2))
 
 
+@pytest.mark.slow
 def test_a_model_without_drivers_is_one_clear_error(tmp_path, passages):
     """An ONNX model of the previous contract (no drivers output) is refused
     at open, by the API and by the command line, saying what it lacks."""
@@ -109,12 +112,14 @@ def test_a_model_without_drivers_is_one_clear_error(tmp_path, passages):
     assert line.endswith("old.onnx: model lacks outputs ['drivers']"), line
 
 
+@pytest.mark.slow
 def test_fast_loud_staccato_is_more_aroused_than_slow_soft_legato(engine, passages):
     _, energetic = means(engine, passages["energetic"])
     _, quiet = means(engine, passages["quiet"])
     assert energetic > quiet + 0.2, (energetic, quiet)
 
 
+@pytest.mark.slow
 def test_major_is_more_positive_than_minor(engine, passages):
     major, _ = means(engine, passages["major"])
     minor, _ = means(engine, passages["minor"])
@@ -128,6 +133,7 @@ def peak_normalised(path, out):
     return out
 
 
+@pytest.mark.slow
 def test_soft_playing_is_calmer_than_hard_playing_at_the_same_peak_level(engine, passages, tmp_path):
     """The same notes at MIDI velocity 35 and 115 on a piano sampled at
     several velocities, both brought to one peak level: soft playing is
@@ -137,6 +143,7 @@ def test_soft_playing_is_calmer_than_hard_playing_at_the_same_peak_level(engine,
     assert hard > soft + 0.1, (hard, soft)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("gain_db", [-12, 12])
 def test_gain_changes_little(engine, passages, tmp_path, gain_db):
     import soundfile

@@ -172,6 +172,7 @@ def free_endpoint() -> str:
         return f"tcp://127.0.0.1:{s.getsockname()[1]}"
 
 
+@pytest.mark.slow
 def test_a_live_run_publishes_the_users_words(music, tmp_path):
     shop = vocabulary(SHOP_TOML, tmp_path, "shop.toml")
     endpoint = free_endpoint()
@@ -197,6 +198,7 @@ def test_a_live_run_publishes_the_users_words(music, tmp_path):
     assert all(m["mood"] == shop_word(m) for m in received), [(m["quadrant"], m["mood"]) for m in received]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed: no real terminal to draw in")
 def test_the_dashboard_shows_the_users_word(tmp_path):
     linger = vocabulary('linger = [0.0, 0.0]\ndistance = 3.0\n', tmp_path, "linger.toml")   # always this word

@@ -65,6 +65,7 @@ def expected_osc(message):
             (f"{prefix}/level", message["level_dbfs"])]
 
 
+@pytest.mark.slow
 def test_a_live_run_reaches_an_osc_server(osc_receiver, tmp_path):
     port, received = osc_receiver
     files = (write(tmp_path / "deck-a.wav", chord_music(10, 22050, 1, seed=41), 22050),

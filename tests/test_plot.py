@@ -85,6 +85,7 @@ def test_an_analyze_csv_becomes_one_panel_per_file(analysis, music, tmp_path):
     assert list(first.quadrant) == [int(r["quadrant"]) for r in rows]
 
 
+@pytest.mark.slow
 def test_a_recording_becomes_one_panel_per_stream(recording, tmp_path):
     out = tmp_path / "live.svg"
     result = rt_mer("plot", recording, "-o", out)
@@ -100,6 +101,7 @@ def test_a_recording_becomes_one_panel_per_stream(recording, tmp_path):
     assert second.window == WINDOW_SECONDS
 
 
+@pytest.mark.slow
 def test_a_recording_from_another_window_length_is_placed_by_its_own(recording, tmp_path):
     """The window comes from the recording's status messages, not from the
     model installed now: an older 8 s recording keeps its times."""
@@ -128,6 +130,34 @@ def test_black_and_white_cues_and_the_layout_of_a_section(analysis):
         {plot.QUADRANTS[number][2] for number in shown}
 
 
+def test_a_path_through_every_corner_covers_no_quadrant_name(tmp_path):
+    """The quadrant names sit outside the plane, clear of the frame, the
+    path, the start and end markers (which may overhang the frame) and the
+    tick labels, even for a path that visits all four corners."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.transforms import Bbox
+    corners = [(0.99, 0.99), (-1, 1), (-0.99, -0.99), (1, -1), (0.98, 0.99)]
+    csv_path = tmp_path / "corners.csv"
+    csv_path.write_text("file,t_start,t_end,valence,arousal,quadrant,mood\n" + "".join(
+        f"c.wav,{i},{i + 4},{v},{a},{1 if v >= 0 <= a else 2 if a >= 0 else 3 if v < 0 else 4},x\n"
+        for i, (v, a) in enumerate(corners)))
+    figure, = plot.figures(plot.read_trajectories(csv_path))
+    renderer = FigureCanvasAgg(figure).get_renderer()
+    plane = figure.subfigs[0].axes[2]
+    reach = plot.MARKER_REACH * figure.dpi / 72                     # points to pixels
+    frame = plane.get_window_extent(renderer)
+    covered = Bbox.from_extents(frame.x0 - reach, frame.y0 - reach, frame.x1 + reach, frame.y1 + reach)
+    ticks = [label.get_window_extent(renderer) for label in plane.get_xticklabels() + plane.get_yticklabels()]
+    names = {text.get_text(): text.get_window_extent(renderer) for text in plane.texts}
+    assert set(names) == {"1 happy", "2 tense", "3 sad", "4 calm"}
+    whole = figure.bbox
+    for name, box in names.items():
+        assert not box.overlaps(covered), name
+        assert not any(box.overlaps(tick) for tick in ticks), name
+        assert whole.x0 <= box.x0 and box.x1 <= whole.x1 and whole.y0 <= box.y0 and box.y1 <= whole.y1, name
+
+
+@pytest.mark.slow
 def test_several_inputs_fill_pages(analysis, recording, tmp_path):
     inputs = (analysis, recording, analysis)                          # 6 sections: 4 on a page
     out = tmp_path / "all.pdf"
@@ -144,6 +174,7 @@ def test_several_inputs_fill_pages(analysis, recording, tmp_path):
     assert image(tmp_path / "all-1.png").shape[0] / plot.DPI <= 11.0
 
 
+@pytest.mark.slow
 def test_a_recording_cut_off_mid_line_is_still_drawn(recording, tmp_path):
     cut = tmp_path / "cut.jsonl"
     cut.write_text(recording.read_text() + recording.read_text()[:60])    # a killed writer's half line
@@ -151,6 +182,7 @@ def test_a_recording_cut_off_mid_line_is_still_drawn(recording, tmp_path):
     assert result.returncode == 0 and "2 panel(s)" in result.stdout, result.stderr
 
 
+@pytest.mark.slow
 def test_bad_inputs_and_outputs_are_one_line(analysis, recording, tmp_path):
     header = "file,t_start,t_end,valence,arousal,quadrant,mood\n"
     lines = recording.read_text().splitlines()

@@ -49,6 +49,7 @@ def run_demo(*command: str) -> tuple[dict, list[int]]:
         subscriber.close(0)
 
 
+@pytest.mark.slow
 def test_live_threads_run_real_time_where_allowed_and_say_so():
     status, priorities = run_demo(*DEMO)
     if realtime.is_real_time(status["scheduling"]):
@@ -62,6 +63,7 @@ def test_live_threads_run_real_time_where_allowed_and_say_so():
         assert priorities == []
 
 
+@pytest.mark.slow
 def test_refused_real_time_leaves_every_thread_normal_and_says_why():
     """Without CAP_SYS_NICE (dropped from root's bounding set where this
     user has it) and with no rtprio limit, the request is refused: the run
@@ -84,6 +86,7 @@ def test_refused_real_time_leaves_every_thread_normal_and_says_why():
     assert priorities == []
 
 
+@pytest.mark.slow
 def test_no_realtime_keeps_every_thread_normal():
     status, priorities = run_demo(*DEMO, "--no-realtime")
     assert status["scheduling"] == "normal: not asked for" and status["capture_scheduling"] == ""

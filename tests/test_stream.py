@@ -11,6 +11,7 @@ import tracemalloc
 
 import numpy as np
 import pytest
+import soundfile
 
 from music import chord_music, windows_in, write
 from rt_mer.audio import FileSource, StdinSource, demo_path
@@ -127,6 +128,7 @@ def test_a_window_knows_when_its_last_sample_was_captured(rate):
         assert 0 <= due.buffering < 0.1 and due.frontend > 0
 
 
+@pytest.mark.slow
 def test_soak_minutes_of_demo_faster_than_real_time_keep_memory_flat_and_seq_whole():
     """The demo looping, read as fast as the loop takes it: after warm-up,
     traced memory stays flat while minutes of audio go through, and no
@@ -225,6 +227,82 @@ def test_windows_due_milliseconds_apart_share_one_inference():
     for hop in close:
         pair = [m for m in emotions if m.t == pytest.approx(WINDOW_FRAMES / FRAMES_PER_SECOND + 0.5 * hop)]
         assert [m.batch for m in pair] == [2, 2], (hop, gaps[hop], pair)
+
+
+class Preloaded:
+    """A source whose audio is all there before the loop starts, read as
+    fast as the loop asks: no thread and no clock, so which windows fall
+    due together is decided by the audio alone."""
+    can_wait, priority, scheduling = True, None, ""
+
+    def __init__(self, name: str, audio: np.ndarray, rate: int) -> None:
+        self.name, self.rate, self.channels, self.description = name, rate, 1, f"preloaded {name}"
+        self.audio, self.position = audio, 0
+        self.wakeup = threading.Event()
+        self.counters = {"overflows": 0, "dropped_blocks": 0, "underruns": 0, "nonfinite": 0, "out_of_range": 0}
+
+    def start(self) -> None:
+        self.wakeup.set()
+
+    def stop(self) -> None:
+        pass
+
+    def read(self, max_frames=None):
+        end = len(self.audio) if max_frames is None else min(len(self.audio), self.position + max_frames)
+        block, self.position = self.audio[self.position:end], end
+        return block, None
+
+    @property
+    def finished(self) -> bool:
+        return self.position == len(self.audio)
+
+
+def test_windows_of_streams_due_at_once_share_inferences_and_equal_offline_analysis(tmp_path):
+    """Two streams whose windows fall due at the same stream times, driven
+    with no wall-clock pacing: every inference call holds windows of both,
+    and each stream's values are the offline analysis of its audio."""
+    rate, seconds = 16000, 11.0
+    paths = [write(tmp_path / f"{name}.wav", chord_music(seconds, rate, 1, seed=seed)[:, 0], rate, subtype="FLOAT")
+             for name, seed in (("first", 21), ("second", 22))]
+    sources = [Preloaded(path.stem, soundfile.read(path, dtype="float32")[0], rate) for path in paths]
+    messages = []
+    loop = AnalysisLoop(sources, open_engine("onnxruntime", threads=1), [messages.append], LoopOptions(hop=0.5))
+    loop.run()
+    emotions = [m for m in messages if m.type == "emotion"]
+    calls, i = [], 0
+    while i < len(emotions):                     # the sinks get each call's messages together, `batch` of them
+        calls.append(emotions[i:i + emotions[i].batch])
+        i += emotions[i].batch
+    assert len(calls) == loop.batches < len(emotions) / 2
+    for call in calls:
+        assert {m.batch for m in call} == {len(call)}
+        assert sorted(m.stream for m in call) == ["first"] * (len(call) // 2) + ["second"] * (len(call) // 2), \
+            [(m.stream, m.t) for m in call]
+    for path in paths:
+        live = [m for m in emotions if m.stream == path.stem]
+        offline = analyze_file(path)
+        assert [m.seq for m in live] == list(range(len(offline.valence))) == list(range(windows_in(seconds, 0.5)))
+        assert [m.t for m in live] == pytest.approx(list(offline.t_end))
+        np.testing.assert_allclose([m.valence_raw for m in live], offline.valence, atol=2e-3)
+        np.testing.assert_allclose([m.arousal_raw for m in live], offline.arousal, atol=2e-3)
+
+
+def test_emotion_messages_carry_their_stages_and_status_adds_the_send():
+    """Each emotion message has buffering, frontend, inference, post and
+    total; the send itself (publish) cannot be in the message it sends, so
+    it is in the status percentiles only, with the others."""
+    audio = chord_music(6.0, 16000, 1, seed=23)[:, 0]
+    messages = []
+    AnalysisLoop([Preloaded("one", audio, 16000)], open_engine("onnxruntime", threads=1), [messages.append],
+                 LoopOptions(hop=0.5)).run()
+    emotions = [m for m in messages if m.type == "emotion"]
+    assert emotions and all(set(m.latency_ms) == {"buffering", "frontend", "inference", "post", "total"}
+                            for m in emotions)
+    last = [m for m in messages if m.type == "status"][-1]
+    assert last.state == "ended"
+    for name in ("p50", "p99"):
+        assert set(last.latency_ms[name]) == {"buffering", "frontend", "inference", "post", "publish", "total"}
+        assert last.latency_ms[name]["publish"] is not None
 
 
 class FailingPipe:

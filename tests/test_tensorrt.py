@@ -300,6 +300,7 @@ def open_tensorrt(precision: str, notes: list | None = None, **options):
                           **{"max_batch": 64, **options})
 
 
+@pytest.mark.slow
 @needs_gpu
 def test_build_cache_hit_and_corrupt_cache_rebuild(gpu_cache):
     notes = []
@@ -316,6 +317,7 @@ def test_build_cache_hit_and_corrupt_cache_rebuild(gpu_cache):
     engine.close()
 
 
+@pytest.mark.slow
 @needs_gpu
 def test_fp32_equals_onnxruntime_in_chunks(gpu_cache, windows, reference):
     engine = open_tensorrt("fp32")
@@ -335,6 +337,7 @@ def test_fp32_equals_onnxruntime_in_chunks(gpu_cache, windows, reference):
     np.testing.assert_allclose(one.valence, reference.valence[:1], atol=FP32_TOLERANCE)
 
 
+@pytest.mark.slow
 @needs_gpu
 def test_fp16_is_close_to_onnxruntime(gpu_cache, windows, reference):
     try:
@@ -352,6 +355,7 @@ def test_fp16_is_close_to_onnxruntime(gpu_cache, windows, reference):
     assert agreement >= FP16_QUADRANT_AGREEMENT
 
 
+@pytest.mark.slow
 @needs_gpu
 def test_auto_and_the_commands_use_the_cached_plan(gpu_cache, song, tmp_path):
     open_tensorrt("fp32").close()                                      # in the cache from here on
@@ -372,6 +376,7 @@ def test_auto_and_the_commands_use_the_cached_plan(gpu_cache, song, tmp_path):
     assert len(out.read_text().splitlines()) == 1 + windows_in(10, 0.5)
 
 
+@pytest.mark.slow
 @needs_gpu
 def test_several_streams_through_the_live_loop(gpu_cache, tmp_path):
     """Four files as four live streams, batched through TensorRT by the

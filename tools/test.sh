@@ -1,20 +1,19 @@
 #!/usr/bin/env bash
-# Installs everything the tests need (Debian packages, the [test] extra) and
-# runs them. The README's test command; .ci/run calls it.
+# Installs everything the tests need (Debian packages, the [test] extra in
+# .venv, the same one run.sh uses) and runs them: all of them by default (the
+# README's test command; .ci/run calls it). `--fast` first skips the tests
+# marked slow (end-to-end: training, long live runs, terminals); other
+# arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends \
+source tools/install.sh
+install_debian_packages python3-venv \
     libportaudio2 libsndfile1 pulseaudio pulseaudio-utils libasound2-plugins \
-    fluidsynth fluid-soundfont-gm musescore-general-soundfont-small tmux >/dev/null
-python=python3
-# A distribution's own Python refuses pip installs (PEP 668): use a venv there.
-if [ -z "${VIRTUAL_ENV:-}" ] && python3 -c 'import sys, sysconfig, pathlib; sys.exit(not pathlib.Path(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED").exists())'; then
-    $sudo apt-get install -y -qq python3-venv >/dev/null
-    [ -x .venv/bin/python ] || python3 -m venv .venv
-    python=.venv/bin/python
+    fluidsynth fluid-soundfont-gm musescore-general-soundfont-small tmux chromium zstd
+install_into_venv test
+if [ "${1:-}" = --fast ]; then
+    shift
+    set -- -m "not slow" "$@"
 fi
-$python -m pip install -q --disable-pip-version-check -e '.[test]'
-$python -m pytest "$@"
+say "running the tests (.venv/bin/python -m pytest $*)"
+exec .venv/bin/python -m pytest "$@"

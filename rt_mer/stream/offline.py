@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -12,7 +13,8 @@ import numpy as np
 from ..audio.io import AudioError, TruncatedAudio, read_blocks
 from ..dsp.frontend import FRAMES_PER_SECOND, SAMPLE_RATE, WINDOW_FRAMES, WINDOW_SECONDS
 from ..engines import Engine, open_engine
-from ..contract import WINDOW_SHAPE
+from ..contract import DRIVERS, WINDOW_SHAPE
+from ..publish.schema import AXES
 from .analyzer import DueWindow, StreamAnalyzer
 from .moods import MoodVocabulary, default_moods
 from .post import quadrant
@@ -21,19 +23,23 @@ from .windows import DEFAULT_HOP
 AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".caf", ".w64", ".opus"}
 READ_SECONDS = 10.0
 DEFAULT_BATCH = 32
+TOP_MOODS = 3          # moods a Trajectory's repr names
 
 
-@dataclass
+@dataclass(repr=False)
 class Trajectory:
-    """Per-window predictions of one file; times in seconds from its start."""
+    """Per-window predictions of one file; times in seconds from its start.
+
+    `print(trajectory)` gives a summary; `to_rows()` every window as a dict
+    (`pandas.DataFrame(trajectory.to_rows())` for a table)."""
     path: str
     t_start: np.ndarray
     t_end: np.ndarray
     valence: np.ndarray
     arousal: np.ndarray
-    explanation: np.ndarray = field(repr=False)   # [windows, 2, 12, steps]: the harmony map (Prediction)
-    drivers: np.ndarray = field(repr=False)       # [windows, 2, len(DRIVERS)]: each branch's logit term
-    vocabulary: MoodVocabulary = field(default_factory=default_moods, repr=False)   # names the moods
+    explanation: np.ndarray      # [windows, 2, 12, steps]: the harmony map (Prediction)
+    drivers: np.ndarray          # [windows, 2, len(DRIVERS)]: each branch's logit term
+    vocabulary: MoodVocabulary = field(default_factory=default_moods)   # names the moods
 
     @property
     def quadrants(self) -> list[int]:
@@ -47,6 +53,36 @@ class Trajectory:
         """Whole-file (valence, arousal, quadrant, mood): the window mean."""
         v, a = float(self.valence.mean()), float(self.arousal.mean())
         return v, a, quadrant(v, a), self.vocabulary.word(v, a)
+
+    def to_rows(self) -> list[dict]:
+        """One dict a window: file, t_start, t_end, valence, arousal,
+        quadrant, mood (the columns of `rt-mer analyze --out`), then each
+        driver as <axis>_<branch> (valence_harmony ... arousal_rhythm): the
+        branch's term of that axis's logit. The harmony map (`explanation`)
+        is too large for a row: it stays an array."""
+        rows = []
+        for i, (word, quad) in enumerate(zip(self.moods, self.quadrants)):
+            row = {"file": self.path, "t_start": float(self.t_start[i]), "t_end": float(self.t_end[i]),
+                   "valence": float(self.valence[i]), "arousal": float(self.arousal[i]),
+                   "quadrant": quad, "mood": word}
+            for axis, terms in zip(AXES, self.drivers[i]):
+                row.update({f"{axis}_{branch}": float(term) for branch, term in zip(DRIVERS, terms)})
+            rows.append(row)
+        return rows
+
+    def __repr__(self) -> str:
+        windows = len(self.valence)
+        if not windows:
+            return f"<Trajectory {self.path!r}: no windows>"
+        v, a, quad, word = self.summary()
+        hop = f" every {self.t_start[1] - self.t_start[0]:g} s" if windows > 1 else ""
+        per_quadrant = np.bincount(self.quadrants, minlength=5)[1:]
+        moods = Counter(self.moods).most_common()
+        top = ", ".join(f"{mood} {count}" for mood, count in moods[:TOP_MOODS])
+        more = f" (+{len(moods) - TOP_MOODS} more)" if len(moods) > TOP_MOODS else ""
+        return (f"<Trajectory {self.path!r}: {self.t_end[-1]:.1f} s, {windows} windows of {WINDOW_SECONDS:g} s"
+                f"{hop}; mean valence {v:+.2f}, arousal {a:+.2f} (quadrant {quad}, {word}); windows by quadrant "
+                f"1/2/3/4: {'/'.join(map(str, per_quadrant))}; top moods: {top}{more}>")
 
 
 @functools.cache

@@ -74,7 +74,10 @@ NOTE_NAMES = ("A", "A#", "B", "C", "C#", "D", "D#", "E", "F", "F#", "G", "G#")
 # Pitch class 0 is the front-end's lowest semitone (FMIN: A1, so A).
 PITCH_NAMES = tuple(NOTE_NAMES[(i + round(12 * math.log2(FMIN / 440))) % 12] for i in range(PITCH_CLASSES))
 LABEL_W = 9                 # "register " / "valence "
-EXPLAIN_W = LABEL_W + 2 * (2 * BAR_HALF + 1) + 2         # 45: two bars; the strip is 9 + 12 x 3
+BAR_GAP = 4                 # between the valence and arousal bars: apart even without colour, both full
+EXPLAIN_W = LABEL_W + 2 * (2 * BAR_HALF + 1) + BAR_GAP   # 47: two bars; the strip is 9 + 12 x 3
+# Under the heat strip: what its cells mean (the bars have their scale above them).
+HEAT_LEGEND = " " * LABEL_W + "++ + raise  -- - lower  · little"
 
 
 class _Stream:
@@ -418,11 +421,11 @@ def explanation(view: StreamView) -> Text | None:
         for axis in AXES:
             head.append(f"-{DRIVER_FULL:g}", AXIS)
             head.append(f"{axis:^{2 * BAR_HALF - 3}}", AXIS_COLOURS[axis])
-            head.append(f"+{DRIVER_FULL:g}  ", AXIS)
+            head.append(f"+{DRIVER_FULL:g}".ljust(2 + BAR_GAP), AXIS)
         lines.append(head)
         for name, valence, arousal in drivers:
             lines.append(Text.assemble(name[:LABEL_W - 1].ljust(LABEL_W), signed_bar(valence, AXIS_COLOURS["valence"]),
-                                       "  ", signed_bar(arousal, AXIS_COLOURS["arousal"])))
+                                       " " * BAR_GAP, signed_bar(arousal, AXIS_COLOURS["arousal"])))
     if shares:
         lines += [Text("")] * bool(drivers)
         lines.append(Text("notes".ljust(LABEL_W) + "".join(name.ljust(3) for name in PITCH_NAMES), style=AXIS))
@@ -432,6 +435,7 @@ def explanation(view: StreamView) -> Text | None:
                 row.append(*_heat(share))
                 row.append(" ")
             lines.append(row)
+        lines.append(Text(HEAT_LEGEND, style=AXIS))
     return Text("\n", no_wrap=True, overflow="crop").join(lines)
 
 

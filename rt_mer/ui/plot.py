@@ -232,9 +232,13 @@ def draw_plane(figure, axes, trajectory: Trajectory) -> None:
     for number, (name, colour, _) in QUADRANTS.items():
         sx, sy = (1 if number in (1, 4) else -1), (1 if number in (1, 2) else -1)
         axes.fill_between((0, sx), 0, sy, color=colour, alpha=0.13, linewidth=0)
-        axes.text(0.95 * sx, 0.95 * sy, f"{number} {name}", fontsize=7, color="0.25", zorder=3,
-                  ha="right" if sx > 0 else "left", va="top" if sy > 0 else "bottom",
-                  bbox={"facecolor": "white", "alpha": 0.6, "linewidth": 0, "pad": 1})
+        # Outside the axes, where no point of the path (|v|, |a| <= 1) nor
+        # a start or end marker (at most MARKER_REACH past the edge) can
+        # cover it: above the top corners, and beside the "valence" label
+        # under the bottom ones (below the tick labels).
+        axes.annotate(f"{number} {name}", xy=((1 + sx) / 2, (1 + sy) / 2), xycoords="axes fraction",
+                      xytext=(0, LABEL_OFFSET if sy > 0 else -BOTTOM_LABEL_OFFSET), textcoords="offset points",
+                      fontsize=7, color="0.25", ha="right" if sx > 0 else "left", va="bottom" if sy > 0 else "top")
     axes.axhline(0, color="0.6", linewidth=0.6)
     axes.axvline(0, color="0.6", linewidth=0.6)
     points = np.column_stack([trajectory.valence, trajectory.arousal])
@@ -284,6 +288,9 @@ AROUSAL = {"color": "#CC79A7", "linestyle": (0, (4, 1.5)), "linewidth": 1.5}
 START = {"marker": "o", "markersize": 6, "markerfacecolor": "white", "markeredgecolor": "black", "linestyle": "",
          "clip_on": False}
 END = {"marker": "s", "markersize": 5, "color": "black", "linestyle": "", "clip_on": False}
+MARKER_REACH = max(START["markersize"], END["markersize"]) / 2      # points a marker reaches past its centre
+LABEL_OFFSET = MARKER_REACH + 2          # points between the plane's top edge and its upper quadrant names
+BOTTOM_LABEL_OFFSET = 15                 # points below its bottom edge: past the ticks and their labels
 
 
 def legend_handles() -> list:
