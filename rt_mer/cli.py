@@ -79,6 +79,13 @@ def positive_int(text: str) -> int:
     return whole_number(text, 1)
 
 
+def machine_name(text: str) -> str:
+    try:
+        return app.check_name(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def non_negative_int(text: str) -> int:
     return whole_number(text, 0)
 
@@ -233,7 +240,7 @@ def listen(args: argparse.Namespace) -> int:
     stopped = StopOnSignal(stop)
     try:
         listen_to(args.endpoint, topics=args.topic or ("emotion", "status"), streams=args.stream, count=args.count,
-                  timeout_s=args.timeout, stop=stop)
+                  timeout_s=args.timeout, stop=stop, prefix=args.stream_prefix)
     except PublishError as error:
         fail(str(error))
     except BrokenPipeError:                 # e.g. | head: the reader has gone, which is fine
@@ -248,7 +255,7 @@ def dash(args: argparse.Namespace) -> int:
     from .publish import PublishError, Subscriber
     from .ui import dash as remote_dashboard
     try:
-        subscriber = Subscriber(args.endpoint)
+        subscriber = Subscriber(args.endpoint, prefix=args.stream_prefix)
     except PublishError as error:
         fail(str(error))
     stop = threading.Event()
@@ -262,7 +269,8 @@ def osc(args: argparse.Namespace) -> int:
     from .publish import PublishError
     from .publish.osc import serve
     try:
-        return serve(args.target, getattr(args, "from"), bundle=not args.no_bundle, normalize=args.normalize)
+        return serve(args.target, getattr(args, "from"), bundle=not args.no_bundle, normalize=args.normalize,
+                     prefix=args.stream_prefix)
     except PublishError as error:
         fail(str(error))
 
@@ -323,6 +331,44 @@ def build_engine(args: argparse.Namespace) -> int:
     return 0
 
 
+def hub(args: argparse.Namespace) -> int:
+    import threading
+
+    from .publish import PublishError
+    from .publish.hub import serve
+    from .signals import StopOnSignal
+    stop = threading.Event()
+    stopped = StopOnSignal(stop)
+    try:
+        serve(getattr(args, "in"), args.out, args.every, args.quiet, stop, sys.stderr)
+    except PublishError as error:
+        fail(str(error))
+    return stopped.exit_status
+
+
+def add_hub_parser(commands) -> None:
+    from .publish.hub import DEFAULT_IN, DEFAULT_OUT
+    parser = commands.add_parser(
+        "hub", help="one endpoint for the streams of many machines (a ZeroMQ XSUB/XPUB proxy)",
+        description="Runs with --hub connect their publishers to --in; listen, dash, osc, web and your own "
+                    "subscribers connect to --out as to a single run, and filter by topic prefix "
+                    "(e.g. --stream-prefix shop-17/). Prints messages/s, streams, publishers and subscribers "
+                    "every --every seconds. Loopback by default: bind wider only on a private network.")
+    parser.add_argument("--in", default=DEFAULT_IN, metavar="ENDPOINT",
+                        help="where publishers connect (default: %(default)s)")
+    parser.add_argument("--out", default=DEFAULT_OUT, metavar="ENDPOINT",
+                        help="where subscribers connect (default: %(default)s)")
+    parser.add_argument("--every", type=positive_float, default=5.0, help="seconds between stats lines")
+    parser.add_argument("--quiet", action="store_true", help="no stats lines")
+    parser.set_defaults(handler=hub)
+
+
+def add_prefix_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stream-prefix", default="", metavar="PREFIX",
+                        help="only streams whose name starts with PREFIX, e.g. shop-17/ for one machine "
+                             "through a hub")
+
+
 # ------------------------------------------------------------------ main
 
 def add_live_options(parser: argparse.ArgumentParser, inputs: bool = True) -> None:
@@ -354,6 +400,10 @@ def add_live_options(parser: argparse.ArgumentParser, inputs: bool = True) -> No
     add_engine_options(parser)
     group = parser.add_argument_group("output")
     group.add_argument("--pub", default=DEFAULT_ENDPOINT, help="ZeroMQ PUB endpoint (default: %(default)s)")
+    group.add_argument("--hub", default=None, metavar="ENDPOINT",
+                       help="connect to an `rt-mer hub`'s input (e.g. tcp://HOST:5557) instead of binding --pub")
+    group.add_argument("--name", type=machine_name, default=None, metavar="PREFIX",
+                       help="prefix of this run's stream names, PREFIX/input (default with --hub: the host name)")
     group.add_argument("--codec", default="json", choices=["json", "msgpack"], help="payload encoding")
     group.add_argument("--no-dash", action="store_true", help="no dashboard (headless)")
     group.add_argument("--refresh", type=positive_float, default=10.0, help="dashboard redraws per second (max 15)")
@@ -402,12 +452,14 @@ def build_parser() -> argparse.ArgumentParser:
                              channels=None, blocksize=0, format="f32le")
 
     commands.add_parser("devices", help="list audio inputs").set_defaults(handler=devices)
+    add_hub_parser(commands)
 
     listen_parser = commands.add_parser("listen", help="print published messages as JSON lines")
     listen_parser.add_argument("endpoint", nargs="?", default=DEFAULT_ENDPOINT)
     listen_parser.add_argument("--topic", action="append", choices=["emotion", "status"],
                                help="message kinds (default: both)")
     listen_parser.add_argument("--stream", action="append", help="only these streams")
+    add_prefix_option(listen_parser)
     listen_parser.add_argument("--count", type=positive_int, default=None, help="stop after N messages")
     listen_parser.add_argument("--timeout", type=positive_float, default=None,
                                help="stop after this many seconds without a message")
@@ -415,6 +467,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     dash_parser = commands.add_parser("dash", help="the dashboard, as a remote subscriber")
     dash_parser.add_argument("endpoint", nargs="?", default=DEFAULT_ENDPOINT)
+    add_prefix_option(dash_parser)
     dash_parser.add_argument("--refresh", type=positive_float, default=10.0, help="redraws per second (max 15)")
     dash_parser.set_defaults(handler=dash)
 
@@ -426,6 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
     osc_parser.add_argument("target", metavar="HOST:PORT", help="the OSC receiver, e.g. 127.0.0.1:9000")
     osc_parser.add_argument("--from", default=DEFAULT_ENDPOINT, metavar="ENDPOINT",
                             help="the rt-mer publisher (default: %(default)s)")
+    add_prefix_option(osc_parser)
     osc_parser.add_argument("--no-bundle", action="store_true",
                             help="one datagram per address instead of one bundle per message")
     osc_parser.add_argument("--normalize", action="store_true",
