@@ -295,9 +295,14 @@ BENCH_SECTIONS = ["analyze", "latency", "streams", "gpu", "cpu"]
 def bench(args: argparse.Namespace) -> int:
     from .bench import is_gpu_engine, run_benchmarks
     from .engines import EngineError, open_engine
-    unknown = set(args.sections) - set(BENCH_SECTIONS)
+    unknown = set(args.sections) - set(BENCH_SECTIONS) - {"hub"}
     if unknown:
-        fail(f"unknown benchmark {', '.join(sorted(unknown))}; choose from {', '.join(BENCH_SECTIONS)}")
+        fail(f"unknown benchmark {', '.join(sorted(unknown))}; choose from {', '.join(BENCH_SECTIONS)}, hub")
+    if "hub" in args.sections:
+        bench_hub()
+        args.sections = [section for section in args.sections if section != "hub"]
+        if not args.sections:           # the hub needs no engine
+            return 0
     engine = open_engine_from(args)     # a UserError: one line, from main
     try:
         if is_gpu_engine(engine):       # threads mean nothing to it; ONNX Runtime on the CPU is the baseline
@@ -313,6 +318,14 @@ def bench(args: argparse.Namespace) -> int:
     finally:
         close_engine(engine)
     return 0
+
+
+def bench_hub() -> None:
+    from .bench_hub import bench_hub as measure, hub_lines
+    print("hub: 3 publisher processes -> one subscriber process on loopback TCP, real emotion payloads",
+          flush=True)
+    for line in hub_lines(measure()):
+        print(line, flush=True)
 
 
 def build_engine(args: argparse.Namespace) -> int:
@@ -498,7 +511,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench_parser = commands.add_parser("bench", help="speed figures against in-process baselines")
     bench_parser.add_argument("sections", nargs="*", metavar="SECTION",
-                              help=f"which of {', '.join(BENCH_SECTIONS)} (default: all)")
+                              help=f"which of {', '.join(BENCH_SECTIONS)} (default: all), or hub (the "
+                                   f"hub's messages/s against direct PUB->SUB; only when named)")
     bench_parser.add_argument("--hop", type=hop_seconds, default=DEFAULT_HOP)
     bench_parser.add_argument("--streams", type=positive_ints, default=None,
                               help="stream counts for the streams benchmark, e.g. 1,64,1024 "

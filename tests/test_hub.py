@@ -1,0 +1,204 @@
+"""`rt-mer hub`: the proxy with real ZeroMQ sockets in process (prefix
+subscriptions, counters, bounded tables), then real `rt-mer run` and `rt-mer
+hub` processes: three runs through one hub, and a hub killed and restarted
+while a run publishes."""
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import zmq
+
+from music import chord_music, windows_in, write
+from rt_mer.publish import Publisher, PublishError, Subscriber
+from rt_mer.publish.hub import MAX_TRACKED_STREAMS, Hub, HubStats
+from rt_mer.publish.sockets import MAX_TOPICS
+
+CLI = [sys.executable, "-m", "rt_mer.cli"]
+PATIENCE_S = 60          # generous: the machine may be loaded; every wait polls a condition
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def endpoints():
+    return f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}"
+
+
+def emotion(stream, seq, t=5.0):
+    return dict(v=1, type="emotion", stream=stream, seq=seq, t=t, wall=1.7e9 + t, valence=0.1, arousal=-0.2,
+                valence_raw=0.1, arousal_raw=-0.2, quadrant=4, mood="calm", level_dbfs=-20.0, peak_dbfs=-4.0)
+
+
+def until(condition, what, timeout=PATIENCE_S):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def publish_until_received(publisher, subscriber, stream):
+    """Slow joiner: resend until the subscription has reached the publisher
+    through the hub; returns the first message received."""
+    deadline = time.monotonic() + PATIENCE_S
+    seq = 0
+    while time.monotonic() < deadline:
+        publisher.publish("emotion", stream, emotion(stream, seq))
+        seq += 1
+        message = subscriber.receive(50)
+        if message is not None:
+            return message
+    raise AssertionError(f"no message of {stream} came through the hub")
+
+
+def test_prefix_subscriptions_pass_through_the_hub_and_peers_are_counted():
+    inbound, outbound = endpoints()
+    with Hub(inbound, outbound) as hub:
+        hub.start()
+        shop_1 = Publisher(inbound, connect=True)
+        shop_2 = Publisher(inbound, connect=True)
+        with shop_1, shop_2, Subscriber(outbound, topics=("emotion",), prefix="shop-1/") as only_1, \
+                Subscriber(outbound, topics=("emotion",)) as everything:
+            publish_until_received(shop_1, only_1, "shop-1/line-in")
+            publish_until_received(shop_2, everything, "shop-2/line-in")
+            for seq in range(100, 110):
+                shop_2.publish("emotion", "shop-2/line-in", emotion("shop-2/line-in", seq))
+                shop_1.publish("emotion", "shop-1/line-in", emotion("shop-1/line-in", seq))
+            got = [only_1.receive(PATIENCE_S * 1000) for _ in range(10)]
+            assert [m["stream"] for m in got] == ["shop-1/line-in"] * 10
+            assert [m["seq"] for m in got] == list(range(100, 110))
+            assert only_1.receive(300) is None            # shop-2 never reached it
+            until(lambda: hub.stats.connected == {"in": 2, "out": 2}, "two publishers and two subscribers")
+        until(lambda: hub.stats.connected == {"in": 0, "out": 0}, "the peers to be gone")
+        report = hub.stats.report()
+        assert report.publishers_seen == 2 and report.subscribers_seen == 2 and report.total >= 20
+        assert "msg/s" in report.line() and "2 seen" in report.line()
+
+
+def test_the_stats_keep_a_bounded_set_of_streams():
+    stats = HubStats()
+    for i in range(MAX_TRACKED_STREAMS + 500):
+        stats.count([f"emotion.machine-{i}/mic".encode(), b"{}"])
+    stats.count([b"\x01emotion."])                      # a subscription on its way upstream: not a message
+    report = stats.report()
+    assert report.streams == MAX_TRACKED_STREAMS and report.messages == MAX_TRACKED_STREAMS + 500
+    assert report.subscriptions == 1 and f"{MAX_TRACKED_STREAMS}+ streams" in report.line()
+    assert stats.report().streams == 0                  # cleared every interval
+
+
+def test_a_subscriber_remembers_a_bounded_number_of_topics():
+    context = zmq.Context()
+    try:
+        with Publisher("inproc://many", context=context) as publisher, \
+                Subscriber("inproc://many", topics=("emotion",), context=context, hwm=0) as subscriber:
+            publish_until_received(publisher, subscriber, "first")
+            for i in range(MAX_TOPICS + 10):
+                publisher.publish("emotion", f"m{i}/mic", emotion(f"m{i}/mic", 0))
+            for _ in range(MAX_TOPICS + 10):
+                assert subscriber.receive(PATIENCE_S * 1000) is not None
+            assert len(subscriber._last) == MAX_TOPICS
+    finally:
+        context.term()
+
+
+def test_a_busy_or_bad_endpoint_is_one_line():
+    inbound, outbound = endpoints()
+    with Hub(inbound, outbound):
+        with pytest.raises(PublishError, match="cannot bind"):
+            Hub(inbound, endpoints()[1])
+        result = subprocess.run([*CLI, "hub", "--in", endpoints()[0], "--out", outbound],
+                                capture_output=True, text=True, timeout=PATIENCE_S)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "cannot bind" in result.stderr
+    result = subprocess.run([*CLI, "run", "--no-dash", "--name", "shop 17"], capture_output=True, text=True,
+                            timeout=PATIENCE_S)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "--name" in result.stderr
+
+
+def start_hub(inbound, outbound):
+    process = subprocess.Popen([*CLI, "hub", "--in", inbound, "--out", outbound, "--every", "0.5"],
+                               stderr=subprocess.PIPE, text=True)
+    assert "publishers connect to" in process.stderr.readline()     # bound: runs may connect
+    return process
+
+
+def stop(process, signum=signal.SIGTERM):
+    process.send_signal(signum)
+    return process.wait(timeout=PATIENCE_S)
+
+
+@pytest.mark.slow
+def test_three_runs_through_one_hub_arrive_whole(tmp_path):
+    inbound, outbound = endpoints()
+    hub = start_hub(inbound, outbound)
+    runs = []
+    try:
+        with Subscriber(outbound) as subscriber:
+            until(lambda: "1 subscribers" in hub.stderr.readline(), "the hub to see the subscriber")
+            for i in range(3):
+                path = write(tmp_path / f"in{i}.wav", chord_music(7, 22050, 1, seed=i)[:, 0], 22050)
+                runs.append(subprocess.Popen([*CLI, "run", "--no-dash", "--threads", "1", "--hub", inbound,
+                                              "--name", f"shop-{i}", "--file", str(path),
+                                              "--record", str(tmp_path / f"run{i}.jsonl")],
+                                             stderr=subprocess.PIPE, text=True))
+            received = []
+            ended = set()
+            deadline = time.monotonic() + 4 * PATIENCE_S
+            while len(ended) < 3 and time.monotonic() < deadline:
+                message = subscriber.receive(1000)
+                if message is not None:
+                    received.append(message)
+                    if message["type"] == "status" and message["state"] == "ended":
+                        ended.add(message["stream"])
+            for run in runs:
+                assert run.wait(timeout=PATIENCE_S) == 0, run.stderr.read()
+        assert ended == {"shop-0/in0", "shop-1/in1", "shop-2/in2"}
+        for i in range(3):
+            recorded = [json.loads(line) for line in (tmp_path / f"run{i}.jsonl").read_text().splitlines()]
+            mine = [m for m in received if m["stream"] == f"shop-{i}/in{i}" and m["type"] == "emotion"]
+            assert [m["seq"] for m in mine] == list(range(windows_in(7, 0.5)))      # gap-free, every window
+            assert mine == [m for m in recorded if m["type"] == "emotion"]          # and exactly what was sent
+        assert subscriber.missed == 0
+    finally:
+        for run in runs:
+            if run.poll() is None:
+                run.kill()
+        assert stop(hub) == 128 + signal.SIGTERM
+
+
+@pytest.mark.slow
+def test_a_hub_restarted_mid_run_leaves_a_gap_and_no_crash():
+    inbound, outbound = endpoints()
+    hub = start_hub(inbound, outbound)
+    run = subprocess.Popen([*CLI, "demo", "--no-dash", "--threads", "1", "--hop", "0.25", "--hub", inbound,
+                            "--name", "studio"], stderr=subprocess.PIPE, text=True)
+    try:
+        with Subscriber(outbound, topics=("emotion",), prefix="studio/") as subscriber:
+            before = [subscriber.receive(PATIENCE_S * 1000) for _ in range(3)]
+            assert all(m is not None and m["stream"] == "studio/demo" for m in before), \
+                (before, subscriber.received, subscriber.rejected, subscriber.last_rejection, subscriber.reconnects)
+            hub.kill()                                   # no goodbye: as a crash or a power cut
+            hub.wait()
+            time.sleep(2.0)                              # the run goes on publishing into the void
+            assert run.poll() is None
+            hub = start_hub(inbound, outbound)           # same ports: runs and subscribers reconnect
+            after = subscriber.receive(PATIENCE_S * 1000)
+            assert after is not None and after["stream"] == "studio/demo"
+            newest = before[-1]
+            while after["seq"] == newest["seq"] + 1:     # messages queued before the kill, if any
+                newest, after = after, subscriber.receive(PATIENCE_S * 1000)
+            assert after["seq"] > newest["seq"] + 1      # the gap of the restart, seen in seq
+            assert subscriber.missed == after["seq"] - newest["seq"] - 1
+            assert subscriber.reconnects >= 1
+        assert run.poll() is None
+        assert stop(run) == 128 + signal.SIGTERM
+        assert "studio/demo" in run.stderr.read()
+    finally:
+        if run.poll() is None:
+            run.kill()
+        assert stop(hub, signal.SIGINT) == 128 + signal.SIGINT
