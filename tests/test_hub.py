@@ -172,29 +172,32 @@ def test_three_runs_through_one_hub_arrive_whole(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_hub_restarted_mid_run_leaves_a_gap_and_no_crash():
+def test_a_hub_restarted_mid_run_is_reconnected_and_counted():
+    """libzmq keeps a connecting PUB's queue across the outage (up to its
+    high-water mark), so a short restart may lose nothing, or what was in
+    flight: either way seq only rises, every gap is counted in `missed`,
+    and messages made after the restart arrive."""
     inbound, outbound = endpoints()
     hub = start_hub(inbound, outbound)
     run = subprocess.Popen([*CLI, "demo", "--no-dash", "--threads", "1", "--hop", "0.25", "--hub", inbound,
                             "--name", "studio"], stderr=subprocess.PIPE, text=True)
     try:
         with Subscriber(outbound, topics=("emotion",), prefix="studio/") as subscriber:
-            before = [subscriber.receive(PATIENCE_S * 1000) for _ in range(3)]
-            assert all(m is not None and m["stream"] == "studio/demo" for m in before), \
-                (before, subscriber.received, subscriber.rejected, subscriber.last_rejection, subscriber.reconnects)
+            received = [subscriber.receive(PATIENCE_S * 1000) for _ in range(3)]
+            assert all(m is not None and m["stream"] == "studio/demo" for m in received)
             hub.kill()                                   # no goodbye: as a crash or a power cut
             hub.wait()
             time.sleep(2.0)                              # the run goes on publishing into the void
             assert run.poll() is None
             hub = start_hub(inbound, outbound)           # same ports: runs and subscribers reconnect
-            after = subscriber.receive(PATIENCE_S * 1000)
-            assert after is not None and after["stream"] == "studio/demo"
-            newest = before[-1]
-            while after["seq"] == newest["seq"] + 1:     # messages queued before the kill, if any
-                newest, after = after, subscriber.receive(PATIENCE_S * 1000)
-            assert after["seq"] > newest["seq"] + 1      # the gap of the restart, seen in seq
-            assert subscriber.missed == after["seq"] - newest["seq"] - 1
-            assert subscriber.reconnects >= 1
+            restarted = time.time()
+            while received[-1]["wall"] < restarted + 1:  # until messages made after the restart arrive
+                message = subscriber.receive(PATIENCE_S * 1000)
+                assert message is not None, "nothing came through the restarted hub"
+                received.append(message)
+            seqs = [m["seq"] for m in received]
+            assert seqs == sorted(set(seqs))             # no repeats, never backwards
+            assert subscriber.missed == seqs[-1] - seqs[0] + 1 - len(seqs)      # every gap counted
         assert run.poll() is None
         assert stop(run) == 128 + signal.SIGTERM
         assert "studio/demo" in run.stderr.read()

@@ -92,9 +92,11 @@ def test_keys_move_the_selection_in_a_real_terminal():
         reader = threading.Thread(target=read_keys, args=(selection, stop, stream))
         reader.start()
         try:
-            for key in (b"j", b"\x1b[B", b"\t", b"k", b"x"):
-                os.write(controller, key)
-                time.sleep(0.2)         # one read per key, as a person types them
+            deadline = time.monotonic() + 30
+            while termios.tcgetattr(terminal)[3] & termios.ICANON and time.monotonic() < deadline:
+                time.sleep(0.05)                          # until the reader put it in cbreak mode
+            for keys in (b"j", b"\x1b[B", b"\tkx"):          # one read may bring several keys
+                os.write(controller, keys)
             deadline = time.monotonic() + 30
             while selection.version < 4 and time.monotonic() < deadline:
                 time.sleep(0.05)

@@ -49,6 +49,19 @@ class Selection:
             return index
 
 
+def key_steps(typed: str) -> list[int]:
+    """The selection steps in what one read returned: several keys may come
+    at once (a fast typist, a loaded machine), arrows as 3-character escapes."""
+    steps, i = [], 0
+    while i < len(typed):
+        size = 3 if typed.startswith("\x1b[", i) else 1
+        step = KEYS.get(typed[i:i + size], 0)
+        if step:
+            steps.append(step)
+        i += size
+    return steps
+
+
 def read_keys(selection: Selection, stop: threading.Event, stream=None) -> None:
     """Move `selection` by the keys typed on `stream` (default stdin) until
     `stop`; returns at once unless it is a terminal. The terminal is put in
@@ -68,9 +81,7 @@ def read_keys(selection: Selection, stop: threading.Event, stream=None) -> None:
         while not stop.is_set():
             if not select.select([fd], [], [], 0.1)[0]:
                 continue
-            key = os.read(fd, 8).decode(errors="replace")
-            step = KEYS.get(key, KEYS.get(key[:1], 0) if not key.startswith("\x1b") else 0)
-            if step:
+            for step in key_steps(os.read(fd, 64).decode(errors="replace")):
                 selection.move(step)
     except OSError:
         return                                    # the terminal went away (SIGHUP): nothing to read
