@@ -7,10 +7,10 @@ its XPUB side (--out) exactly as to a single `run`. Subscriptions travel
 upstream through the proxy to the publishers, so a subscriber to
 ``emotion.shop-17/`` is sent only that machine's messages.
 
-The proxy copies every message to a capture socket; `HubStats` counts them
-(messages per second, streams seen in the last interval, capped) and reads
-the two sockets' monitors for publishers and subscribers connected. It keeps
-no state per stream beyond that capped set, cleared every interval.
+`HubStats` reads the proxy's own counters (its STATISTICS command: no
+copy of each message, no Python per message) and the two sockets' monitors
+for publishers and subscribers connected. It keeps integers only: nothing
+grows with the number of streams or peers.
 
     with Hub("tcp://127.0.0.1:5557", "tcp://127.0.0.1:5556") as hub:
         hub.start()
@@ -18,6 +18,7 @@ no state per stream beyond that capped set, cleared every interval.
 """
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from contextlib import suppress
@@ -32,10 +33,9 @@ from .sockets import PublishError, parse_endpoint
 DEFAULT_IN = "tcp://127.0.0.1:5557"
 DEFAULT_OUT = "tcp://127.0.0.1:5556"
 HWM = 10_000                    # messages queued per peer before the newest are dropped
-CAPTURE_HWM = 100_000           # the counter falls behind before the proxy ever waits on it
-MAX_TRACKED_STREAMS = 4096      # topics remembered per interval, to count streams; beyond: "4096+"
 LINGER_MS = 0
-POLL_MS = 100
+POLL_MS = 250                   # the counters are read this often
+STATISTICS_WAIT_MS = 5000       # a proxy busy forwarding answers between bursts
 _CONNECTED = zmq.EVENT_ACCEPTED
 _GONE = zmq.EVENT_DISCONNECTED
 
@@ -44,50 +44,40 @@ _GONE = zmq.EVENT_DISCONNECTED
 class HubReport:
     """What the hub saw over one interval (rates) and so far (totals)."""
     seconds: float
-    messages: int                 # data messages forwarded in the interval
-    subscriptions: int            # (un)subscribe messages passed upstream in the interval
-    streams: int                  # distinct topics in the interval, at most MAX_TRACKED_STREAMS
+    messages: int                 # messages forwarded downstream in the interval
+    subscriptions: int            # (un)subscriptions passed upstream in the interval
     publishers: int               # connected now
     subscribers: int
     publishers_seen: int          # connections accepted since the start
     subscribers_seen: int
-    total: int                    # data messages since the start
+    total: int                    # messages forwarded since the start
 
     @property
     def rate(self) -> float:
         return self.messages / self.seconds if self.seconds > 0 else 0.0
 
     def line(self) -> str:
-        streams = f"{self.streams}+" if self.streams >= MAX_TRACKED_STREAMS else str(self.streams)
-        return (f"rt-mer hub: {self.rate:,.0f} msg/s, {streams} streams, "
-                f"{self.publishers} publishers ({self.publishers_seen} seen), "
+        return (f"rt-mer hub: {self.rate:,.0f} msg/s, {self.publishers} publishers ({self.publishers_seen} seen), "
                 f"{self.subscribers} subscribers ({self.subscribers_seen} seen), {self.total:,} messages")
 
 
 class HubStats:
-    """Counters fed by the capture socket and the two monitors, in one thread.
-
-    Bounded: integers, and a set of at most MAX_TRACKED_STREAMS topics that
-    `report` clears."""
+    """The proxy's own counters and the peers its sockets' monitors saw:
+    integers only, whatever the number of streams or peers."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._since = time.monotonic()
-        self._messages = self._subscriptions = self.total = 0
-        self._topics: set[bytes] = set()
+        self.total = self.subscriptions = 0
+        self._reported = (0, 0)
         self.connected = {"in": 0, "out": 0}
         self.seen = {"in": 0, "out": 0}
 
-    def count(self, frames: list[Any]) -> None:
-        first = frames[0].bytes if hasattr(frames[0], "bytes") else frames[0]
+    def counters(self, frames_down: int, frames_up: int) -> None:
+        """Take the proxy's totals. It counts frames; every rt-mer message is
+        two ([topic, payload]) and every (un)subscription one."""
         with self._lock:
-            if len(frames) == 1 and first[:1] in (b"\x00", b"\x01"):
-                self._subscriptions += 1          # a SUB's (un)subscribe, on its way upstream
-                return
-            self._messages += 1
-            self.total += 1
-            if len(self._topics) < MAX_TRACKED_STREAMS:
-                self._topics.add(first[:256])
+            self.total, self.subscriptions = frames_down // 2, frames_up
 
     def peer(self, side: str, event: int) -> None:
         with self._lock:
@@ -98,14 +88,13 @@ class HubStats:
                 self.connected[side] = max(0, self.connected[side] - 1)
 
     def report(self) -> HubReport:
-        """The interval since the last report (and clear it)."""
+        """The interval since the last report, and the totals."""
         now = time.monotonic()
         with self._lock:
-            report = HubReport(now - self._since, self._messages, self._subscriptions, len(self._topics),
-                               self.connected["in"], self.connected["out"], self.seen["in"], self.seen["out"],
-                               self.total)
-            self._since, self._messages, self._subscriptions = now, 0, 0
-            self._topics.clear()
+            report = HubReport(now - self._since, self.total - self._reported[0],
+                               self.subscriptions - self._reported[1], self.connected["in"],
+                               self.connected["out"], self.seen["in"], self.seen["out"], self.total)
+            self._since, self._reported = now, (self.total, self.subscriptions)
         return report
 
 
@@ -125,21 +114,14 @@ class Hub:
         self._sockets: list[zmq.Socket] = []
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
-        tag = f"{id(self):x}"
+        control = f"inproc://rt-mer-hub-control-{id(self):x}"
         try:
             self._in = self._bind(zmq.XSUB, inbound, zmq.RCVHWM)
             self._out = self._bind(zmq.XPUB, outbound, zmq.SNDHWM)
-            self._capture = self._socket(zmq.PUB)
-            self._capture.setsockopt(zmq.SNDHWM, CAPTURE_HWM)
-            self._capture.bind(f"inproc://rt-mer-hub-capture-{tag}")
-            self._tap = self._socket(zmq.SUB)
-            self._tap.setsockopt(zmq.RCVHWM, CAPTURE_HWM)
-            self._tap.setsockopt(zmq.SUBSCRIBE, b"")
-            self._tap.connect(f"inproc://rt-mer-hub-capture-{tag}")
             self._control = self._socket(zmq.PAIR)
-            self._control.bind(f"inproc://rt-mer-hub-control-{tag}")
-            self._steer = self._socket(zmq.PAIR)
-            self._steer.connect(f"inproc://rt-mer-hub-control-{tag}")
+            self._control.bind(control)
+            self._steer = self._socket(zmq.PAIR)          # the counting thread's alone
+            self._steer.connect(control)
             # monitors: set up here, read only by the counting thread
             self._monitors = {"in": self._in.get_monitor_socket(_CONNECTED | _GONE),
                               "out": self._out.get_monitor_socket(_CONNECTED | _GONE)}
@@ -174,36 +156,28 @@ class Hub:
     def _proxy(self) -> None:
         # pyzmq's (libzmq's) own forwarding loop; it returns on TERMINATE
         with suppress(zmq.ContextTerminated):
-            zmq.proxy_steerable(self._in, self._out, self._capture, self._control)
+            zmq.proxy_steerable(self._in, self._out, None, self._control)
 
     def _count(self) -> None:
         poller = zmq.Poller()
-        poller.register(self._tap, zmq.POLLIN)
         sides = {monitor: side for side, monitor in self._monitors.items()}
         for monitor in sides:
             poller.register(monitor, zmq.POLLIN)
         while not self._stop.is_set():
-            for socket, _ in poller.poll(POLL_MS):
-                if socket is self._tap:
-                    for _ in range(1000):              # drain a burst before looking at monitors again
-                        try:
-                            self.stats.count(self._tap.recv_multipart(zmq.NOBLOCK, copy=False))
-                        except zmq.Again:
-                            break
-                else:
-                    event = parse_monitor_message(socket.recv_multipart())
-                    self.stats.peer(sides[socket], event["event"])
+            for monitor, _ in poller.poll(POLL_MS):
+                self.stats.peer(sides[monitor], parse_monitor_message(monitor.recv_multipart())["event"])
+            self._steer.send(b"STATISTICS")            # answered between two bursts of forwarding
+            if self._steer.poll(STATISTICS_WAIT_MS):
+                counts = [int.from_bytes(frame, sys.byteorder) for frame in self._steer.recv_multipart()]
+                self.stats.counters(counts[0], counts[4])    # frontend msgs in, backend msgs in
+        self._steer.send(b"TERMINATE")
 
     def stop(self) -> None:
         """End the proxy and the counter; idempotent."""
-        if self._stop.is_set():
-            return
         self._stop.set()
-        if self._threads:
-            with suppress(zmq.ZMQError):
-                self._steer.send(b"TERMINATE")
         for thread in self._threads:
             thread.join()
+        self._threads.clear()
 
     def close(self) -> None:
         self.stop()
