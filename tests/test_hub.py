@@ -13,6 +13,8 @@ import pytest
 import zmq
 
 from music import chord_music, windows_in, write
+from rt_mer import app
+from rt_mer.cli import build_parser
 from rt_mer.publish import Publisher, PublishError, Subscriber
 from rt_mer.publish.hub import Hub, HubStats
 from rt_mer.publish.sockets import MAX_TOPICS
@@ -119,6 +121,15 @@ def test_a_busy_or_bad_endpoint_is_one_line():
     result = subprocess.run([*CLI, "run", "--no-dash", "--name", "shop 17"], capture_output=True, text=True,
                             timeout=PATIENCE_S)
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "--name" in result.stderr
+
+
+def test_stream_names_carry_the_machine_name_with_a_hub():
+    parse = build_parser().parse_args
+    host = socket.gethostname().split(".")[0]
+    assert app.machine_name(parse(["run", "--hub", "tcp://hub:5557"])) == app.stream_name(host)
+    assert app.machine_name(parse(["run", "--hub", "tcp://hub:5557", "--name", "shop-17"])) == "shop-17"
+    assert app.machine_name(parse(["run", "--name", "shop-17"])) == "shop-17"
+    assert app.machine_name(parse(["run"])) is None                    # alone: names as before
 
 
 def start_hub(inbound, outbound):
