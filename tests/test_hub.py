@@ -14,6 +14,7 @@ import zmq
 
 from music import chord_music, windows_in, write
 from rt_mer import app
+from rt_mer.bench_hub import bench_hub, hub_lines
 from rt_mer.cli import build_parser
 from rt_mer.publish import Publisher, PublishError, Subscriber
 from rt_mer.publish.hub import Hub, HubStats
@@ -217,3 +218,14 @@ def test_a_hub_restarted_mid_run_is_reconnected_and_counted():
         if run.poll() is None:
             run.kill()
         assert stop(hub, signal.SIGINT) == 128 + signal.SIGINT
+
+
+@pytest.mark.slow
+def test_bench_hub_measures_the_hub_against_direct_pub_sub():
+    result = bench_hub(count=20_000)
+    for key in ("direct", "hub"):
+        r = result[key]
+        assert 0 < r["received"] <= 3 * 20_000 and r["rate"] > 0 and r["seconds"] > 0
+    assert result["ratio"] == pytest.approx(result["hub"]["rate"] / result["direct"]["rate"])
+    lines = hub_lines(result)
+    assert len(lines) == 3 and "messages/s" in lines[0] and lines[2].startswith("hub / direct: ")

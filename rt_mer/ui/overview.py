@@ -127,8 +127,8 @@ def stream_table(views: list, index: int, rows: int, stale_s: float, colours: di
         table.add_row(*_row(view, first + offset == index, stale_s, colours),
                       style="reverse" if first + offset == index else "")
     hidden = len(views) - len(shown)
-    more = Text(f" {first} above, {hidden - first} below · ↑/↓ selects" if hidden else " ↑/↓ (j/k, Tab) selects",
-                style="grey50", no_wrap=True, overflow="ellipsis")
+    hint = f" {first} above, {hidden - first} below · ↑/↓ selects" if hidden else " ↑/↓ (j/k, Tab) selects"
+    more = Text(hint, style="grey50", no_wrap=True, overflow="ellipsis")
     return Group(table, more)
 
 
