@@ -57,6 +57,27 @@ def stream_name(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in text)[:40] or "stream"
 
 
+MAX_NAME_CHARS = 40
+
+
+def machine_name(args: argparse.Namespace) -> str | None:
+    """The prefix of this run's stream names: --name, else with --hub this
+    host's name (its first label), else none."""
+    import socket
+    name = getattr(args, "name", None)
+    if name is None and getattr(args, "hub", None):
+        name = stream_name(socket.gethostname().split(".")[0])
+    return name
+
+
+def check_name(text: str) -> str:
+    """--name: letters, digits, '-', '_' and '.', 1 to MAX_NAME_CHARS of them
+    (it becomes part of every topic); raises ValueError otherwise."""
+    if not 0 < len(text) <= MAX_NAME_CHARS or not all(c.isascii() and (c.isalnum() or c in "-_.") for c in text):
+        raise ValueError(f"--name {text[:60]!r} must be 1 to {MAX_NAME_CHARS} letters, digits, '-', '_' or '.'")
+    return text
+
+
 def default_input(args: argparse.Namespace):
     """The default microphone, or the built-in demo music where there is none."""
     from .audio import AudioError, DemoSource, MicSource
@@ -86,6 +107,9 @@ def build_sources(args: argparse.Namespace) -> list:
     for i, source in enumerate(sources):          # two files with one stem still get two topics
         if names.count(source.name) > 1:
             source.name = f"{source.name}-{names[:i].count(source.name) + 1}"
+    prefix = machine_name(args)
+    for source in sources if prefix else []:      # machines sharing a hub: "shop-17/line-in"
+        source.name = f"{prefix}/{source.name}"
     return sources
 
 
@@ -101,13 +125,14 @@ def run(args: argparse.Namespace) -> int:
                        + option_inputs(args), UserError)
     moods = moods_from(args)
     try:
-        parse_endpoint(args.pub)
+        endpoint = args.hub or args.pub
+        parse_endpoint(endpoint)
         sources = build_sources(args)
         engine = open_engine_from(args)
         options = LoopOptions(hop=args.hop, smoothing=args.smooth, smoothing_time=args.smooth_time,
                               explain=args.explain, engine_reason=engine.reason, moods=moods,
                               realtime=not args.no_realtime)
-        publisher = Publisher(args.pub, codec=args.codec)
+        publisher = Publisher(endpoint, codec=args.codec, connect=bool(args.hub))
         loop = AnalysisLoop(sources, engine, [publisher.send], options)
     except (AudioError, PublishError, ValueError) as error:
         raise UserError(str(error)) from None
@@ -121,7 +146,8 @@ def run(args: argparse.Namespace) -> int:
         loop.sinks.append(recorder)
     stopped = StopOnSignal(loop.stop)
     say(f"{', '.join(s.description for s in sources)} -> {engine.name} ({engine.reason}), "
-        f"window {WINDOW_SECONDS:g} s, hop {loop.hop_seconds:g} s; publishing on {args.pub}")
+        f"window {WINDOW_SECONDS:g} s, hop {loop.hop_seconds:g} s; "
+        f"{'publishing to the hub at' if args.hub else 'publishing on'} {endpoint}")
     dashboard = None
     if not args.no_dash:
         from .ui import DashboardState, run_dashboard

@@ -117,6 +117,13 @@ def positive_ints(text: str, most: int | None = None) -> list[int]:
     return [whole_number(part, 1, most) for part in text.split(",")]
 
 
+def machine_name(text: str) -> str:
+    try:
+        return app.check_name(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def thread_count(text: str) -> int:
     cores = os.cpu_count() or 1
     return whole_number(text, 1, THREADS_PER_CORE * cores, f" ({THREADS_PER_CORE} x the {cores} cores here)")
@@ -343,7 +350,7 @@ def listen(args: argparse.Namespace) -> int:
     stopped = StopOnSignal(stop)
     try:
         listen_to(args.endpoint, topics=args.topic or ("emotion", "status"), streams=args.stream, count=args.count,
-                  timeout_s=args.timeout, stop=stop)
+                  timeout_s=args.timeout, stop=stop, prefix=args.stream_prefix)
     except PublishError as error:
         fail(str(error))
     except BrokenPipeError:                 # e.g. | head: the reader has what it wanted, which is fine
@@ -358,7 +365,7 @@ def dash(args: argparse.Namespace) -> int:
     from .signals import StopOnSignal, lost_output_signal, output_gone
     from .ui import dash as remote_dashboard
     try:
-        subscriber = Subscriber(args.endpoint)
+        subscriber = Subscriber(args.endpoint, prefix=args.stream_prefix)
     except PublishError as error:
         fail(str(error))
     stop = threading.Event()
@@ -377,7 +384,8 @@ def osc(args: argparse.Namespace) -> int:
     from .publish import PublishError
     from .publish.osc import serve
     try:
-        return serve(args.target, getattr(args, "from"), bundle=not args.no_bundle, normalize=args.normalize)
+        return serve(args.target, getattr(args, "from"), bundle=not args.no_bundle, normalize=args.normalize,
+                     prefix=args.stream_prefix)
     except PublishError as error:
         fail(str(error))
 
@@ -397,7 +405,7 @@ def plot(args: argparse.Namespace) -> int:
 
 
 BENCH_SECTIONS = ["analyze", "latency", "streams", "gpu", "cpu"]
-ASKED_ONLY = ["cluster"]        # run only when named: it starts Ray
+ASKED_ONLY = ["hub", "cluster"]     # run only when named: they start processes of their own
 
 
 def bench_cluster(args: argparse.Namespace) -> None:
@@ -414,11 +422,14 @@ def bench(args: argparse.Namespace) -> int:
     unknown = set(args.sections) - set(BENCH_SECTIONS + ASKED_ONLY)
     if unknown:
         fail(f"unknown benchmark {', '.join(sorted(unknown))}; choose from {', '.join(BENCH_SECTIONS + ASKED_ONLY)}")
-    if "cluster" in args.sections:
+    asked = [section for section in args.sections if section in ASKED_ONLY]
+    if "hub" in asked:
+        bench_hub()
+    if "cluster" in asked:
         bench_cluster(args)
-        args.sections = [section for section in args.sections if section != "cluster"]
-        if not args.sections:
-            return 0
+    args.sections = [section for section in args.sections if section not in ASKED_ONLY]
+    if asked and not args.sections:     # neither needs this machine's engine
+        return 0
     engine = open_engine_from(args)     # a UserError: one line, from main
     try:
         if is_gpu_engine(engine):       # threads mean nothing to it; ONNX Runtime on the CPU is the baseline
@@ -434,6 +445,14 @@ def bench(args: argparse.Namespace) -> int:
     finally:
         close_engine(engine)
     return 0
+
+
+def bench_hub() -> None:
+    from .bench_hub import bench_hub as measure, hub_lines
+    print("hub: 3 publisher processes -> one subscriber process on loopback TCP, real emotion payloads",
+          flush=True)
+    for line in hub_lines(measure()):
+        print(line, flush=True)
 
 
 def build_engine(args: argparse.Namespace) -> int:
@@ -452,6 +471,44 @@ def build_engine(args: argparse.Namespace) -> int:
     print(f"{engine.plan_path}: {how}; {engine.key.describe()}; {engine.route}")
     close_engine(engine)
     return 0
+
+
+def hub(args: argparse.Namespace) -> int:
+    import threading
+
+    from .publish import PublishError
+    from .publish.hub import serve
+    from .signals import StopOnSignal
+    stop = threading.Event()
+    stopped = StopOnSignal(stop)
+    try:
+        serve(getattr(args, "in"), args.out, args.every, args.quiet, stop, sys.stderr)
+    except PublishError as error:
+        fail(str(error))
+    return stopped.exit_status
+
+
+def add_hub_parser(commands) -> None:
+    from .publish.hub import DEFAULT_IN, DEFAULT_OUT
+    parser = commands.add_parser(
+        "hub", help="one endpoint for the streams of many machines (a ZeroMQ XSUB/XPUB proxy)",
+        description="Runs with --hub connect their publishers to --in; listen, dash, osc, web and your own "
+                    "subscribers connect to --out as to a single run, and filter by topic prefix "
+                    "(e.g. --stream-prefix shop-17/). Prints messages/s, streams, publishers and subscribers "
+                    "every --every seconds. Loopback by default: bind wider only on a private network.")
+    parser.add_argument("--in", default=DEFAULT_IN, metavar="ENDPOINT",
+                        help="where publishers connect (default: %(default)s)")
+    parser.add_argument("--out", default=DEFAULT_OUT, metavar="ENDPOINT",
+                        help="where subscribers connect (default: %(default)s)")
+    parser.add_argument("--every", type=positive_float, default=5.0, help="seconds between stats lines")
+    parser.add_argument("--quiet", action="store_true", help="no stats lines")
+    parser.set_defaults(handler=hub)
+
+
+def add_prefix_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stream-prefix", default="", metavar="PREFIX",
+                        help="only streams whose name starts with PREFIX, e.g. shop-17/ for one machine "
+                             "through a hub")
 
 
 # ------------------------------------------------------------------ main
@@ -490,6 +547,10 @@ def add_live_options(parser: argparse.ArgumentParser, inputs: bool = True) -> No
     add_engine_options(parser)
     group = parser.add_argument_group("output")
     group.add_argument("--pub", default=DEFAULT_ENDPOINT, help="ZeroMQ PUB endpoint (default: %(default)s)")
+    group.add_argument("--hub", default=None, metavar="ENDPOINT",
+                       help="connect to an `rt-mer hub`'s input (e.g. tcp://HOST:5557) instead of binding --pub")
+    group.add_argument("--name", type=machine_name, default=None, metavar="PREFIX",
+                       help="prefix of this run's stream names, PREFIX/input (default with --hub: the host name)")
     group.add_argument("--codec", default="json", choices=["json", "msgpack"],
                        help="payload encoding (default: %(default)s)")
     group.add_argument("--no-dash", action="store_true", help="no dashboard (headless)")
@@ -556,6 +617,7 @@ def build_parser() -> argparse.ArgumentParser:
                              channels=None, blocksize=0, format="f32le")
 
     commands.add_parser("devices", help="list audio inputs").set_defaults(handler=devices)
+    add_hub_parser(commands)
 
     listen_parser = commands.add_parser("listen", help="print published messages as JSON lines")
     listen_parser.add_argument("endpoint", nargs="?", default=DEFAULT_ENDPOINT,
@@ -563,6 +625,7 @@ def build_parser() -> argparse.ArgumentParser:
     listen_parser.add_argument("--topic", action="append", choices=["emotion", "status"],
                                help="message kinds (default: both)")
     listen_parser.add_argument("--stream", action="append", help="only these streams")
+    add_prefix_option(listen_parser)
     listen_parser.add_argument("--count", type=positive_int, default=None,
                                help="stop after N messages (default: no limit)")
     listen_parser.add_argument("--timeout", type=positive_float, default=None,
@@ -572,6 +635,7 @@ def build_parser() -> argparse.ArgumentParser:
     dash_parser = commands.add_parser("dash", help="the dashboard, as a remote subscriber")
     dash_parser.add_argument("endpoint", nargs="?", default=DEFAULT_ENDPOINT,
                              help="the rt-mer publisher to show (default: %(default)s)")
+    add_prefix_option(dash_parser)
     dash_parser.add_argument("--refresh", type=refresh_rate, default=10.0,
                              help=f"redraws per second, {MIN_REFRESH_HZ:g} to {MAX_REFRESH_HZ:g} "
                                   f"(default: %(default)s)")
@@ -585,6 +649,7 @@ def build_parser() -> argparse.ArgumentParser:
     osc_parser.add_argument("target", metavar="HOST:PORT", help="the OSC receiver, e.g. 127.0.0.1:9000")
     osc_parser.add_argument("--from", default=DEFAULT_ENDPOINT, metavar="ENDPOINT",
                             help="the rt-mer publisher (default: %(default)s)")
+    add_prefix_option(osc_parser)
     osc_parser.add_argument("--no-bundle", action="store_true",
                             help="one datagram per address instead of one bundle per message")
     osc_parser.add_argument("--normalize", action="store_true",
@@ -603,8 +668,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench_parser = commands.add_parser("bench", help="speed figures against in-process baselines")
     bench_parser.add_argument("sections", nargs="*", metavar="SECTION",
-                              help=f"which of {', '.join(BENCH_SECTIONS)} (default: all), or cluster: local "
-                                   f"analyze against a local Ray cluster of 1 and 2 workers (needs [cluster])")
+                              help=f"which of {', '.join(BENCH_SECTIONS)} (default: all); named only: hub (the "
+                                   f"hub's messages/s against direct PUB->SUB), cluster (local analyze against a "
+                                   f"local Ray cluster of 1 and 2 workers; needs [cluster])")
     bench_parser.add_argument("--hop", type=hop_seconds, default=DEFAULT_HOP,
                               help=f"seconds between windows, a multiple of {1 / FRAMES_PER_SECOND:g} "
                                    f"(default: %(default)s)")

@@ -161,13 +161,14 @@ def _report(subscriber: Subscriber, sender: OscSender, errors: IO[str], reported
     return report_counts(subscriber, errors, reported), sender.failed
 
 
-def serve(target: str, endpoint: str = DEFAULT_ENDPOINT, bundle: bool = True, normalize: bool = False) -> int:
+def serve(target: str, endpoint: str = DEFAULT_ENDPOINT, bundle: bool = True, normalize: bool = False,
+          prefix: str = "") -> int:
     """`rt-mer osc`: forward until SIGINT, SIGTERM or SIGHUP, then close
     and return 128 + the signal's number, as `rt-mer run` does. Raises
     PublishError for a bad target or endpoint."""
     sender = OscSender(target, bundle, normalize)
     try:
-        subscriber = Subscriber(endpoint, topics=("emotion",))
+        subscriber = Subscriber(endpoint, topics=("emotion",), prefix=prefix)
     except PublishError:
         sender.close()
         raise

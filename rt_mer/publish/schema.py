@@ -29,8 +29,10 @@ status:  v, type="status", stream, seq, t, wall, source, rate, channels,
          latency_ms {p50: {stage: ms}, p99: {stage: ms}}
 
 `seq` counts each topic's messages per stream from 0: a gap means the
-subscriber missed messages (see rt_mer.publish.seqs). `t` is stream time
-(s) at the window's end; `wall` the Unix time its last sample was captured.
+subscriber missed messages (see rt_mer.publish.seqs). A stream's name is 1
+to MAX_STREAM_CHARS printable characters; through a hub it is
+``machine/input``. `t` is stream time (s) at the window's end; `wall` the
+Unix time its last sample was captured.
 `EmotionMessage` and `StatusMessage` (below) are the typed forms the
 analysis builds; `to_dict` gives the payload, rounded, every float finite.
 Subscribers treat payloads as untrusted: `decode` checks size, type,
@@ -53,6 +55,7 @@ from ..text import printable
 
 VERSION = 1
 MAX_PAYLOAD_BYTES = 64 * 1024
+MAX_STREAM_CHARS = 128         # a stream's name: "machine/input" through a hub, each part at most 40
 MAX_MOOD_CHARS = 24            # an emotion message's mood word (moods files are checked against it)
 CLIP_DBFS = -0.1               # a peak at or above this counts as clipped (status "clipped")
 TOPICS = ("emotion", "status")
@@ -166,6 +169,8 @@ def decode(payload: bytes, codec: str = "json") -> dict[str, Any]:
         if not isinstance(value, expected) or isinstance(value, bool) or (
                 expected is float and not math.isfinite(value)):
             raise MessageError(f"{kind} field {name!r} missing or not {expected.__name__}")
+    if not 0 < len(message["stream"]) <= MAX_STREAM_CHARS:
+        raise MessageError(f"{kind} field 'stream' is empty or longer than {MAX_STREAM_CHARS} characters")
     if kind == "emotion" and len(message["mood"]) > MAX_MOOD_CHARS:
         raise MessageError(f"emotion field 'mood' is longer than {MAX_MOOD_CHARS} characters")
     check_ranges(message)

@@ -97,7 +97,8 @@ def _check_codec(codec: str, allowed: tuple[str, ...]) -> None:
 
 
 class Publisher:
-    """Bind a PUB socket and publish schema messages without ever blocking.
+    """Bind a PUB socket (or, with ``connect=True``, connect it to an
+    `rt-mer hub`'s input) and publish schema messages without ever blocking.
 
     Each subscriber gets its own queue of `hwm` messages. By default a
     subscriber whose queue is full simply misses messages (it sees the gap in
@@ -107,11 +108,14 @@ class Publisher:
     `publish` returns False and counts it in `dropped` -- honest accounting,
     at the price that one stuck subscriber silences all of them.
 
+    Connected to a hub, messages sent while the hub is away are dropped
+    (the gap shows in `seq`); libzmq reconnects by itself.
+
     Raises PublishError when the endpoint does not parse or cannot be bound.
     """
 
     def __init__(self, endpoint: str = DEFAULT_ENDPOINT, codec: str = "json", hwm: int = 1000,
-                 context: zmq.Context | None = None, nodrop: bool = False):
+                 context: zmq.Context | None = None, nodrop: bool = False, connect: bool = False):
         self.endpoint = parse_endpoint(endpoint)
         _check_codec(codec, ("json", "msgpack"))
         self.codec = codec
@@ -122,11 +126,13 @@ class Publisher:
         self._socket.setsockopt(zmq.LINGER, LINGER_MS)
         if nodrop:
             self._socket.setsockopt(zmq.XPUB_NODROP, 1)   # full queue -> zmq.Again instead of a silent drop
+        self.connected = connect
         try:
-            self._socket.bind(endpoint)
+            (self._socket.connect if connect else self._socket.bind)(endpoint)
         except zmq.ZMQError as error:
             self._socket.close(0)
-            raise PublishError(f"cannot bind {endpoint}: {zmq.strerror(error.errno).lower()}") from None
+            verb = "connect to" if connect else "bind"
+            raise PublishError(f"cannot {verb} {endpoint}: {zmq.strerror(error.errno).lower()}") from None
 
     def publish(self, kind: str, stream: str, message: dict) -> bool:
         """Send one message on topic ``kind.stream``; True if queued.
@@ -173,6 +179,9 @@ class Subscriber:
         endpoint: where the publisher binds, e.g. ``tcp://127.0.0.1:5556``.
         topics: message kinds to receive, from ``("emotion", "status")``.
         streams: stream names to keep (None: every stream).
+        prefix: keep only streams whose name starts with it, e.g.
+            ``"shop-17/"`` for one machine's streams through a hub; the
+            filter runs on the publisher's (or hub's) side.
         codec: ``"auto"`` (JSON or msgpack, told per message), ``"json"`` or
             ``"msgpack"``.
         hwm: messages queued before the newest are dropped (bounds memory,
@@ -198,7 +207,7 @@ class Subscriber:
 
     def __init__(self, endpoint: str, topics: Iterable[str] = schema.TOPICS,
                  streams: Iterable[str] | None = None, codec: str = "auto", hwm: int = 1000,
-                 context: zmq.Context | None = None):
+                 context: zmq.Context | None = None, prefix: str = ""):
         self.endpoint = parse_endpoint(endpoint)
         _check_codec(codec, ("auto", "json", "msgpack"))
         self.topics = (topics,) if isinstance(topics, str) else tuple(topics)
@@ -207,6 +216,7 @@ class Subscriber:
         if isinstance(streams, str):
             streams = (streams,)
         self.streams = None if streams is None else frozenset(streams)
+        self.prefix = prefix
         self.codec = codec
         self.received = self.rejected = self.missed = self.reconnects = 0
         self.last_rejection: str | None = None
@@ -218,7 +228,7 @@ class Subscriber:
         # Prefix subscriptions filter on the publisher's side; "emotion.a"
         # also matches "emotion.ab", so _accept checks the stream exactly.
         for kind in self.topics:
-            for stream in sorted(self.streams) if self.streams is not None else [""]:
+            for stream in sorted(self.streams) if self.streams is not None else [prefix]:
                 self._socket.setsockopt(zmq.SUBSCRIBE, f"{kind}.{stream}".encode())
         try:
             self._socket.connect(endpoint)
@@ -290,7 +300,8 @@ class Subscriber:
             self.rejected += 1
             self.last_rejection = str(error)
             return None
-        if self.streams is not None and message["stream"] not in self.streams:
+        if (self.streams is not None and message["stream"] not in self.streams) or \
+                not message["stream"].startswith(self.prefix):
             return None                          # a prefix match for a stream we did not ask for
         self.missed += self.seqs.gap(hashlib.blake2b(topic, digest_size=16).digest(), message)
         self.received += 1
@@ -317,7 +328,7 @@ class Subscriber:
 def listen(endpoint: str, out: IO[str] | None = None, topics: Iterable[str] = schema.TOPICS,
            streams: Iterable[str] | None = None, codec: str = "auto", count: int | None = None,
            timeout_s: float | None = None, errors: IO[str] | None = None,
-           stop: threading.Event | None = None) -> int:
+           stop: threading.Event | None = None, prefix: str = "") -> int:
     """Write each received message as one compact JSON line to `out`
     (default sys.stdout), flushed per line; the engine of ``rt-mer listen``.
 
@@ -335,7 +346,7 @@ def listen(endpoint: str, out: IO[str] | None = None, topics: Iterable[str] = sc
     stop = stop or threading.Event()
     written, reported = 0, (0, 0)
     idle_since = next_report = time.monotonic()
-    with Subscriber(endpoint, topics=topics, streams=streams, codec=codec) as subscriber:
+    with Subscriber(endpoint, topics=topics, streams=streams, codec=codec, prefix=prefix) as subscriber:
         try:
             while (count is None or written < count) and not stop.is_set():
                 wait = STOP_POLL_SECONDS if timeout_s is None else \

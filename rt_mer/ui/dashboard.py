@@ -38,6 +38,7 @@ from ..publish.seqs import Mark, mark, seq_gap
 from ..realtime import is_real_time
 from ..signals import output_gone, silence
 from ..stream.post import QUADRANT_NAMES
+from .overview import Selection, overview, read_keys
 
 HISTORY_S = 60.0
 HISTORY_MAX = 4096          # hard bound whatever the hop (60 s at 15 ms hops)
@@ -503,9 +504,10 @@ class _Sized:
         yield stream_panel(self.view, options.max_width, options.height or console.height, self.subtitle)
 
 
-def render(state: DashboardState, width: int, height: int) -> Layout:
+def render(state: DashboardState, width: int, height: int, selection: Selection | None = None) -> Layout:
     """The whole screen: one panel per stream, stacked while each gets
-    MIN_H rows, then in columns; streams that do not fit are counted."""
+    MIN_H rows, then in columns; when they no longer fit, a table of every
+    stream above the panel of the one `selection` names (overview.py)."""
     views = state.snapshot()
     notes = [state.source or ""] + ([f"{state.rejected} rejected"] if state.rejected else []) + \
         ([f"{state.forgotten} streams forgotten"] if state.forgotten else [])
@@ -519,6 +521,9 @@ def render(state: DashboardState, width: int, height: int) -> Layout:
     fits = [(r, c) for r, c in fits if width // c >= MIN_W and height // r >= MIN_H]
     if fits:
         n_rows, n_cols = max(fits, key=lambda rc: (width // rc[1] >= FULL_W and height // rc[0] >= FULL_H, -rc[1]))
+    elif len(views) > 1:
+        return overview(views, height, selection, lambda view: _Sized(view, None), MIN_H, STALE_S,
+                        {q: colour for q, (_, colour, _) in QUADRANTS.items()}, " · ".join(n for n in notes if n))
     else:
         n_rows, n_cols = max(1, height // MIN_H), max(1, width // MIN_W)
     shown = views[:n_rows * n_cols]
@@ -539,7 +544,7 @@ def render(state: DashboardState, width: int, height: int) -> Layout:
 # -------------------------------------------------------------------- loops
 
 def run_dashboard(state: DashboardState, stop: threading.Event, refresh_hz: float = 10.0,
-                  console: Console | None = None) -> None:
+                  console: Console | None = None, selection: Selection | None = None) -> None:
     """Draw `state` until `stop` is set, at most MAX_REFRESH_HZ times a second.
 
     Run it in its own thread; it only reads snapshots, so the analysis thread
@@ -556,16 +561,17 @@ def run_dashboard(state: DashboardState, stop: threading.Event, refresh_hz: floa
     console = console or Console()
     period = 1.0 / min(max(refresh_hz, MIN_REFRESH_HZ), MAX_REFRESH_HZ)
     drawn, terminal = None, console.is_terminal
+    selection = selection or Selection()
     try:
-        with Live(render(state, console.width, console.height), console=console, screen=terminal,
+        with Live(render(state, console.width, console.height, selection), console=console, screen=terminal,
                   auto_refresh=False, redirect_stdout=False, redirect_stderr=False,
                   vertical_overflow="crop") as live:
             while not stop.wait(period):
                 if terminal and not console.is_terminal:     # hung up: Rich would go on drawing to nothing
                     raise OSError(errno.EIO, "the terminal went away")
-                frame = (state.version, state.rejected, console.size, int(time.monotonic()))
+                frame = (state.version, state.rejected, console.size, int(time.monotonic()), selection.version)
                 if frame != drawn:
-                    live.update(render(state, console.width, console.height), refresh=True)
+                    live.update(render(state, console.width, console.height, selection), refresh=True)
                     drawn = frame
     except OSError as error:
         if output_gone(error):
@@ -607,10 +613,16 @@ def dash(subscriber: MessageSource, stop: threading.Event, refresh_hz: float = 1
 
     receiver = threading.Thread(target=receive, name="rt-mer-dash-receive", daemon=True)
     receiver.start()
+    selection = Selection()                        # keys select a stream where there are many (overview.py)
+    keys = threading.Thread(target=read_keys, args=(selection, stop), name="rt-mer-dash-keys", daemon=True)
+    if console is None:                            # our own terminal: its keys are ours
+        keys.start()
     try:
-        run_dashboard(state, stop, refresh_hz, console)
+        run_dashboard(state, stop, refresh_hz, console, selection)
     finally:
         stop.set()                                 # the drawing ended, so must the receiving
         receiver.join()
+        if keys.is_alive():
+            keys.join()                            # restores the terminal's mode
     if errors:
         raise errors[0]
