@@ -20,7 +20,7 @@ import socket
 import threading
 import time
 from collections import deque
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager, suppress
 from pathlib import Path
 from typing import IO
 from urllib.parse import urlsplit
@@ -80,11 +80,13 @@ class Client:
         self.queue: asyncio.Queue[str] = asyncio.Queue(CLIENT_QUEUE)
         self.dropped = 0
 
-    def offer(self, item: str) -> None:
+    def offer(self, item: str) -> bool:
         try:
             self.queue.put_nowait(item)
         except asyncio.QueueFull:
             self.dropped += 1
+            return False
+        return True
 
 
 class Feed:
@@ -93,7 +95,8 @@ class Feed:
     def __init__(self, subscriber: Subscriber, state: WallState):
         self.subscriber, self.state = subscriber, state
         self.clients: set[Client] = set()
-        self.backlog_dropped = 0
+        self.backlog_dropped = 0                       # received, never handled: the event loop fell behind
+        self.pages_dropped = 0                         # not offered to a page whose queue was full, all pages
         self._backlog: deque[dict] = deque()
         self._woken = False
         self._stop = threading.Event()
@@ -134,13 +137,10 @@ class Feed:
 
     def fan_out(self, name: str, compact: str, detail: str, gone: list[str]) -> None:
         for client in self.clients:
-            if client.stream is None:
-                client.offer(compact)
-            elif client.stream == name:
-                client.offer(detail)
+            items = [compact] if client.stream is None else [detail] if client.stream == name else []
             if gone and (client.stream is None or client.stream in gone):
-                for evicted in gone:
-                    client.offer(dumps({"type": "gone", "stream": evicted}))
+                items += [dumps({"type": "gone", "stream": evicted}) for evicted in gone]
+            self.pages_dropped += sum(not client.offer(item) for item in items)
 
     def open(self, stream: str | None) -> Client:
         """A new page's client, its queue starting with the hello and the
@@ -158,8 +158,8 @@ class Feed:
         s = self.subscriber
         return dumps({"type": "server", "streams": len(self.state.streams), "evicted": self.state.evicted,
                       "rejected": s.rejected, "last_rejection": text(s.last_rejection), "missed": s.missed,
-                      "reconnects": s.reconnects, "dropped": client.dropped + self.backlog_dropped,
-                      "clients": len(self.clients)})
+                      "reconnects": s.reconnects, "dropped": client.dropped, "pages_dropped": self.pages_dropped,
+                      "backlog_dropped": self.backlog_dropped, "clients": len(self.clients)})
 
     async def send(self, websocket: WebSocket, client: Client) -> None:
         """Frames of whatever the page's queue holds, and the counters every STATS_S."""
@@ -240,15 +240,16 @@ def create_app(feed: Feed, token: str | None = None, hosts: set[str] | None = No
             return await websocket.close(code=1013, reason="too many pages open")
         await websocket.accept()
         client = feed.open(websocket.query_params.get("stream"))
-        sender = asyncio.create_task(feed.send(websocket, client))
+        tasks = {asyncio.create_task(feed.send(websocket, client)), asyncio.create_task(until_closed(websocket))}
         try:
-            while (await websocket.receive())["type"] != "websocket.disconnect":
-                pass                                   # pages send nothing that matters: read-only
-        except WebSocketDisconnect:
-            pass
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
             feed.clients.discard(client)
-            sender.cancel()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)     # the page left, or took no frame in time
+            with suppress(Exception):
+                await asyncio.wait_for(websocket.close(), 1.0)
 
     @asynccontextmanager
     async def lifespan(app):
@@ -263,6 +264,13 @@ def create_app(feed: Feed, token: str | None = None, hosts: set[str] | None = No
                             WebSocketRoute("/live", live), Mount("/static", StaticFiles(directory=STATIC))],
                     lifespan=lifespan)
     return Guard(app, token, hosts)
+
+
+async def until_closed(websocket: WebSocket) -> None:
+    """Read until the page goes: it sends nothing that matters (the server is read-only)."""
+    with suppress(WebSocketDisconnect):
+        while (await websocket.receive())["type"] != "websocket.disconnect":
+            pass
 
 
 class _Server(uvicorn.Server):

@@ -206,7 +206,7 @@ class Tile {
     }
     setText(this.counters, parts.join(" \u00b7 "));
     this.counters.dataset.bad = (s.late_windows || s.overflows || s.dropped_blocks) ? "1" : "";
-    setText(this.age, ago(now() - this.received));
+    setText(this.age, ago(now() - this.received) + " ago");
   }
 }
 
@@ -315,6 +315,8 @@ function updateFooter() {
   const parts = [];
   if (server) {
     parts.push(`rejected ${server.rejected}`, `missed ${server.missed}`, `dropped for this page ${server.dropped}`);
+    if (server.pages_dropped > server.dropped) parts.push(`for all pages ${server.pages_dropped}`);
+    if (server.backlog_dropped) parts.push(`server backlog dropped ${server.backlog_dropped}`);
     if (server.evicted) parts.push(`evicted ${server.evicted} (over ${maxStreams} streams)`);
     parts.push(`${server.clients} page${server.clients === 1 ? "" : "s"} open`);
     if (server.rejected && server.last_rejection) parts.push(`last rejected: ${server.last_rejection}`);
