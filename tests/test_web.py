@@ -448,3 +448,43 @@ def test_hostile_messages_stay_text_and_the_other_pages_work(tmp_path):
         image = Image.open(tmp_path / "overlay.png").convert("RGBA")
         assert image.getpixel((image.width - 3, image.height - 3))[3] == 0          # transparent around it
         assert image.getpixel((60, 60))[3] > 0                                       # the plane is drawn
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("viewport", [(1920, 1080), (3300, 2300)], ids=["laptop", "all-100-on-screen"])
+def test_the_wall_frame_time_with_100_streams(tmp_path, viewport):
+    """100 streams at the default hop: every tile appears and stays live;
+    the frame times (rAF deltas) and the page's own work per frame are
+    measured over 600 frames and printed (run with -s), not judged: they
+    say what this machine does, a test must not depend on its load."""
+    endpoint = f"ipc://{tmp_path}/pub"
+    names = [f"site-{i // 10:02d}/ch-{i % 10}" for i in range(100)]
+    with Synthetic(endpoint, names, hop=0.5), web_server(endpoint) as (url, _), page(viewport) as tab:
+        tab.goto(url + "?perf=1")
+        wait_for(lambda: tab.evaluate("window.rtmer.streams()") == 100, what="100 tiles")
+        wait_for(lambda: tab.evaluate("window.rtmer.states()").get("live") == 100, what="100 live streams")
+        cdp = tab.context.new_cdp_session(tab)
+        cdp.send("Performance.enable")
+        processes = tab.context.browser.new_browser_cdp_session()
+
+        def metrics():
+            values = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+            values["cpu"] = sum(p["cpuTime"] for p in processes.send("SystemInfo.getProcessInfo")["processInfo"])
+            return values
+        tab.evaluate("window.rtmer.resetPerf()")
+        before, started = metrics(), time.monotonic()
+        wait_for(lambda: tab.evaluate("window.rtmer.perf().frame_ms.n") >= 600, timeout=300, what="600 frames")
+        after, seconds = metrics(), time.monotonic() - started
+        perf = tab.evaluate("window.rtmer.perf()")
+        # the renderer's main thread: busy milliseconds per second, by kind (Chromium's own accounting)
+        perf["main_thread_ms_per_s"] = {kind: round((after[key] - before[key]) / seconds * 1000, 1) for kind, key in (
+            ("all tasks", "TaskDuration"), ("script", "ScriptDuration"), ("layout", "LayoutDuration"),
+            ("style", "RecalcStyleDuration"))}
+        # CPU time of all of Chromium's processes (browser, renderer, GPU): what the wall costs, whatever the load
+        perf["chromium_cpu_percent"] = round((after["cpu"] - before["cpu"]) / seconds * 100, 1)
+        tab.screenshot(path=tmp_path / "wall-100.png")
+        (tmp_path / "perf.json").write_text(json.dumps(perf, indent=1))
+        print(f"\n100 streams, {viewport[0]}x{viewport[1]}: " + "; ".join(
+            f"{key} mean {p['mean']:.2f} p50 {p['p50']:.2f} p95 {p['p95']:.2f} p99 {p['p99']:.2f} max {p['max']:.1f}"
+            for key, p in perf.items() if key.endswith("_ms")) + f"; main thread ms/s {perf['main_thread_ms_per_s']}; Chromium CPU {perf['chromium_cpu_percent']} % of a core")
+        assert perf["frame_ms"]["n"] >= 600 and tab.evaluate("window.rtmer.streams()") == 100

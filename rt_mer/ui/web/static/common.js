@@ -136,37 +136,8 @@ export function drawPlane(ctx, size, trail, options = {}) {
   const span = size - 2 * pad;
   const x = (v) => pad + (Math.max(-1, Math.min(1, v)) + 1) / 2 * span;
   const y = (a) => pad + (1 - Math.max(-1, Math.min(1, a))) / 2 * span;
-  const half = size / 2;
   ctx.clearRect(0, 0, size, size);
-  if (options.backdrop) {
-    ctx.fillStyle = options.backdrop;
-    roundRect(ctx, 0, 0, size, size, size * 0.08);
-    ctx.fill();
-  }
-  ctx.globalAlpha = options.dim ? 0.05 : 0.09;
-  for (const [q, qx, qy] of [[1, half, 0], [2, 0, 0], [3, 0, half], [4, half, half]]) {
-    ctx.fillStyle = QUADRANT_COLOURS[q];
-    ctx.fillRect(qx + (qx ? 0 : 1), qy + (qy ? 0 : 1), half - 1, half - 1);
-  }
-  ctx.globalAlpha = 1;
-  ctx.strokeStyle = "rgba(255,255,255,0.16)";
-  ctx.lineWidth = 1;
-  ctx.beginPath();
-  ctx.moveTo(half, pad / 2); ctx.lineTo(half, size - pad / 2);
-  ctx.moveTo(pad / 2, half); ctx.lineTo(size - pad / 2, half);
-  ctx.stroke();
-  if (options.labels !== false) {
-    const font = Math.min(14, Math.max(9, Math.round(size * 0.085)));
-    ctx.font = `600 ${font}px system-ui, "DejaVu Sans", sans-serif`;
-    ctx.globalAlpha = options.dim ? 0.45 : 0.8;
-    for (const [q, right, bottom] of [[1, true, false], [2, false, false], [3, false, true], [4, true, true]]) {
-      ctx.fillStyle = QUADRANT_COLOURS[q];
-      ctx.textAlign = right ? "right" : "left";
-      ctx.textBaseline = bottom ? "bottom" : "top";
-      ctx.fillText(String(names[q] || ""), right ? size - 3 : 3, bottom ? size - 2 : 2);
-    }
-    ctx.globalAlpha = 1;
-  }
+  ctx.drawImage(planeBackground(size, options, names), 0, 0, size, size);
   if (options.path && options.path.length > 1) {      // the whole path, faint, under the trail
     ctx.strokeStyle = "rgba(223,230,243,0.22)";
     ctx.lineWidth = 1;
@@ -199,6 +170,56 @@ export function drawPlane(ctx, size, trail, options = {}) {
   ctx.strokeStyle = "rgba(255,255,255,0.9)";
   ctx.lineWidth = 1.5;
   ctx.stroke();
+}
+
+// The plane without the points (backdrop, tinted quadrants, axes, names),
+// drawn once per look and copied after: text is the dearest thing to draw.
+const backgrounds = new Map();
+
+function planeBackground(size, options, names) {
+  const ratio = window.devicePixelRatio || 1;
+  const key = [size, ratio, Boolean(options.dim), options.labels !== false, options.backdrop || "",
+    names[1], names[2], names[3], names[4]].join("\u0000");
+  let canvas = backgrounds.get(key);
+  if (canvas) return canvas;
+  if (backgrounds.size > 32) backgrounds.clear();
+  canvas = document.createElement("canvas");
+  canvas.width = canvas.height = Math.round(size * ratio);
+  const ctx = canvas.getContext("2d");
+  ctx.scale(ratio, ratio);
+  const pad = Math.max(4, size * 0.06);
+  const half = size / 2;
+  if (options.backdrop) {
+    ctx.fillStyle = options.backdrop;
+    roundRect(ctx, 0, 0, size, size, size * 0.08);
+    ctx.fill();
+  }
+  ctx.globalAlpha = options.dim ? 0.05 : 0.09;
+  for (const [q, qx, qy] of [[1, half, 0], [2, 0, 0], [3, 0, half], [4, half, half]]) {
+    ctx.fillStyle = QUADRANT_COLOURS[q];
+    ctx.fillRect(qx + (qx ? 0 : 1), qy + (qy ? 0 : 1), half - 1, half - 1);
+  }
+  ctx.globalAlpha = 1;
+  ctx.strokeStyle = "rgba(255,255,255,0.16)";
+  ctx.lineWidth = 1;
+  ctx.beginPath();
+  ctx.moveTo(half, pad / 2); ctx.lineTo(half, size - pad / 2);
+  ctx.moveTo(pad / 2, half); ctx.lineTo(size - pad / 2, half);
+  ctx.stroke();
+  if (options.labels !== false) {
+    const font = Math.min(14, Math.max(9, Math.round(size * 0.085)));
+    ctx.font = `600 ${font}px system-ui, "DejaVu Sans", sans-serif`;
+    ctx.globalAlpha = options.dim ? 0.45 : 0.8;
+    for (const [q, right, bottom] of [[1, true, false], [2, false, false], [3, false, true], [4, true, true]]) {
+      ctx.fillStyle = QUADRANT_COLOURS[q];
+      ctx.textAlign = right ? "right" : "left";
+      ctx.textBaseline = bottom ? "bottom" : "top";
+      ctx.fillText(String(names[q] || ""), right ? size - 3 : 3, bottom ? size - 2 : 2);
+    }
+    ctx.globalAlpha = 1;
+  }
+  backgrounds.set(key, canvas);
+  return canvas;
 }
 
 export function roundRect(ctx, x, y, w, h, r) {

@@ -11,6 +11,9 @@ const PLANE = 112;              // px
 const SPARK_H = 36;
 const METER_FLOOR = -60;        // dBFS at an empty meter
 const RESORT_MS = 2000;         // sorted by a value: re-sorted this often, so tiles do not jitter
+// Streams of one process publish together, so 100 tiles may change in one
+// frame: draw for at most this long a frame, the rest in the next ones.
+const FRAME_BUDGET_MS = 4;
 
 const wall = document.getElementById("wall");
 const filterBox = document.getElementById("filter");
@@ -33,6 +36,7 @@ window.rtmer = {
   resetPerf: () => meter.reset(),
   streams: () => tiles.size,
   shown: () => [...tiles.values()].filter((t) => !t.node.hidden).length,
+  states: () => [...tiles.values()].reduce((counts, t) => ({ ...counts, [t.state]: (counts[t.state] || 0) + 1 }), {}),
 };
 
 const observer = new IntersectionObserver((entries) => {
@@ -75,7 +79,7 @@ class Tile {
     nums.append(this.valence, this.arousal);
     this.sparkBox = el("div", "spark-box");
     this.spark = el("canvas", "spark");
-    this.spark.title = "valence (cyan) and arousal (magenta), the last minutes";
+    this.spark.title = "valence (cyan) and arousal (magenta): the last minute, growing to the last five";
     this.sparkBox.append(this.spark);
     const level = el("div", "level");
     const bar = el("div", "meter");
@@ -134,8 +138,16 @@ class Tile {
     return (s.overflows || s.late_windows || s.dropped_blocks || s.missed || s.real_time === false) ? 1 : 0;
   }
 
-  draw() {
+  // Once a second: the age, and a redraw where the state changed or time
+  // moves the picture (a silent stream's sparkline scrolls on).
+  tick() {
     const state = this.state;
+    if (state !== this.drawnState || state === "silent") dirty.add(this);
+    else setText(this.age, ago(now() - this.received) + " ago");
+  }
+
+  draw() {
+    const state = this.drawnState = this.state;
     const dim = state === "ended" || state === "silent";
     const trail = this.points.slice(-TRAIL).map((p) => [p[1], p[2]]);
     drawPlane(fitCanvas(this.plane, PLANE, PLANE), PLANE, trail, { names, dim });
@@ -170,7 +182,8 @@ class Tile {
     const points = this.points;
     if (!points.length) return;
     const end = points[points.length - 1][0] + (now() - this.received);   // scrolls on while silent
-    const x = (w) => (w - end + spanS) / spanS * width;
+    const span = Math.min(spanS, Math.max(60, end - points[0][0]));     // a young stream fills a minute
+    const x = (w) => (w - end + span) / span * width;
     const y = (value) => (1 - value) / 2 * (height - 4) + 2;
     for (const [index, colour] of [[1, VALENCE], [2, AROUSAL]]) {
       ctx.strokeStyle = colour;
@@ -180,7 +193,7 @@ class Tile {
       let drawing = false, previous = null;
       for (let i = 0; i < points.length; i++) {
         const p = points[i];
-        if (p[0] < end - spanS) continue;
+        if (p[0] < end - span) continue;
         const gap = previous !== null && p[0] - previous > 5;     // no line across a silence
         if (drawing && !gap) ctx.lineTo(x(p[0]), y(p[index])); else ctx.moveTo(x(p[0]), y(p[index]));
         drawing = true;
@@ -346,16 +359,16 @@ function frame(time) {
   const start = performance.now();
   if (time - lastTick >= 1000) {                // ages, silence, scrolling sparklines: once a second
     lastTick = time;
-    for (const tile of visible) dirty.add(tile);
+    for (const tile of visible) tile.tick();
     updateFooter();
   }
   if (sortNeeded || (sortBox.value !== "name" && sortBox.value !== "first" && time - lastSort > RESORT_MS)) sort();
   if (dirty.size) {
     if (!sparkMeasured) measureSpark();
-    for (const tile of dirty) {
-      if (!visible.has(tile) || tile.node.hidden) continue;
-      tile.draw();
+    for (const tile of dirty) {                 // oldest change first; what is off screen is drawn on showing
+      if (performance.now() - start > FRAME_BUDGET_MS) break;
       dirty.delete(tile);
+      if (visible.has(tile) && !tile.node.hidden) tile.draw();
     }
   }
   meter.frame(time, performance.now() - start);
