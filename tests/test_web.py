@@ -9,7 +9,6 @@ import json
 import math
 import random
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -221,7 +220,7 @@ def test_what_browsers_get_is_checked_and_short():
     assert "drivers" not in json.loads(compact) and set(json.loads(detail)["drivers"]) == {"valence", "arousal"}
     assert len(json.loads(detail)["shares"]["valence"]) == 12                          # 12 pitch classes, not 12x16
     wire = json.loads(state.update(status("a", 0, overflows="many", late_windows=True, engine="x" * 1000,
-                                          latency_ms={"p50": [1], "p99": {"total": 1e400 if False else 7.5}},
+                                          latency_ms={"p50": [1], "p99": {"total": 7.5}},
                                           scheduling=5))[0])
     assert wire["overflows"] is None and wire["late_windows"] is None and len(wire["engine"]) == 160
     assert wire["p50_ms"] is None and wire["p99_ms"] == 7.5 and wire["real_time"] is None and wire["scheduling"] is None
@@ -486,5 +485,6 @@ def test_the_wall_frame_time_with_100_streams(tmp_path, viewport):
         (tmp_path / "perf.json").write_text(json.dumps(perf, indent=1))
         print(f"\n100 streams, {viewport[0]}x{viewport[1]}: " + "; ".join(
             f"{key} mean {p['mean']:.2f} p50 {p['p50']:.2f} p95 {p['p95']:.2f} p99 {p['p99']:.2f} max {p['max']:.1f}"
-            for key, p in perf.items() if key.endswith("_ms")) + f"; main thread ms/s {perf['main_thread_ms_per_s']}; Chromium CPU {perf['chromium_cpu_percent']} % of a core")
+            for key, p in perf.items() if key.endswith("_ms")) + f"; main thread ms/s {perf['main_thread_ms_per_s']}"
+              f"; Chromium CPU {perf['chromium_cpu_percent']} % of a core")
         assert perf["frame_ms"]["n"] >= 600 and tab.evaluate("window.rtmer.streams()") == 100

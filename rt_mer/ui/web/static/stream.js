@@ -184,7 +184,7 @@ function drawChart(list) {
   for (let tick = Math.ceil(start / step) * step; tick <= end; tick += step) {
     ctx.strokeStyle = "rgba(255,255,255,0.07)";
     ctx.beginPath(); ctx.moveTo(x(tick), 6); ctx.lineTo(x(tick), CHART_H - 6); ctx.stroke();
-    ctx.fillText(clock(tick), x(tick), CHART_H + BAND_H + 4);
+    ctx.fillText(clock(tick), Math.min(width - 28, x(tick)), CHART_H + BAND_H + 4);   // the last one, whole
   }
 }
 

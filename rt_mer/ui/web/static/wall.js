@@ -214,7 +214,7 @@ class Tile {
     else { setText(this.sched, ""); this.sched.dataset.kind = ""; }
     const parts = [`late ${s.late_windows ?? "--"}`, `overflows ${s.overflows ?? "--"}`];
     for (const [label, value] of [["dropped", s.dropped_blocks], ["missed", Math.max(s.missed || 0,
-      (this.emotion && this.emotion.missed) || 0)], ["clipped", s.clipped]]) {
+      (this.emotion && this.emotion.missed) || 0)], ["clip", s.clipped]]) {
       if (value) parts.push(`${label} ${value}`);
     }
     setText(this.counters, parts.join(" \u00b7 "));
