@@ -418,6 +418,13 @@ def test_hostile_messages_stay_text_and_the_other_pages_work(tmp_path):
         synthetic.silence("quiet")
         quiet.locator(".badge", has_text="silent").wait_for(timeout=60_000)
         tab.screenshot(path=tmp_path / "hostile-wall.png")
+        in_order = ("[...document.querySelectorAll('article.tile:not([hidden])')].sort((a, b) => a.style.order - "
+                    "b.style.order).map((t) => t.querySelector('a.name').textContent)")
+        assert tab.evaluate(in_order) == sorted([*names, HOSTILE_NAME])           # by name, numbers as numbers
+        tab.fill("#filter", "SHOP")
+        assert tab.evaluate(in_order) == ["shop-17/line-in"] and "1 of 4 streams" in tab.text_content("#counts")
+        assert "filter=SHOP" in tab.url                                            # the view is kept in the URL
+        tab.fill("#filter", "")
 
         bad.locator("a.name").click()
         tab.wait_for_url(re.compile(r"/stream/"))

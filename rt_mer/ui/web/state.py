@@ -24,7 +24,7 @@ from ...realtime import is_real_time
 MAX_STREAMS = 256
 HISTORY_POINTS = 3600          # per stream: 30 min at the default 0.5 s hop (56 bytes a point)
 WALL_SPAN_S = 300.0            # the wall's sparklines: the last five minutes
-WALL_POINTS = 300              # ... thinned to at most this many points for a page that opens
+WALL_POINTS = 200              # ... thinned to at most this many points for a page that opens
 MAX_TEXT = 160                 # longest string passed on (engine, source, scheduling)
 COLUMNS = ("wall", "t", "valence", "arousal", "quadrant", "level_dbfs")
 COUNTERS = ("late_windows", "overflows", "dropped_blocks", "underruns", "nonfinite", "out_of_range", "truncated",
