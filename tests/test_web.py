@@ -385,12 +385,14 @@ def test_the_wall_shows_the_demo_live_and_marks_it_ended(tmp_path):
 
 HOSTILE_NAME = '<img src=x onerror="window.pwned=1">'
 HOSTILE_MOOD = "<script>pwned=1</script>"
+HOSTILE_DRIVER = "<b onmouseover=pwned=1>"
 
 
 def hostile_frames(tick):
     """Schema-valid messages a hostile publisher may send (markup in the
     stream name and the mood), and one that is not JSON at all."""
-    message = emotion(HOSTILE_NAME, tick, 0.3, 0.4, mood=HOSTILE_MOOD)
+    message = emotion(HOSTILE_NAME, tick, 0.3, 0.4, mood=HOSTILE_MOOD,
+                      drivers={axis: {HOSTILE_DRIVER: 0.5, "__proto__": -0.5} for axis in ("valence", "arousal")})
     return [[f"emotion.{HOSTILE_NAME}".encode(), json.dumps(message).encode()],
             [f"status.{HOSTILE_NAME}".encode(), json.dumps(status(HOSTILE_NAME, tick)).encode()],
             [b"emotion.x", b"<script>not json"]]
@@ -431,6 +433,8 @@ def test_hostile_messages_stay_text_and_the_other_pages_work(tmp_path):
         assert tab.locator("#title").text_content() == HOSTILE_NAME
         wait_for(lambda: tab.locator("#mood").text_content() == HOSTILE_MOOD, what="the stream page's mood")
         assert tab.evaluate("window.pwned") is None and tab.locator("img").count() == 0
+        wait_for(lambda: HOSTILE_DRIVER in tab.text_content("#drivers"), what="the hostile driver's name")
+        assert tab.locator("#drivers b").count() == 0 and tab.locator("#drivers .bar2").count() == 4
 
         tab.goto(url)
         tile(tab, "shop-17/line-in").locator("a.name").click()

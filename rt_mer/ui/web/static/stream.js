@@ -188,7 +188,11 @@ function drawChart(list) {
   }
 }
 
-let driverRows = null;          // {name: [valence fill, number, arousal fill, number]} for the drivers in use
+let driverRows = null;          // Map name -> [valence fill, number, arousal fill, number] of the drivers in use
+
+function own(object, key) {
+  return Object.hasOwn(object, key) ? object[key] : null;
+}
 
 function bar(axisColour) {
   const outer = el("div", "bar2");
@@ -205,22 +209,22 @@ function drawDrivers() {
   const box = $("drivers");
   if (drivers && drivers.valence && drivers.arousal) {
     const keys = Object.keys(drivers.valence);
-    if (!driverRows || keys.join("\u0000") !== Object.keys(driverRows).join("\u0000")) {
+    if (!driverRows || keys.join("\u0000") !== [...driverRows.keys()].join("\u0000")) {
       box.replaceChildren();
       box.className = "drivers";
       box.append(el("span", "head", ""), el("span", "head", `\u2212${DRIVER_FULL}  \u2190  valence  \u2192  +${DRIVER_FULL}`),
         el("span", "head", ""), el("span", "head", `\u2212${DRIVER_FULL}  \u2190  arousal  \u2192  +${DRIVER_FULL}`),
         el("span", "head", ""));
-      driverRows = {};
+      driverRows = new Map();        // a Map: a publisher's names are never object keys here
       for (const key of keys) {
         const [vOuter, vFill, vNum] = bar(VALENCE);
         const [aOuter, aFill, aNum] = bar(AROUSAL);
         box.append(el("span", "", key), vOuter, vNum, aOuter, aNum);
-        driverRows[key] = [vFill, vNum, aFill, aNum];
+        driverRows.set(key, [vFill, vNum, aFill, aNum]);
       }
     }
-    for (const [key, [vFill, vNum, aFill, aNum]] of Object.entries(driverRows)) {
-      for (const [fill, number, value] of [[vFill, vNum, drivers.valence[key]], [aFill, aNum, drivers.arousal[key]]]) {
+    for (const [key, [vFill, vNum, aFill, aNum]] of driverRows) {
+      for (const [fill, number, value] of [[vFill, vNum, own(drivers.valence, key)], [aFill, aNum, own(drivers.arousal, key)]]) {
         const f = finite(value) ? Math.max(-1, Math.min(1, value / DRIVER_FULL)) : 0;
         fill.style.transform = `scaleX(${f})`;
         setText(number, signed(value));

@@ -205,8 +205,7 @@ class Tile {
   }
 
   drawHealth(state) {
-    const badge = state === "silent" ? `silent ${ago(now() - this.received)}` : state;
-    setText(this.badge, badge);
+    setText(this.badge, state);                    // silent: the age beside it, in red, says how long
     this.node.dataset.state = state;
     const s = this.status || {};
     if (s.real_time === true) { setText(this.sched, "real-time"); this.sched.dataset.kind = "good"; }
@@ -384,7 +383,7 @@ function saveView() {
 }
 
 filterBox.value = param("filter", "");
-if (KEYS[param("sort", "name")] !== undefined) sortBox.value = param("sort", "name");
+if (Object.hasOwn(KEYS, param("sort", "name"))) sortBox.value = param("sort", "name");
 filterBox.addEventListener("input", () => {
   for (const tile of tiles.values()) applyFilter(tile);
   for (const tile of visible) dirty.add(tile);
