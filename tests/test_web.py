@@ -296,6 +296,19 @@ def test_pages_get_the_live_feed_and_a_stream_page_its_drivers(tmp_path):
         assert {s["stream"] for s in streams} == set(names)
 
 
+def test_past_max_streams_the_least_recently_heard_goes(tmp_path):
+    endpoint = f"ipc://{tmp_path}/pub"
+    with Synthetic(endpoint, ["a", "b", "c"], hop=0.1), web_server(endpoint, "--max-streams", "2") as (url, _):
+        with ws_connect(ws_url(url), open_timeout=30) as wall:
+            hello = frames(wall, lambda m: m)[0]
+            assert hello["max_streams"] == 2
+            gone = frames(wall, lambda m: any(x["type"] == "gone" for x in m))
+            assert {m["stream"] for m in gone if m["type"] == "gone"} <= {"a", "b", "c"}
+            assert max(m["streams"] for m in frames(wall, lambda m: any(x["type"] == "server" for x in m))
+                       if m["type"] == "server") == 2
+        assert len(httpx.get(url + "api/streams").json()["streams"]) == 2
+
+
 @pytest.mark.slow
 def test_a_stalled_page_loses_only_its_own_messages(tmp_path):
     """A page that never reads: its queue fills and it alone drops (counted);
