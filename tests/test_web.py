@@ -153,9 +153,9 @@ def web_server(source, *args):
                                stderr=subprocess.PIPE, text=True)
     try:
         line = process.stderr.readline()
-        match = re.search(r" on (http://\S+/) ", line)
+        match = re.search(r" on http://\S+:(\d+)/ ", line)
         assert match, f"no URL in {line!r}"
-        url = match[1].replace("0.0.0.0", "127.0.0.1")
+        url = f"http://127.0.0.1:{match[1]}/"
         yield url, line
     finally:
         process.send_signal(signal.SIGINT)

@@ -324,7 +324,8 @@ def serve(endpoint: str, host: str = "127.0.0.1", port: int = 8080, token: str |
     server = _Server(uvicorn.Config(app, log_level="warning", access_log=False, ws_max_size=64 * 1024,
                                     timeout_graceful_shutdown=2, lifespan="on"))
     bound = sock.getsockname()[1]
-    shown = f"[{host.strip('[]')}]" if ":" in host else host
+    shown = (socket.gethostname() if host.strip("[]") in ("0.0.0.0", "::")      # every address: name the machine
+             else f"[{host.strip('[]')}]" if ":" in host else host)
     url = f"http://{shown}:{bound}/"
     if loopback:
         access = "this machine only"
