@@ -146,6 +146,10 @@ def stream_counts(text: str) -> list[int]:
     return positive_ints(text, MAX_STREAMS)
 
 
+def tcp_port(text: str) -> int:
+    return whole_number(text, 0, 65535, " (a TCP port)")
+
+
 def add_moods_option(parser) -> None:
     parser.add_argument("--moods", type=Path, default=None, metavar="FILE.toml",
                         help="mood words of your own, word = [valence, arousal] (default: English words "
@@ -387,6 +391,19 @@ def osc(args: argparse.Namespace) -> int:
         return serve(args.target, getattr(args, "from"), bundle=not args.no_bundle, normalize=args.normalize,
                      prefix=args.stream_prefix)
     except PublishError as error:
+        fail(str(error))
+
+
+def web(args: argparse.Namespace) -> int:
+    try:
+        from .ui.web import WebError, serve
+    except ImportError as error:
+        fail(f"rt-mer web needs the [web] extra ({error.name} is missing): pip install 'rt-mer[web]'")
+    from .publish import PublishError
+    try:
+        return serve(getattr(args, "from"), host=args.host, port=args.port, token=args.token,
+                     no_token=args.no_token, max_streams=args.max_streams)
+    except (WebError, PublishError) as error:
         fail(str(error))
 
 
@@ -656,6 +673,27 @@ def build_parser() -> argparse.ArgumentParser:
                             help="valence, arousal as 0..1 ((x + 1) / 2), level as 0..1 over -60..0 dBFS: "
                                  "for programs that read a float as a fader (QLC+, Resolume)")
     osc_parser.set_defaults(handler=osc)
+
+    web_parser = commands.add_parser(
+        "web", help="a live wall of every stream in the browser, a page per stream, an OBS overlay",
+        description="Subscribes like `rt-mer listen` and serves http://HOST:PORT/: the wall of every stream, "
+                    "/stream/NAME (trajectory, drivers, CSV) and /overlay/NAME (transparent, for an OBS browser "
+                    "source). Loopback only unless --host says otherwise, which needs --token or --no-token. "
+                    "Needs the [web] extra: pip install 'rt-mer[web]'. Runs until Ctrl-C.")
+    web_parser.add_argument("--from", default=DEFAULT_ENDPOINT, metavar="ENDPOINT",
+                            help="the rt-mer publisher or hub (default: %(default)s)")
+    web_parser.add_argument("--host", default="127.0.0.1",
+                            help="address to serve on (default: %(default)s, this machine only)")
+    web_parser.add_argument("--port", type=tcp_port, default=8080,
+                            help="TCP port (default: %(default)s; 0 picks a free one)")
+    web_parser.add_argument("--token", default=None,
+                            help="pages then need ?token=T in the URL (or an X-RT-Mer-Token header); required "
+                                 "with a --host other than loopback unless --no-token")
+    web_parser.add_argument("--no-token", action="store_true",
+                            help="serve a non-loopback --host without a token: anyone who reaches it can watch")
+    web_parser.add_argument("--max-streams", type=positive_int, default=256,
+                            help="streams kept; past it the least recently heard is dropped (default: %(default)s)")
+    web_parser.set_defaults(handler=web)
 
     plot_parser = commands.add_parser(
         "plot", help="draw valence and arousal over time and the path through the plane",

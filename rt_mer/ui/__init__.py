@@ -1,4 +1,4 @@
-"""The live terminal dashboard (Rich)."""
+"""The live terminal dashboard (Rich); the web wall is rt_mer.ui.web."""
 from .dashboard import DashboardState, StreamView, dash, render, run_dashboard
 
 __all__ = ["DashboardState", "StreamView", "dash", "render", "run_dashboard"]
