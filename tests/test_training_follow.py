@@ -8,13 +8,12 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from music import render_passage
-from rt_mer.training.follow import Setting, levels, pairs, published, step_time, steadiness, summary
+from rt_mer.training.follow import JumpEma, Setting, levels, pairs, published, step_time, steadiness, summary
 
 T = np.arange(1, 81) * 0.5            # window ends every 0.5 s over a 40 s stream; the cut at 20 s
 
@@ -81,6 +80,17 @@ def test_the_replay_is_the_analyzers_smoothing():
     _, fast = published(raw, Setting("one-euro", 2.0, 32), 0.5)
     _, slow = published(raw, Setting("one-euro", 2.0, 0.5), 0.5)
     assert fast["valence"][11] > slow["valence"][11]                 # beta opens the filter on a step
+
+
+def test_the_jump_ema_is_the_slow_ema_until_a_fast_one_leaves_it():
+    jump, slow = JumpEma(8.0, 0.5, 0.2), Setting("ema", 8.0).smoother()
+    small = [0.0, 0.1, -0.1, 0.1, 0.0]              # within the threshold: exactly the slow EMA
+    assert [jump(x, 0.5) for x in small] == [slow(x, 0.5) for x in small]
+    after = [jump(1.0, 0.5) for _ in range(6)]      # a step of 1: pulled along, threshold behind the fast EMA
+    fast = Setting("ema", 0.5).smoother()
+    quick = [fast(x, 0.5) for x in small + [1.0] * 6][-6:]
+    assert all(q - 0.2 - 1e-12 <= a < q for a, q in zip(after, quick))
+    assert after[1] == pytest.approx(quick[1] - 0.2) and slow(1.0, 0.5) < 0.2    # the slow EMA alone lags
 
 
 @pytest.mark.slow
