@@ -2,7 +2,7 @@
 hard cut from one clip to another, and how steady they are within a clip.
 
     python -m rt_mer.training.follow                  # today's smoothing and the raw values
-    python -m rt_mer.training.follow --grid           # every setting of the grid, and the choice (docs/follow.md)
+    python -m rt_mer.training.follow --grid           # every setting of the grid and the choice (docs/follow.md)
     python -m rt_mer.training.follow --model 'folds/fold{fold}.onnx'   # a model per fold: held out
 
 Pairs of 4Q clips within each artist-fold validation fold (the split
@@ -34,7 +34,7 @@ from ..engines import default_model, open_engine
 from ..engines.base import WINDOW_SHAPE, EngineError
 from ..stream.analyzer import DueWindow, StreamAnalyzer
 from ..stream.smoothing import ONE_EURO_BETA, ONE_EURO_DERIVATIVE_CUTOFF, make_smoother
-from ..stream.windows import DEFAULT_HOP
+from ..stream.windows import DEFAULT_HOP, hop_frames
 from .data import corpus
 from .data.clips import artist_folds
 
@@ -241,6 +241,14 @@ def choose(rows: dict[Setting, dict]) -> Setting | None:
     return min(allowed, key=lambda s: (rows[s]["median"], rows[s]["steadiness"]), default=None)
 
 
+def hop(text: str) -> float:
+    try:
+        hop_frames(float(text))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return float(text)
+
+
 def fold_list(text: str) -> list[int]:
     folds = [int(f) for f in text.split(",")]
     if not all(0 <= f < corpus.FOLDS for f in folds):
@@ -255,7 +263,7 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", default=None,
                         help="ONNX model; '{fold}' in it names one per fold (default: the shipped model)")
     parser.add_argument("--folds", type=fold_list, default="0,1,2,3,4", help="validation folds to pair within (default: %(default)s)")
-    parser.add_argument("--hop", type=float, default=DEFAULT_HOP, help="seconds between windows (default: %(default)s)")
+    parser.add_argument("--hop", type=hop, default=DEFAULT_HOP, help="seconds between windows (default: %(default)s)")
     parser.add_argument("--grid", action="store_true", help="every setting of the grid; choose on folds 0-2, "
                         "confirm on 3-4 (docs/follow.md)")
     parser.add_argument("--json", type=Path, help="write every setting's summary per fold group here")
@@ -278,10 +286,11 @@ def benchmark(args: argparse.Namespace) -> int:
     measured: dict[int, tuple[list, list]] = {}
     for fold in args.folds:
         model = Path(args.model.format(fold=fold)) if args.model else default_model()
+        engine = open_engine("onnxruntime", model, threads=1)
         usable = np.array([i for i in folds[fold] if long_enough(paths[i])])     # shorter clips are left out
         fold_pairs = pairs(quadrants, usable, seed=fold)
         log(f"fold {fold}: {len(fold_pairs)} pairs of {len(folds[fold])} clips ({model.name})")
-        raws = cached_fold(open_engine("onnxruntime", model, threads=1), model, paths, fold_pairs, args.hop, log)
+        raws = cached_fold(engine, model, paths, fold_pairs, args.hop, log)
         measured[fold] = (raws, [(quadrants[a], quadrants[b]) for a, b in fold_pairs])
     print("step response (s) and steadiness " + ("on held-out folds" if args.model and "{fold}" in args.model else
           "with the shipped model: these clips were in its TRAINING DATA (not held out)"))
