@@ -93,7 +93,6 @@ def test_the_jump_ema_is_the_slow_ema_until_a_fast_one_leaves_it():
     assert after[1] == pytest.approx(quick[1] - 0.2) and slow(1.0, 0.5) < 0.2    # the slow EMA alone lags
 
 
-@pytest.mark.slow
 def test_the_benchmark_runs_end_to_end_on_rendered_clips(tmp_path):
     """Five artists, each a lively and a gloomy rendered clip: every fold
     holds one pair of opposite quadrants each way, through the real engine."""

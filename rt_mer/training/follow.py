@@ -155,7 +155,7 @@ def published(raw: dict[str, np.ndarray], setting: Setting, hop: float) -> tuple
     """Replay raw outputs through a StreamAnalyzer's emit with `setting`:
     the message times and the published (smoothed) values per axis."""
     analyzer = StreamAnalyzer("follow", SAMPLE_RATE, hop, smoothing="off")
-    analyzer.smooth = [setting.smoother() for _ in AXES]
+    analyzer.smooth = [setting.smoother() for _ in AXES]     # emit as live, with the setting under test
     messages = [analyzer.emit(DueWindow(int(end), None), float(v), float(a))
                 for end, v, a in zip(raw["end"], raw["valence"], raw["arousal"])]
     return np.array([m.t for m in messages]), {axis: np.array([getattr(m, axis) for m in messages]) for axis in AXES}
