@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 
 SMOOTHERS = ("off", "ema", "one-euro")
+ONE_EURO_BETA = 0.5           # the one-euro filter's speed gain, 1/(value units)
+ONE_EURO_DERIVATIVE_CUTOFF = 1.0   # Hz: how smooth the speed that opens it is
 
 
 class Passthrough:
@@ -46,13 +48,14 @@ class OneEuro:
         return self.value
 
 
-def make_smoother(kind: str, time_constant: float):
+def make_smoother(kind: str, time_constant: float, beta: float = ONE_EURO_BETA,
+                  derivative_cutoff: float = ONE_EURO_DERIVATIVE_CUTOFF):
     """One smoother per signal; `time_constant` (s) for ema, and as
-    1 / (2 pi min_cutoff) for one-euro."""
+    1 / (2 pi min_cutoff) for one-euro, with `beta` and `derivative_cutoff`."""
     if kind == "off":
         return Passthrough()
     if kind == "ema":
         return Ema(time_constant)
     if kind == "one-euro":
-        return OneEuro(1.0 / (2 * math.pi * time_constant))
+        return OneEuro(1.0 / (2 * math.pi * time_constant), beta, derivative_cutoff)
     raise ValueError(f"unknown smoothing {kind!r}; choose from {', '.join(SMOOTHERS)}")
