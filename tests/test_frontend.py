@@ -27,7 +27,7 @@ def test_served_windows_equal_training_windows():
     """Serving stacks windows out of FrameHistory in NumPy; training stacks
     crops of the one-shot spectrogram in torch: the same tensor."""
     torch = pytest.importorskip("torch")
-    from train import stack
+    from rt_mer.training.augmentation import stack
     audio = harmonic_tone(330, 12.0) + np.random.default_rng(2).standard_normal(16000 * 12).astype(np.float32) * 0.01
     spec = frontend.spectrogram(audio)
     history = FrameHistory()
