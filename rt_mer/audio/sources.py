@@ -1,5 +1,5 @@
 """Live audio sources: microphone/line-in (PortAudio), file paced as if live,
-raw PCM on stdin, and the packaged demo music.
+raw PCM on stdin, the packaged demo music, and audio its caller pushes.
 
 Every source follows the `Source` protocol. A producer (the PortAudio callback
 or a reader thread) copies blocks into a preallocated `RingBuffer`; the
@@ -90,7 +90,7 @@ def channel_count(channels: int) -> str:
     return "1 channel" if channels == 1 else f"{channels} channels"
 
 
-class _RingSource:
+class RingSource:
     """Shared consumer side: a ring, counters, end of stream and errors."""
 
     can_wait = False
@@ -104,7 +104,7 @@ class _RingSource:
         self.name, self.rate, self.channels, self.description = name, int(rate), int(channels), description
         self.ring = RingBuffer(int(buffer_seconds * self.rate) + 1, self.channels)
         self._dropped_blocks = self._underruns = 0
-        self._ended = False                     # set by the producer at end of stream (see _end)
+        self._ended = False                     # set by the producer at end of stream (see end)
         self._error: AudioError | None = None
 
     @property
@@ -121,7 +121,7 @@ class _RingSource:
         if self.priority and not self.scheduling:
             self.scheduling = realtime.request(self.priority)
 
-    def _end(self, error: AudioError | None = None) -> None:
+    def end(self, error: AudioError | None = None) -> None:
         """Producer: the stream is over (with `error` if it failed)."""
         if error is not None:
             self._error = error
@@ -149,6 +149,26 @@ class _RingSource:
         return {"overflows": self.ring.overflows, "dropped_blocks": self._dropped_blocks,
                 "underruns": self._underruns, "nonfinite": self.ring.nonfinite,
                 "out_of_range": self.ring.out_of_range}
+
+
+class PushSource(RingSource):
+    """Audio its caller writes (`write`) and then ends (`end`): a live
+    stream with no device, for benchmarks and tests. A block's last sample
+    counts as captured when it is written."""
+
+    def __init__(self, name: str, rate: int, channels: int = 1, description: str | None = None,
+                 buffer_seconds: float = BUFFER_SECONDS) -> None:
+        super().__init__(name, rate, channels, description or f"pushed {name}", buffer_seconds)
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+    def write(self, block: np.ndarray) -> None:
+        """Producer: frames x channels of float32, captured now."""
+        self.ring.write(block, time.time())
 
 
 def _sounddevice():
@@ -197,7 +217,7 @@ def find_input_device(device: int | str | None) -> int:
     return int(matches[0]["index"])
 
 
-class MicSource(_RingSource):
+class MicSource(RingSource):
     """A PortAudio input device (microphone, line-in, monitor).
 
     `channels`: None for the first two (or one) of the device's channels, a
@@ -257,7 +277,7 @@ class MicSource(_RingSource):
         # PortAudio ended the stream though stop() was not called: the device
         # went away (unplugged, its server died). End cleanly with the reason.
         if self._stream is not None:
-            self._end(AudioError(f"{self.description}: the device stopped delivering audio (unplugged?)"))
+            self.end(AudioError(f"{self.description}: the device stopped delivering audio (unplugged?)"))
 
     def start(self) -> None:
         if self._stream is not None:
@@ -286,7 +306,7 @@ class MicSource(_RingSource):
             stream.close()
 
 
-class _ThreadSource(_RingSource):
+class _ThreadSource(RingSource):
     """A source fed by a reader thread of its own."""
 
     def __init__(self, name: str, rate: int, channels: int, description: str) -> None:
@@ -303,9 +323,9 @@ class _ThreadSource(_RingSource):
         try:
             self._run()
         except (soundfile.LibsndfileError, RuntimeError, ValueError, OSError) as error:
-            self._end(AudioError(f"{self.description}: read failed ({error})"))
+            self.end(AudioError(f"{self.description}: read failed ({error})"))
         finally:
-            self._end()
+            self.end()
 
     def stop(self) -> None:
         self._stopping.set()
