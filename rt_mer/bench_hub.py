@@ -18,7 +18,8 @@ import time
 import zmq
 
 from .publish.hub import Hub
-from .publish.schema import EmotionMessage, encode, topic
+from .messages import EmotionMessage
+from .publish.schema import encode, topic
 
 PUBLISHERS = 3
 MESSAGES = 200_000                # per publisher

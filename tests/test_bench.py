@@ -8,9 +8,11 @@ import pytest
 
 from rt_mer import realtime
 from rt_mer.audio import demo_path
-from rt_mer.bench import (bench_analyze, bench_capture_latency, bench_host_tail, bench_latency, demo_windows,
-                          trained_network, trained_weights)
-from rt_mer.engines import open_engine
+from rt_mer.bench.analyze import bench_analyze
+from rt_mer.bench.baselines import trained_network
+from rt_mer.bench.feed import demo_windows
+from rt_mer.bench.latency import bench_capture_latency, bench_host_tail, bench_latency
+from rt_mer.engines import open_engine, shipped_weights
 from rt_mer.stream.offline import analyze_file
 
 
@@ -23,7 +25,7 @@ def test_pytorch_baseline_is_the_shipped_model_or_is_skipped_with_the_reason(tmp
     absent.write_bytes(b"not weights")
     network, reason = trained_network(absent)
     assert network is None and "do not load" in reason
-    if not trained_weights().is_file():
+    if not shipped_weights().is_file():
         pytest.skip("no engines/rt-mer.pt in this checkout")
     import torch
     from rt_mer.training.network import ExportWrapper

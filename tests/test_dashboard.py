@@ -15,7 +15,7 @@ from rich.console import Console
 
 from rt_mer.publish import Publisher, Subscriber
 from rt_mer.stream.moods import default_moods
-from rt_mer.stream.post import quadrant
+from rt_mer.messages import quadrant
 from rt_mer.ui import DashboardState, dash, render
 from rt_mer.ui.dashboard import plane
 

@@ -14,9 +14,9 @@ import pytest
 
 from music import chord_music, windows_in, write
 from rt_mer.publish import Subscriber
-from rt_mer.publish.schema import MAX_MOOD_CHARS, EmotionMessage, MessageError, decode, encode
+from rt_mer.messages import MAX_MOOD_CHARS, EmotionMessage, quadrant
+from rt_mer.publish.schema import MessageError, decode, encode
 from rt_mer.stream.moods import MoodError, MoodVocabulary, default_moods
-from rt_mer.stream.post import quadrant
 
 SHIPPED = Path(__file__).resolve().parents[1] / "rt_mer" / "stream" / "moods.toml"
 # A shop's words, one per quadrant in Q1..Q4 order, reaching everywhere: the

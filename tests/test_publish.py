@@ -18,8 +18,8 @@ import pytest
 import zmq
 
 from rt_mer.contract import DRIVERS
-from rt_mer.publish import (MAX_PAYLOAD_BYTES, EmotionMessage, PublishError, Publisher, Subscriber, listen,
-                            parse_endpoint)
+from rt_mer.messages import EmotionMessage
+from rt_mer.publish import MAX_PAYLOAD_BYTES, PublishError, Publisher, Subscriber, listen, parse_endpoint
 from rt_mer.publish.sockets import MAX_FRAME_BYTES
 
 

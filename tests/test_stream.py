@@ -14,8 +14,8 @@ import pytest
 import soundfile
 
 from music import chord_music, windows_in, write
-from rt_mer.audio import FileSource, StdinSource, demo_path
-from rt_mer.dsp.frontend import FRAME_HOP, FRAMES_PER_SECOND, WINDOW_FRAMES
+from rt_mer.audio import FileSource, PushSource, StdinSource, demo_path
+from rt_mer.dsp.frontend import FRAME_HOP, FRAMES_PER_SECOND, SAMPLE_RATE, WINDOW_FRAMES
 from rt_mer.engines import open_engine
 from rt_mer.stream.loop import AnalysisLoop, LoopOptions
 from rt_mer.stream.analyzer import StreamAnalyzer
@@ -195,11 +195,10 @@ def test_windows_due_milliseconds_apart_share_one_inference():
     inference of two windows. Judged per hop on the gap the writes really
     had, so a slow machine cannot fail it by luck."""
     from rt_mer.audio.io import read_audio
-    from rt_mer.bench import SyntheticSource
     from rt_mer.stream.loop import BATCH_WAIT_SECONDS
     audio = read_audio(demo_path())[:, None]
     window, step, hops = WINDOW_FRAMES * FRAME_HOP, 8000, 12
-    sources = [SyntheticSource(name, 30.0) for name in ("a", "b")]
+    sources = [PushSource(name, SAMPLE_RATE, buffer_seconds=30.0) for name in ("a", "b")]
     messages = []
     loop = AnalysisLoop(sources, open_engine("onnxruntime", threads=1), [messages.append], LoopOptions(hop=0.5))
     thread = threading.Thread(target=loop.run)
@@ -212,13 +211,13 @@ def test_windows_due_milliseconds_apart_share_one_inference():
             while sum(m.type == "emotion" for m in messages) < 2 * hop and thread.is_alive():
                 time.sleep(0.005)                # the previous hop is out: this one is measured alone
             started = time.monotonic()
-            sources[0].ring.write(block, time.time())
+            sources[0].write(block)
             time.sleep(0.002)
-            sources[1].ring.write(block, time.time())
+            sources[1].write(block)
             gaps.append(time.monotonic() - started)
     finally:
         for source in sources:
-            source._end()
+            source.end()
         thread.join(30)
     emotions = [m for m in messages if m.type == "emotion"]
     assert len(emotions) == 2 * hops

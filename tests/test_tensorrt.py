@@ -285,7 +285,7 @@ def gpu_cache(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def windows():
-    from rt_mer.bench import demo_windows
+    from rt_mer.bench.feed import demo_windows
     return demo_windows(150)               # real music, more than one chunk of the engines below
 
 

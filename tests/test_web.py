@@ -28,7 +28,7 @@ from websockets.sync.client import connect as ws_connect  # noqa: E402
 
 from rt_mer.publish import encode, topic  # noqa: E402
 from rt_mer.stream.moods import default_moods  # noqa: E402
-from rt_mer.stream.post import quadrant  # noqa: E402
+from rt_mer.messages import quadrant  # noqa: E402
 from rt_mer.ui.web import WallState  # noqa: E402
 from rt_mer.ui.web.state import History  # noqa: E402
 

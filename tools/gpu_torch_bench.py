@@ -17,7 +17,9 @@ import json
 import os
 import sys
 
-from rt_mer.bench import bench_gpu, bench_latency, bench_streams, torch_eager_engine
+from rt_mer.bench.baselines import torch_eager_engine
+from rt_mer.bench.gpu import bench_gpu
+from rt_mer.bench.latency import bench_latency, bench_streams
 from rt_mer.engines import open_engine
 from rt_mer.stream.windows import DEFAULT_HOP
 

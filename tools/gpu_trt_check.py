@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rt_mer.bench import demo_windows
+from rt_mer.bench.feed import demo_windows
 from rt_mer.engines import EngineError, default_model, open_engine
 from rt_mer.engines.tensorrt import TensorRTEngine
 from rt_mer.stream.offline import analyze_file
@@ -49,6 +49,9 @@ def rendered_windows(folder: Path) -> np.ndarray:
         def infer(self, batch):
             windows.append(np.array(batch))
             return cpu.infer(batch)
+
+        def close(self) -> None:
+            pass
     cpu = open_engine("onnxruntime")
     analyze_file(path, Recorder())
     return np.concatenate(windows)

@@ -28,7 +28,7 @@ WINDOW_SECONDS = 4.0
 WINDOW_FRAMES = int(WINDOW_SECONDS * FRAMES_PER_SECOND)   # 64
 
 _HANN = np.hanning(N_FFT + 1)[:-1].astype(np.float32)     # periodic Hann
-_MAGNITUDE_SCALE = 2.0 / _HANN.sum()    # a full-scale sine's FFT peak is 1
+MAGNITUDE_SCALE = 2.0 / _HANN.sum()    # a full-scale sine's FFT peak is 1
 
 
 def bin_frequencies() -> np.ndarray:
@@ -56,7 +56,7 @@ def _log_filterbank() -> sparse.csr_matrix:
     return sparse.csr_matrix(weights.T.astype(np.float32))
 
 
-_FILTERBANK = _log_filterbank()
+FILTERBANK = _log_filterbank()
 
 
 def harmonic_offsets() -> np.ndarray:
@@ -76,8 +76,8 @@ STACK_INDEX = _stack_index()
 
 def log_spectrogram_frames(frames: np.ndarray) -> np.ndarray:
     """Windowed sample frames [n, N_FFT] -> log-frequency dB [N_BINS, n]."""
-    magnitude = np.abs(scipy.fft.rfft(frames * _HANN, axis=1)) * _MAGNITUDE_SCALE
-    log_magnitude = _FILTERBANK @ magnitude.T.astype(np.float32)
+    magnitude = np.abs(scipy.fft.rfft(frames * _HANN, axis=1)) * MAGNITUDE_SCALE
+    log_magnitude = FILTERBANK @ magnitude.T.astype(np.float32)
     return (20.0 * np.log10(np.maximum(log_magnitude, 10 ** (FLOOR_DB / 20)))).astype(np.float32)
 
 

@@ -44,3 +44,7 @@ class Engine(Protocol):
 
     def infer(self, windows: np.ndarray) -> Prediction:
         """windows: float32 [batch, *WINDOW_SHAPE] -> Prediction."""
+
+    def close(self) -> None:
+        """Hand back what the engine holds (a GPU context, its memory); a
+        no-op where the garbage collector frees it all. Call it once, last."""

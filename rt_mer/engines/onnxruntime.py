@@ -30,3 +30,6 @@ class OnnxRuntimeEngine:
 
     def infer(self, windows: np.ndarray) -> Prediction:
         return Prediction(*self._session.run(OUTPUT_NAMES, {INPUT_NAME: windows}))
+
+    def close(self) -> None:
+        """Nothing to hand back: the session's memory goes with the engine."""

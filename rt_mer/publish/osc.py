@@ -27,7 +27,7 @@ from typing import IO
 
 from ..signals import StopOnSignal
 from ..text import say
-from . import schema
+from ..messages import LEVEL_RANGE_DBFS
 from .sockets import DEFAULT_ENDPOINT, REPORT_SECONDS, PublishError, Subscriber, report_counts
 
 PREFIX = "/rt-mer"
@@ -71,7 +71,7 @@ def level_dbfs(message: dict) -> float | None:
     level = message.get("level_dbfs")
     if isinstance(level, bool) or not isinstance(level, (int, float)):
         return None
-    low, high = schema.LEVEL_RANGE_DBFS
+    low, high = LEVEL_RANGE_DBFS
     return float(min(max(level, low), high))          # clamped first: float() of a huge int overflows
 
 

@@ -27,6 +27,7 @@ from typing import IO, Any, Iterable, Iterator
 
 import zmq
 
+from ..messages import Message
 from ..text import printable
 from . import schema
 from ..errors import RtMerError
@@ -156,7 +157,7 @@ class Publisher:
         self.sent += 1
         return True
 
-    def send(self, message: schema.Message) -> bool:
+    def send(self, message: Message) -> bool:
         """Publish a typed message (EmotionMessage or StatusMessage); the
         loop's sink. True if queued, as `publish`."""
         return self.publish(message.type, message.stream, message.to_dict())

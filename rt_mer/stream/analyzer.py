@@ -17,9 +17,8 @@ import numpy as np
 from ..audio.io import Resampler
 from ..dsp.frontend import FRAME_HOP, FRAMES_PER_SECOND, SAMPLE_RATE, WINDOW_FRAMES, WINDOW_SECONDS, \
     StreamingSpectrogram
-from ..publish.schema import CLIP_DBFS, LEVEL_RANGE_DBFS, EmotionMessage, StatusMessage
+from ..messages import CLIP_DBFS, LEVEL_RANGE_DBFS, EmotionMessage, StatusMessage, quadrant
 from .moods import MoodVocabulary, default_moods
-from .post import quadrant
 from .smoothing import make_smoother
 from .windows import DEFAULT_HOP, FrameHistory, hop_frames
 

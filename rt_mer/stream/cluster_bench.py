@@ -32,7 +32,7 @@ def bench_cluster(print_line, copies: int = 16, workers=(1, 2), threads: int = 1
     import numpy as np
     import soundfile
 
-    from ..bench import demo_audio
+    from ..bench.feed import demo_audio
     from .cluster import Cluster
     folder = Path(tempfile.mkdtemp(prefix="rt-mer-bench-"))
     try:

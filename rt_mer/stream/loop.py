@@ -23,7 +23,7 @@ from .. import realtime
 from ..audio.io import AudioError
 from ..engines import Engine
 from ..contract import WINDOW_SHAPE
-from ..publish.schema import Message
+from ..messages import Message
 from .analyzer import DueWindow, StreamAnalyzer
 from .moods import MoodVocabulary
 from .windows import DEFAULT_HOP

@@ -21,8 +21,7 @@ from importlib import resources
 from pathlib import Path
 
 from ..paths import require_regular_file
-from ..publish.schema import MAX_MOOD_CHARS, is_number
-from .post import QUADRANT_NAMES, quadrant
+from ..messages import MAX_MOOD_CHARS, QUADRANT_NAMES, is_number, quadrant
 from ..errors import RtMerError
 
 DEFAULT_DISTANCE = 0.5

@@ -14,10 +14,9 @@ from ..audio.io import AudioError, TruncatedAudio, read_blocks
 from ..dsp.frontend import FRAMES_PER_SECOND, SAMPLE_RATE, WINDOW_FRAMES, WINDOW_SECONDS
 from ..engines import Engine, open_engine
 from ..contract import DRIVERS, WINDOW_SHAPE
-from ..publish.schema import AXES
+from ..messages import AXES, quadrant
 from .analyzer import DueWindow, StreamAnalyzer
 from .moods import MoodVocabulary, default_moods
-from .post import quadrant
 from .windows import DEFAULT_HOP
 
 AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".caf", ".w64", ".opus"}

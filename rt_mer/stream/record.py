@@ -9,7 +9,8 @@ import threading
 from pathlib import Path
 from typing import Callable
 
-from ..publish.schema import Message, encode
+from ..messages import Message
+from ..publish.schema import encode
 
 
 class Recorder:

@@ -32,6 +32,7 @@ from ..audio.io import AudioError, open_audio, read_audio
 from ..dsp.frontend import SAMPLE_RATE, WINDOW_SECONDS
 from ..engines import default_model, open_engine
 from ..engines.base import WINDOW_SHAPE, EngineError
+from ..messages import AXES
 from ..stream.analyzer import DueWindow, StreamAnalyzer
 from ..stream.smoothing import ONE_EURO_BETA, ONE_EURO_DERIVATIVE_CUTOFF, make_smoother
 from ..stream.windows import DEFAULT_HOP, hop_frames
@@ -41,7 +42,6 @@ from .data.clips import artist_folds
 CLIP_SECONDS = 20.0            # of each clip; the cut is at this stream time
 SETTLE_SECONDS = 8.0           # steadiness is measured over the first clip from here to the cut
 MIN_STEP = 0.2                 # the two clips' levels must differ this much for the pair to count on an axis
-AXES = ("valence", "arousal")
 POSITIVE = {"valence": {1, 4}, "arousal": {1, 2}}     # quadrants on the positive side of each axis
 CHOOSE_FOLDS, CONFIRM_FOLDS = [0, 1, 2], [3, 4]     # --grid chooses on the first, confirms on the second
 CONFIRM_MEDIAN_SECONDS = 2.0                        # the goal: a cut followed within 2 s (median, smoothed)

@@ -32,12 +32,12 @@ from rich.table import Table
 from rich.text import Text
 
 from ..dsp.frontend import FMIN
-from ..publish.schema import (AXES, CLIP_DBFS, PITCH_CLASSES, EmotionMessage, Message, MessageError, StatusMessage,
-                              check_explanation, is_number)
+from ..messages import (AXES, CLIP_DBFS, PITCH_CLASSES, QUADRANT_NAMES, EmotionMessage, Message, StatusMessage,
+                        is_number)
+from ..publish.schema import MessageError, check_explanation
 from ..publish.seqs import Mark, mark, seq_gap
 from ..realtime import is_real_time
 from ..signals import output_gone, silence
-from ..stream.post import QUADRANT_NAMES
 from .overview import Selection, overview, read_keys
 
 HISTORY_S = 60.0

@@ -20,7 +20,7 @@ import numpy as np
 from ..dsp.frontend import WINDOW_SECONDS
 from ..paths import refuse_overwriting, require_regular_file
 from ..publish import schema
-from ..stream.post import QUADRANT_NAMES
+from ..messages import MAX_SECONDS, QUADRANT_NAMES
 from ..errors import RtMerError
 
 FORMATS = (".png", ".svg", ".pdf")
@@ -124,7 +124,7 @@ def from_jsonl(path: Path, text: str) -> list[Trajectory]:
             raise PlotError(f"{path} line {line_number}: {error}") from None
         stream = message["stream"]
         if message["type"] == "status" and isinstance(message.get("window_s"), (int, float)) \
-                and 0 < message["window_s"] < schema.MAX_SECONDS:
+                and 0 < message["window_s"] < MAX_SECONDS:
             windows[stream] = float(message["window_s"])
         elif message["type"] == "emotion":
             window = windows.get(stream, WINDOW_SECONDS)

@@ -35,7 +35,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ...publish import Subscriber
 from ...signals import STOP_SIGNALS
-from ...stream.post import QUADRANT_NAMES
+from ...messages import QUADRANT_NAMES
 from ..dashboard import PITCH_NAMES
 from .state import MAX_STREAMS, WALL_SPAN_S, WallState, dumps, text
 

@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from ...publish.schema import AXES, PITCH_CLASSES, MessageError, check_explanation, is_number
+from ...messages import AXES, PITCH_CLASSES, is_number
+from ...publish.schema import MessageError, check_explanation
 from ...publish.seqs import mark, seq_gap
 from ...realtime import is_real_time
 
