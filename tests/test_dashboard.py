@@ -219,7 +219,7 @@ def test_dash_draws_what_a_real_subscriber_receives():
     endpoint, stop = "inproc://rt-mer-dash-test", threading.Event()
     console = Console(record=True, width=80, height=24, force_terminal=True, color_system=None, file=io.StringIO())
 
-    def shown(text, timeout=10.0):
+    def shown(text, timeout=60.0):
         deadline = time.monotonic() + timeout
         while text not in console.export_text(clear=False) and time.monotonic() < deadline:
             time.sleep(0.05)

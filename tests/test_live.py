@@ -174,7 +174,7 @@ def test_signals_stop_a_waiting_stdin_run_cleanly(tmp_path, signum):
     process, record = silent_stdin_run(tmp_path)
     process.send_signal(signum)
     try:
-        code = process.wait(timeout=10)
+        code = process.wait(timeout=60)
     finally:
         process.kill()
     stderr = process.stderr.read()

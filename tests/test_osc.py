@@ -53,7 +53,7 @@ def start_bridge(*args):
 
 def stop(process, signum=signal.SIGINT):
     process.send_signal(signum)
-    _, err = process.communicate(timeout=10)
+    _, err = process.communicate(timeout=60)
     return err
 
 
