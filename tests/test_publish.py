@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 import zmq
 
+from rt_mer.cli.subscribers import print_messages
 from rt_mer.contract import DRIVERS
-from rt_mer.publish import (MAX_PAYLOAD_BYTES, EmotionMessage, PublishError, Publisher, Subscriber, listen,
+from rt_mer.publish import (MAX_PAYLOAD_BYTES, EmotionMessage, PublishError, Publisher, Subscriber,
                             parse_endpoint)
 from rt_mer.publish.sockets import MAX_FRAME_BYTES
 
@@ -344,7 +345,7 @@ def test_listen_writes_json_lines_and_stops(endpoint):
     thread.start()
     try:
         out = io.StringIO()
-        assert listen(endpoint, out=out, topics=("emotion",), count=5, timeout_s=5) == 5
+        assert print_messages(endpoint, out=out, topics=("emotion",), count=5, timeout_s=5) == 5
     finally:
         stop.set()
         thread.join(5)
@@ -354,7 +355,7 @@ def test_listen_writes_json_lines_and_stops(endpoint):
     assert all(m["type"] == "emotion" and m["stream"] == "deck" for m in messages)
     assert [m["seq"] for m in messages] == sorted(m["seq"] for m in messages)
     # nobody publishing: the timeout ends it
-    assert listen(free_endpoint(), out=out, timeout_s=0.2) == 0
+    assert print_messages(free_endpoint(), out=out, timeout_s=0.2) == 0
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
