@@ -91,7 +91,7 @@ def test_python_api(good_files):
 def test_python_api_shows_what_it_found(good_files):
     """print() summarises the whole file (not five bare fields), and
     to_rows() gives every window with its quadrant, mood and drivers by name."""
-    from rt_mer.engines.base import DRIVERS
+    from rt_mer.contract import DRIVERS
     trajectory = rt_mer.analyze_file(good_files[0])
     shown = repr(trajectory)
     valence, arousal, quadrant, mood = trajectory.summary()
