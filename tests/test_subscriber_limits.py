@@ -15,7 +15,7 @@ from rt_mer.publish.seqs import MAX_TOPICS
 from rt_mer.publish.sockets import MAX_FRAME_BYTES
 from rt_mer.ui import DashboardState, dash
 from rt_mer.ui.dashboard import MAX_STREAMS
-from test_publish import emotion, free_endpoint, handshake, raw_publisher, status
+from wire import emotion, free_endpoint, handshake, raw_publisher, status
 
 
 def send(pub, message):
