@@ -46,8 +46,8 @@ class Option:
     choices: tuple | None
 
 
-class Recorder:
-    """add_argument that also records each long option in `options`."""
+class RecordedGroup:
+    """An argument group whose add_argument also records the option in `options`."""
 
     def __init__(self, container, options: list[Option]) -> None:
         self.container, self.options = container, options
@@ -85,9 +85,9 @@ class Parser(argparse.ArgumentParser):
         record(self.options, action, names, kwargs)
         return action
 
-    def option_group(self, title: str) -> Recorder:
+    def option_group(self, title: str) -> RecordedGroup:
         """An argument group whose options are recorded like the parser's."""
-        return Recorder(self.add_argument_group(title), self.options)
+        return RecordedGroup(self.add_argument_group(title), self.options)
 
     def command(self, subparsers, name: str, **kwargs) -> Parser:
         """A sub-command's parser, from `subparsers` (this parser's

@@ -2,9 +2,9 @@
 every emotion message as OSC over UDP, for lighting desks, VJ software and
 show control (QLC+, Resolume, TouchDesigner).
 
-`rt-mer osc` is a subscriber like `rt-mer listen` and `rt-mer dash` (the same size,
-schema and range checks, the same rejected counter), so a receiver that is
-slow or gone never touches the analysis. Each emotion message becomes one
+`rt-mer osc` is a subscriber like `rt-mer listen` and `rt-mer dash` (the
+same size, schema and range checks, the same rejected counter), so a
+receiver that is slow or gone never touches the analysis. Each emotion message becomes one
 OSC bundle (or, with bundle=False, one datagram per address) of:
 
     /rt-mer/<stream>/valence   float  -1 .. 1 (smoothed)
