@@ -7,3 +7,7 @@ from __future__ import annotations
 
 class RtMerError(Exception):
     """An error of rt-mer's own: bad input, a device, model or endpoint that cannot serve."""
+
+
+class UserError(RtMerError):
+    """Ends the command with its message on one line (exit status 2)."""

@@ -62,6 +62,20 @@ def window_ends(csv_text):
     return [float(row.split(",")[2]) for row in csv_text.splitlines()[1:]]
 
 
+@pytest.mark.parametrize("command", ["analyze", "run", "demo", "devices", "hub", "listen", "dash", "osc", "web",
+                                     "plot", "bench", "build-engine"])
+def test_config_knows_every_option_a_command_takes(command):
+    """What --config reads is what each command recorded of its options:
+    every option its --help lists but --help itself, by its last name."""
+    import re
+
+    from rt_mer.cli import build_parser
+    parser = build_parser().commands[command]
+    columns = [re.match(r"  (-\S.*?)(?:  |$)", line) for line in parser.format_help().splitlines()]
+    shown = {column[1].split(", ")[-1].split()[0] for column in columns if column} - {"--help"}
+    assert {option.name for option in parser.options} == shown and (shown or command == "devices")
+
+
 def test_config_values_go_through_the_option_types(tmp_path, blip):
     cases = [
         ('hop = "fast"', "--hop: expected a number, got 'fast'"),

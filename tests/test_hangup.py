@@ -19,7 +19,7 @@ import time
 import pytest
 
 from rt_mer.publish import Publisher
-from test_publish import emotion, free_endpoint, status
+from wire import emotion, free_endpoint, status
 
 CLI = [sys.executable, "-m", "rt_mer.cli"]
 

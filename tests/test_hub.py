@@ -12,7 +12,7 @@ import time
 import pytest
 
 from music import chord_music, windows_in, write
-from rt_mer import app
+from rt_mer.cli import live
 from rt_mer.bench_hub import bench_hub, hub_lines
 from rt_mer.cli import build_parser
 from rt_mer.publish import Publisher, PublishError, Subscriber
@@ -110,10 +110,10 @@ def test_a_busy_or_bad_endpoint_is_one_line():
 def test_stream_names_carry_the_machine_name_with_a_hub():
     parse = build_parser().parse_args
     host = socket.gethostname().split(".")[0]
-    assert app.machine_name(parse(["run", "--hub", "tcp://hub:5557"])) == app.stream_name(host)
-    assert app.machine_name(parse(["run", "--hub", "tcp://hub:5557", "--name", "shop-17"])) == "shop-17"
-    assert app.machine_name(parse(["run", "--name", "shop-17"])) == "shop-17"
-    assert app.machine_name(parse(["run"])) is None                    # alone: names as before
+    assert live.machine_name(parse(["run", "--hub", "tcp://hub:5557"])) == live.stream_name(host)
+    assert live.machine_name(parse(["run", "--hub", "tcp://hub:5557", "--name", "shop-17"])) == "shop-17"
+    assert live.machine_name(parse(["run", "--name", "shop-17"])) == "shop-17"
+    assert live.machine_name(parse(["run"])) is None                    # alone: names as before
 
 
 def start_hub(inbound, outbound):

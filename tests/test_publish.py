@@ -1,76 +1,24 @@
 """The ZeroMQ layer over real sockets on 127.0.0.1: delivery and order, both
 codecs, a stuck subscriber never blocking the publisher, untrusted input,
 seq gaps, and user errors. Every receive has a timeout, so nothing hangs."""
-import io
 import json
-import select
-import signal
-import socket
-import subprocess
-import sys
 import threading
-import time
-from contextlib import contextmanager
 
 import msgpack
 import numpy as np
 import pytest
-import zmq
 
 from rt_mer.contract import DRIVERS
 from rt_mer.messages import EmotionMessage
-from rt_mer.publish import MAX_PAYLOAD_BYTES, PublishError, Publisher, Subscriber, listen, parse_endpoint
+from rt_mer.publish import MAX_PAYLOAD_BYTES, PublishError, Publisher, Subscriber, parse_endpoint
 from rt_mer.publish.sockets import MAX_FRAME_BYTES
-
-
-@contextmanager
-def raw_publisher(endpoint):
-    """A bare PUB socket, to send frames rt-mer's Publisher never would."""
-    pub = zmq.Context.instance().socket(zmq.PUB)
-    pub.setsockopt(zmq.LINGER, 0)
-    pub.bind(endpoint)
-    try:
-        yield pub
-    finally:
-        pub.close()
-
-
-def free_endpoint():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
-
-
-def emotion(stream, seq, **extra):
-    return {"v": 1, "type": "emotion", "stream": stream, "seq": seq, "t": 0.5 * seq, "wall": 1.7e9 + seq / 3,
-            "valence": round(-1 + seq / 997, 6), "arousal": 0.1234567 * (seq % 7), "valence_raw": 0.2,
-            "arousal_raw": -0.3, "quadrant": seq % 4 + 1, "mood": "calm", "level_dbfs": -23.5, "peak_dbfs": -3.0,
-            "latency_ms": {"frontend": 1.2, "inference": 3.4, "post": 0.1, "publish": 0.05, "total": 4.8},
-            "engine": "onnxruntime-cpu", **extra}
+from wire import emotion, free_endpoint, handshake, raw_publisher, status
 
 
 def explained(steps=4):
     """The explanation and drivers fields, as `--explain` sends them."""
     return {"explanation": {"valence": [[0.25] * steps] * 12, "arousal": [[-1.5] * steps] * 12},
             "drivers": {axis: dict(zip(DRIVERS, (1.25, -0.5, 0.0, 2, -3.125))) for axis in ("valence", "arousal")}}
-
-
-def status(stream, seq, **extra):
-    return {"v": 1, "type": "status", "stream": stream, "seq": seq, "wall": 1.7e9 + seq, "state": "running",
-            **extra}                            # one a second, as the loop sends them
-
-
-def handshake(send, subscriber, stream="probe"):
-    """Publish status probes until one arrives (the subscription has reached
-    the publisher), then drain the rest. `send(frames)` publishes raw frames."""
-    deadline = time.monotonic() + 5
-    seq = 0
-    while subscriber.receive(20) is None:
-        assert time.monotonic() < deadline, "subscriber never connected"
-        send([f"status.{stream}".encode(), json.dumps(status(stream, seq)).encode()])
-        seq += 1
-    while subscriber.receive(100) is not None:
-        pass
 
 
 def publisher_sender(publisher):
@@ -297,83 +245,6 @@ def test_seq_far_ahead_is_a_restart_not_a_loss(endpoint):
         # a real loss of many messages is still one: stream time shows they were sent
         pub.publish("emotion", "a", emotion("a", far + 1003, t=0.5 * 1005, valence=0.1))
         assert sub.receive(2000)["seq"] == far + 1003 and sub.missed == 1 + 999
-
-
-def listen_command(*args):
-    return subprocess.Popen([sys.executable, "-m", "rt_mer.cli", "listen", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def test_listen_reports_malformed_messages(endpoint):
-    good = emotion("x", 0)
-    with raw_publisher(endpoint) as pub:
-        process = listen_command(endpoint, "--count", "3", "--timeout", "10")
-        try:
-            seq = 0
-            while process.poll() is None:               # until the subscription is there and 3 arrived
-                pub.send_multipart([b"emotion.x", json.dumps({**good, "v": 2}).encode()])
-                pub.send_multipart([b"emotion.x", json.dumps(emotion("x", seq)).encode()])
-                seq += 1
-                time.sleep(0.05)
-            out, err = process.communicate(timeout=60)
-        finally:
-            process.kill()
-    assert process.returncode == 0, err
-    seqs = [json.loads(line)["seq"] for line in out.splitlines()]
-    assert len(seqs) == 3 and seqs == sorted(seqs)
-    reports = err.strip().splitlines()
-    assert reports and all(line.startswith("rt-mer: ") for line in reports), err
-    # a bad message came before each of the last two good ones at least
-    rejected = int(reports[-1].split()[1])
-    assert 2 <= rejected <= 3 and "unsupported schema version 2" in reports[-1], err
-
-
-def test_listen_writes_json_lines_and_stops(endpoint):
-    stop = threading.Event()
-
-    def publish_until_stopped():
-        with Publisher(endpoint, codec="msgpack") as pub:
-            seq = 0
-            while not stop.is_set():
-                pub.publish("emotion", "deck", emotion("deck", seq))
-                pub.publish("status", "deck", status("deck", seq))
-                seq += 1
-                time.sleep(0.005)
-
-    thread = threading.Thread(target=publish_until_stopped)
-    thread.start()
-    try:
-        out = io.StringIO()
-        assert listen(endpoint, out=out, topics=("emotion",), count=5, timeout_s=5) == 5
-    finally:
-        stop.set()
-        thread.join(5)
-    lines = out.getvalue().splitlines()
-    assert len(lines) == 5
-    messages = [json.loads(line) for line in lines]
-    assert all(m["type"] == "emotion" and m["stream"] == "deck" for m in messages)
-    assert [m["seq"] for m in messages] == sorted(m["seq"] for m in messages)
-    # nobody publishing: the timeout ends it
-    assert listen(free_endpoint(), out=out, timeout_s=0.2) == 0
-
-
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_listen_stops_cleanly_on_a_signal(endpoint, signum):
-    """As run, dash and osc: what arrived is written, then exit 128 + signal."""
-    with raw_publisher(endpoint) as pub:
-        process = listen_command(endpoint)
-        try:
-            seq, lines = 0, []
-            while not lines:                            # until the subscription is there and one arrived
-                pub.send_multipart([b"emotion.x", json.dumps(emotion("x", seq)).encode()])
-                seq += 1
-                lines = select.select([process.stdout], [], [], 0.05)[0]
-            process.send_signal(signum)
-            out, err = process.communicate(timeout=60)   # a bound for a hang, not a measure of speed
-        finally:
-            process.kill()
-    assert process.returncode == 128 + signum, err
-    assert out and all(json.loads(line)["stream"] == "x" for line in out.splitlines())
 
 
 @pytest.mark.parametrize("text", [

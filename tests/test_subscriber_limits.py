@@ -9,12 +9,13 @@ import time
 
 from rich.console import Console
 
-from rt_mer.publish import Subscriber, listen
+from rt_mer.cli.subscribers import print_messages
+from rt_mer.publish import Subscriber
 from rt_mer.publish.seqs import MAX_TOPICS
 from rt_mer.publish.sockets import MAX_FRAME_BYTES
 from rt_mer.ui import DashboardState, dash
 from rt_mer.ui.dashboard import MAX_STREAMS
-from test_publish import emotion, free_endpoint, handshake, raw_publisher, status
+from wire import emotion, free_endpoint, handshake, raw_publisher, status
 
 
 def send(pub, message):
@@ -70,7 +71,7 @@ def test_listen_reports_forgotten_topics():
     thread = threading.Thread(target=flood)
     thread.start()
     try:
-        written = listen(endpoint, out=out, errors=errors, count=2 * total, timeout_s=20)
+        written = print_messages(endpoint, out=out, errors=errors, count=2 * total, timeout_s=20)
     finally:
         stop.set()
         thread.join(10)

@@ -1,9 +1,10 @@
-"""`rt-mer osc HOST:PORT`: every emotion message as OSC over UDP, for
-lighting desks, VJ software and show control (QLC+, Resolume, TouchDesigner).
+"""The OSC sender behind `rt-mer osc HOST:PORT` (rt_mer.cli.subscribers):
+every emotion message as OSC over UDP, for lighting desks, VJ software and
+show control (QLC+, Resolume, TouchDesigner).
 
-It is a subscriber like `rt-mer listen` and `rt-mer dash` (the same size,
-schema and range checks, the same rejected counter), so a receiver that is
-slow or gone never touches the analysis. Each emotion message becomes one
+`rt-mer osc` is a subscriber like `rt-mer listen` and `rt-mer dash` (the
+same size, schema and range checks, the same rejected counter), so a
+receiver that is slow or gone never touches the analysis. Each emotion message becomes one
 OSC bundle (or, with bundle=False, one datagram per address) of:
 
     /rt-mer/<stream>/valence   float  -1 .. 1 (smoothed)
@@ -20,15 +21,9 @@ from __future__ import annotations
 
 import re
 import socket
-import sys
-import threading
-import time
-from typing import IO
 
-from ..signals import StopOnSignal
-from ..text import say
 from ..messages import LEVEL_RANGE_DBFS
-from .sockets import DEFAULT_ENDPOINT, REPORT_SECONDS, PublishError, Subscriber, report_counts
+from .sockets import PublishError
 
 PREFIX = "/rt-mer"
 OSC_RESERVED = frozenset(" #*,/?[]{}")
@@ -129,59 +124,3 @@ class OscSender:
 
     def close(self) -> None:
         self.client.close()
-
-
-def forward(subscriber: Subscriber, sender: OscSender, stop: threading.Event, errors: IO[str] | None = None,
-            wait_ms: int = 250) -> None:
-    """Send every message `subscriber` receives until `stop` is set;
-    rejected messages, forgotten topics and failed sends are reported on
-    `errors` (default sys.stderr) at most every REPORT_SECONDS, and once
-    more at the end."""
-    errors = sys.stderr if errors is None else errors
-    reported, failed = (0, 0), 0
-    next_report = time.monotonic() + REPORT_SECONDS
-    try:
-        while not stop.is_set():
-            message = subscriber.receive(wait_ms)
-            if message is not None:
-                sender.send(message)
-            if time.monotonic() >= next_report:
-                reported, failed = _report(subscriber, sender, errors, reported, failed)
-                next_report = time.monotonic() + REPORT_SECONDS
-    finally:
-        _report(subscriber, sender, errors, reported, failed)
-
-
-def _report(subscriber: Subscriber, sender: OscSender, errors: IO[str], reported: tuple[int, int],
-            failed: int) -> tuple[tuple[int, int], int]:
-    if sender.failed > failed:
-        errors.write(f"rt-mer: {sender.failed} OSC send(s) to {sender.target} failed so far "
-                     f"(last: {sender.last_failure})\n")
-        errors.flush()
-    return report_counts(subscriber, errors, reported), sender.failed
-
-
-def serve(target: str, endpoint: str = DEFAULT_ENDPOINT, bundle: bool = True, normalize: bool = False,
-          prefix: str = "") -> int:
-    """`rt-mer osc`: forward until SIGINT, SIGTERM or SIGHUP, then close
-    and return 128 + the signal's number, as `rt-mer run` does. Raises
-    PublishError for a bad target or endpoint."""
-    sender = OscSender(target, bundle, normalize)
-    try:
-        subscriber = Subscriber(endpoint, topics=("emotion",), prefix=prefix)
-    except PublishError:
-        sender.close()
-        raise
-    stop = threading.Event()
-    stopped = StopOnSignal(stop)
-    resolved = f" ({sender.address})" if sender.address != sender.host else ""
-    say(f"emotion messages from {endpoint} -> OSC {'bundles' if bundle else 'messages'} to "
-        f"{sender.target}{resolved}, addresses {PREFIX}/<stream>/...")
-    with subscriber:
-        try:
-            forward(subscriber, sender, stop)
-        finally:
-            sender.close()
-    say(f"stopped; {sender.forwarded} messages forwarded, {sender.failed} failed sends, "
-        f"{subscriber.rejected} rejected, {subscriber.missed} missed, {subscriber.forgotten} topics forgotten")
-    return stopped.exit_status

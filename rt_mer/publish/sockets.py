@@ -19,23 +19,18 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import re
-import sys
-import threading
 import time
 from contextlib import suppress
-from typing import IO, Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 import zmq
 
 from ..messages import Message
-from ..text import printable
 from . import schema
 from ..errors import RtMerError
 from .seqs import MAX_TOPICS, SeqTable
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5556"
-REPORT_SECONDS = 1.0             # listen reports rejected messages at most this often
-STOP_POLL_SECONDS = 0.25         # how soon listen notices its stop event
 LINGER_MS = 200                  # close() flushes queued messages briefly, never hangs
 # libzmq drops the connection on a frame over MAXMSGSIZE, and with it
 # whatever the publisher had queued for us. So the limit is far above any
@@ -324,61 +319,3 @@ class Subscriber:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
-
-
-def listen(endpoint: str, out: IO[str] | None = None, topics: Iterable[str] = schema.TOPICS,
-           streams: Iterable[str] | None = None, codec: str = "auto", count: int | None = None,
-           timeout_s: float | None = None, errors: IO[str] | None = None,
-           stop: threading.Event | None = None, prefix: str = "") -> int:
-    """Write each received message as one compact JSON line to `out`
-    (default sys.stdout), flushed per line; the engine of ``rt-mer listen``.
-
-    Malformed messages are skipped and reported on `errors` (default
-    sys.stderr): one line with the count and the last reason, at most every
-    REPORT_SECONDS and once more at the end, as the dashboard shows them;
-    so are topics forgotten (see Subscriber).
-    Stops after `count` messages, when none arrives for `timeout_s` seconds
-    (None: run for ever), or within STOP_POLL_SECONDS of `stop` being set;
-    returns the number of lines written. BrokenPipeError propagates after
-    the socket is closed. Raises PublishError for a bad endpoint or codec.
-    """
-    out = sys.stdout if out is None else out
-    errors = sys.stderr if errors is None else errors
-    stop = stop or threading.Event()
-    written, reported = 0, (0, 0)
-    idle_since = next_report = time.monotonic()
-    with Subscriber(endpoint, topics=topics, streams=streams, codec=codec, prefix=prefix) as subscriber:
-        try:
-            while (count is None or written < count) and not stop.is_set():
-                wait = STOP_POLL_SECONDS if timeout_s is None else \
-                    min(STOP_POLL_SECONDS, max(0.0, idle_since + timeout_s - time.monotonic()))
-                message = subscriber.receive(int(wait * 1000))
-                if time.monotonic() >= next_report:
-                    reported, next_report = report_counts(subscriber, errors, reported), \
-                        time.monotonic() + REPORT_SECONDS
-                if message is None:
-                    if timeout_s is not None and time.monotonic() - idle_since >= timeout_s:
-                        break
-                    continue
-                idle_since = time.monotonic()
-                out.write(schema.encode(message).decode() + "\n")   # decode guarantees strict JSON
-                out.flush()
-                written += 1
-        finally:
-            report_counts(subscriber, errors, reported)
-    return written
-
-
-def report_counts(subscriber: Subscriber, errors: IO[str], reported: tuple[int, int] = (0, 0)) -> tuple[int, int]:
-    """A line on `errors` for each of the subscriber's rejected and
-    forgotten counts that grew past `reported` (what the last call
-    returned); returns the counts now reported."""
-    rejected, forgotten = reported
-    if subscriber.rejected > rejected:
-        errors.write(f"rt-mer: {subscriber.rejected} malformed message(s) rejected so far "
-                     f"(last: {printable(subscriber.last_rejection or '')})\n")
-    if subscriber.forgotten > forgotten:
-        errors.write(f"rt-mer: {subscriber.forgotten} topic(s) forgotten so far, the least recently seen of more "
-                     f"than {subscriber.seqs.capacity} streams (gaps on them go uncounted)\n")
-    errors.flush()
-    return subscriber.rejected, subscriber.forgotten

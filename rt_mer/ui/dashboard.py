@@ -34,6 +34,7 @@ from rich.text import Text
 from ..dsp.frontend import FMIN
 from ..messages import (AXES, CLIP_DBFS, PITCH_CLASSES, QUADRANT_NAMES, EmotionMessage, Message, StatusMessage,
                         is_number)
+from ..publish.loop import receive_until
 from ..publish.schema import MessageError, check_explanation
 from ..publish.seqs import Mark, mark, seq_gap
 from ..realtime import is_real_time
@@ -48,6 +49,7 @@ HISTORY_MAX = 4096          # hard bound whatever the hop (60 s at 15 ms hops)
 MAX_STREAMS = 64
 TRAIL_POINTS = 12
 MIN_REFRESH_HZ, MAX_REFRESH_HZ = 0.1, 15.0
+RECEIVE_POLL_SECONDS = 0.1  # how soon the remote dashboard's receiving notices its stop
 STALE_S = 3.0               # a stream silent this long is flagged in its title
 METER_FLOOR_DBFS = -60.0
 # Below these a stream panel drops nested frames (compact); below MIN_* the
@@ -599,17 +601,19 @@ def dash(subscriber: MessageSource, stop: threading.Event, refresh_hz: float = 1
     state.source = state.source or title or getattr(subscriber, "endpoint", None)
     errors: list[BaseException] = []
 
+    def show_rejected() -> None:
+        state.rejected = getattr(subscriber, "rejected", 0)
+
+    def handle(message: dict) -> None:
+        show_rejected()
+        state.update(message)
+
     def receive() -> None:
-        while not stop.is_set():
-            try:
-                message = subscriber.receive(100)
-            except BaseException as error:        # noqa: BLE001 (handed to the drawing thread)
-                errors.append(error)
-                stop.set()
-                return
-            state.rejected = getattr(subscriber, "rejected", 0)
-            if message is not None:
-                state.update(message)
+        try:
+            receive_until(subscriber, handle, stop, report=show_rejected, poll_s=RECEIVE_POLL_SECONDS)
+        except BaseException as error:            # noqa: BLE001 (handed to the drawing thread)
+            errors.append(error)
+            stop.set()
 
     receiver = threading.Thread(target=receive, name="rt-mer-dash-receive", daemon=True)
     receiver.start()

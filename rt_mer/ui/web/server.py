@@ -34,6 +34,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ...publish import Subscriber
+from ...publish.loop import receive_until
 from ...signals import STOP_SIGNALS
 from ...messages import QUADRANT_NAMES
 from ..dashboard import PITCH_NAMES
@@ -47,7 +48,7 @@ BACKLOG = 20000            # messages received but not yet handled by the event 
 STATS_S = 1.0              # how often a page hears the server's counters
 SEND_TIMEOUT_S = 30.0      # a page that takes no frame for this long is closed
 STALE_S = 5.0              # a stream silent this long is marked silent (status comes about once a second)
-RECEIVE_POLL_MS = 100
+RECEIVE_POLL_SECONDS = 0.1
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "[::1]", "::1"}
 SECURITY_HEADERS = [
     # No inline script, nothing from elsewhere: even text that became markup could not run.
@@ -115,17 +116,16 @@ class Feed:
         self.subscriber.close()
 
     def _receive(self) -> None:
-        while not self._stop.is_set():
-            message = self.subscriber.receive(RECEIVE_POLL_MS)
-            if message is None:
-                continue
-            if len(self._backlog) >= BACKLOG:          # the loop is far behind: drop the oldest, counted
-                self._backlog.popleft()
-                self.backlog_dropped += 1
-            self._backlog.append(message)
-            if not self._woken:
-                self._woken = True
-                self._loop.call_soon_threadsafe(self._drain)
+        receive_until(self.subscriber, self._queue, self._stop, poll_s=RECEIVE_POLL_SECONDS)
+
+    def _queue(self, message: dict) -> None:
+        if len(self._backlog) >= BACKLOG:          # the loop is far behind: drop the oldest, counted
+            self._backlog.popleft()
+            self.backlog_dropped += 1
+        self._backlog.append(message)
+        if not self._woken:
+            self._woken = True
+            self._loop.call_soon_threadsafe(self._drain)
 
     def _drain(self) -> None:
         self._woken = False                            # before draining: a message appended now wakes us again
