@@ -12,7 +12,7 @@ from rt_mer.bench.analyze import bench_analyze
 from rt_mer.bench.baselines import trained_network
 from rt_mer.bench.feed import demo_windows
 from rt_mer.bench.latency import bench_capture_latency, bench_host_tail, bench_latency
-from rt_mer.engines import open_engine, shipped_weights
+from rt_mer.inference import open_engine, shipped_weights
 from rt_mer.stream.offline import analyze_file
 
 

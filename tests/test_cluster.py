@@ -16,7 +16,7 @@ import pytest
 ray = pytest.importorskip("ray")
 
 from music import chord_music, write   # noqa: E402
-from rt_mer.engines import open_engine  # noqa: E402
+from rt_mer.inference import open_engine  # noqa: E402
 from rt_mer.stream.cluster import Cluster  # noqa: E402
 from rt_mer.stream.table import analyze_to_result  # noqa: E402
 

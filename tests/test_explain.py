@@ -16,7 +16,7 @@ from rich.console import Console
 
 from music import chord_music, write
 from rt_mer.dsp.frontend import bin_frequencies
-from rt_mer.engines import open_engine
+from rt_mer.inference import open_engine
 from rt_mer.contract import DRIVERS, WINDOW_SHAPE
 from rt_mer.publish import decode, encode
 from rt_mer.stream.analyzer import StreamAnalyzer

@@ -5,7 +5,7 @@ import pytest
 
 from music import LAYERED_SOUNDFONT, render_passage
 from test_cli import one_error_line, rt_mer
-from rt_mer.engines import EngineError, default_model, open_engine, shipped_weights
+from rt_mer.inference import EngineError, default_model, open_engine, shipped_weights
 from rt_mer.contract import DRIVERS, WINDOW_SHAPE
 from rt_mer.stream.offline import analyze_file
 

@@ -17,7 +17,7 @@ import zmq
 
 from rt_mer import realtime
 from rt_mer.audio import FileSource, demo_path
-from rt_mer.engines import open_engine
+from rt_mer.inference import open_engine
 from rt_mer.stream.loop import AnalysisLoop
 from test_live import free_endpoint
 from threads import real_time_threads

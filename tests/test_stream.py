@@ -16,7 +16,7 @@ import soundfile
 from music import chord_music, windows_in, write
 from rt_mer.audio import FileSource, PushSource, StdinSource, demo_path
 from rt_mer.dsp.frontend import FRAME_HOP, FRAMES_PER_SECOND, SAMPLE_RATE, WINDOW_FRAMES
-from rt_mer.engines import open_engine
+from rt_mer.inference import open_engine
 from rt_mer.stream.loop import AnalysisLoop, LoopOptions
 from rt_mer.stream.analyzer import StreamAnalyzer
 from rt_mer.stream.offline import analyze_file

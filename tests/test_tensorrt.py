@@ -23,10 +23,10 @@ import pytest
 
 from music import chord_music, windows_in, write
 from rt_mer.cache import cache_dir
-from rt_mer.engines import EngineError, default_model, open_engine
-from rt_mer.engines.plans import Portability, PlanKey, load_or_build, plan_files, plan_key, read_cached_plan, write_plan
-from rt_mer.engines import cuda as cuda_api
-from rt_mer.engines.tensorrt import builder_has_fp16, check_gpu_supported, installed_module, resolve_precision
+from rt_mer.inference import EngineError, default_model, open_engine
+from rt_mer.inference.plans import Portability, PlanKey, load_or_build, plan_files, plan_key, read_cached_plan, write_plan
+from rt_mer.inference import cuda as cuda_api
+from rt_mer.inference.tensorrt import builder_has_fp16, check_gpu_supported, installed_module, resolve_precision
 
 CLI = [sys.executable, "-m", "rt_mer.cli"]
 FP32_TOLERANCE = 1e-3       # valence/arousal, TensorRT fp32 vs ONNX Runtime on the CPU
@@ -295,7 +295,7 @@ def reference(windows):
 
 
 def open_tensorrt(precision: str, notes: list | None = None, **options):
-    from rt_mer.engines.tensorrt import TensorRTEngine
+    from rt_mer.inference.tensorrt import TensorRTEngine
     return TensorRTEngine(default_model(), precision, report=(notes if notes is not None else []).append,
                           **{"max_batch": 64, **options})
 

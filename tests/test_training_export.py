@@ -8,7 +8,7 @@ import pytest
 from rt_mer.audio.io import read_audio
 from rt_mer.audio import demo_path
 from rt_mer.dsp.frontend import WINDOW_FRAMES, harmonic_stack, spectrogram
-from rt_mer.engines import default_model, shipped_weights
+from rt_mer.inference import default_model, shipped_weights
 from rt_mer.contract import INPUT_NAME, OUTPUT_NAMES, WINDOW_SHAPE
 from rt_mer.training.export import export
 from rt_mer.training.network import trained

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rt_mer.engines import open_engine
+from rt_mer.inference import open_engine
 from rt_mer.contract import WINDOW_SHAPE
 from rt_mer.training.data import corpus
 from rt_mer.training.network import HarmonicCNN

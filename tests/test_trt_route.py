@@ -22,12 +22,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from rt_mer.engines import EngineError, default_model
-from rt_mer.engines import cuda as cuda_api
-from rt_mer.engines import trt_builder
-from rt_mer.engines.plans import (AMPERE_PLUS, Portability, find_runnable_plan, plan_files, plan_key, runs_plans_of,
+from rt_mer.inference import EngineError, default_model
+from rt_mer.inference import cuda as cuda_api
+from rt_mer.inference import trt_builder
+from rt_mer.inference.plans import (AMPERE_PLUS, Portability, find_runnable_plan, plan_files, plan_key, runs_plans_of,
                                   version_numbers, write_plan)
-from rt_mer.engines.tensorrt import BUILDER_ENV, ExternalBuilder, build_plan, choose_portability, open_cuda
+from rt_mer.inference.tensorrt import BUILDER_ENV, ExternalBuilder, build_plan, choose_portability, open_cuda
 
 ROOT = Path(__file__).resolve().parents[1]
 PARTS_TOOL = [sys.executable, str(ROOT / "tools" / "trt_parts.py")]
@@ -441,7 +441,7 @@ def lean_runtime(loaded: list):
 
 @pytest.fixture
 def lean_here(monkeypatch, tmp_path):
-    from rt_mer.engines import tensorrt
+    from rt_mer.inference import tensorrt
     loaded = []
     monkeypatch.setattr(tensorrt, "import_backend", lambda: (lean_runtime(loaded), "tensorrt_lean"))
     monkeypatch.setattr(tensorrt, "open_cuda", FakeCuda)
@@ -460,7 +460,7 @@ def test_a_lean_runtime_without_plan_or_builder_says_what_to_do(lean_here):
 
 def test_a_lean_runtime_takes_a_cached_plan_of_an_older_builder(lean_here, tmp_path):
     tensorrt, loaded = lean_here
-    from rt_mer.engines.plans import plans_dir
+    from rt_mer.inference.plans import plans_dir
     vc = Portability(version_compatible=True, exclude_lean_runtime=True, ampere_plus=True)
     write_plan(plan_key(default_model(), "tensorrt 8.6.0", "NVIDIA A10", (8, 6), "fp32", 64, vc), b"an 8.6 plan",
                plans_dir())

@@ -20,7 +20,7 @@ import sys
 from rt_mer.bench.baselines import torch_eager_engine
 from rt_mer.bench.gpu import bench_gpu
 from rt_mer.bench.latency import bench_latency, bench_streams
-from rt_mer.engines import open_engine
+from rt_mer.inference import open_engine
 from rt_mer.stream.windows import DEFAULT_HOP
 
 

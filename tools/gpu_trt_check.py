@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from rt_mer.bench.feed import demo_windows
-from rt_mer.engines import EngineError, default_model, open_engine
-from rt_mer.engines.tensorrt import TensorRTEngine
+from rt_mer.inference import EngineError, default_model, open_engine
+from rt_mer.inference.tensorrt import TensorRTEngine
 from rt_mer.stream.offline import analyze_file
 
 FP32_TOLERANCE = 1e-3       # as tests/test_tensorrt.py

@@ -24,7 +24,7 @@ checkout) and torch; without either they are skipped, with the reason.
   beside ONNX Runtime on the CPU and PyTorch eager on the same GPU.
 
 One module a figure (analyze, latency, cpu, gpu), the synthetic streams
-they share (feed), the PyTorch baselines (baselines: rt_mer.engines.pytorch),
+they share (feed), the PyTorch baselines (baselines: rt_mer.inference.pytorch),
 and the lines printed (report).
 """
 from .report import run_benchmarks

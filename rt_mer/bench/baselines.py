@@ -1,17 +1,17 @@
-"""The PyTorch baselines' engines (rt_mer.engines.pytorch), or why they
+"""The PyTorch baselines' engines (rt_mer.inference.pytorch), or why they
 cannot run here: never random weights."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from ..engines import EngineError
+from ..inference import EngineError
 
 
 def trained_network(weights: Path | None = None):
     """(the PyTorch network with the shipped weights, or `weights`, "") for
     the PyTorch baselines, or (None, why not)."""
     try:
-        from ..engines.pytorch import load_network
+        from ..inference.pytorch import load_network
     except ImportError:
         return None, "PyTorch is not installed (the [train] extra)"
     try:
@@ -23,7 +23,7 @@ def trained_network(weights: Path | None = None):
 def torch_eager_engine():
     """(PyTorch eager on the GPU, "") or (None, why it cannot run here)."""
     try:
-        from ..engines.pytorch import open_torch_engine
+        from ..inference.pytorch import open_torch_engine
     except ImportError:
         return None, "PyTorch is not installed (the [train] extra)"
     try:

@@ -13,7 +13,7 @@ GPU_BATCHES = (1, 8, 64, 256, 1024)
 
 
 def is_gpu_engine(engine) -> bool:
-    from ..engines.tensorrt import TensorRTEngine
+    from ..inference.tensorrt import TensorRTEngine
     return isinstance(engine, TensorRTEngine)
 
 

@@ -58,7 +58,7 @@ def cluster_bench(args: argparse.Namespace) -> None:
 
 def bench(args: argparse.Namespace) -> int:
     from ..bench import is_gpu_engine, run_benchmarks
-    from ..engines import EngineError, open_engine
+    from ..inference import EngineError, open_engine
     unknown = set(args.sections) - set(BENCH_SECTIONS + ASKED_ONLY)
     if unknown:
         fail(f"unknown benchmark {', '.join(sorted(unknown))}; choose from {', '.join(BENCH_SECTIONS + ASKED_ONLY)}")
@@ -96,9 +96,9 @@ def hub_bench() -> None:
 
 
 def build_engine(args: argparse.Namespace) -> int:
-    from ..engines import EngineError, default_model
-    from ..engines.plans import Portability
-    from ..engines.tensorrt import TensorRTEngine
+    from ..inference import EngineError, default_model
+    from ..inference.plans import Portability
+    from ..inference.tensorrt import TensorRTEngine
     model = args.model or default_model()
     if not model.is_file():
         fail(f"{model}: no such model file")

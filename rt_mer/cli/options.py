@@ -232,7 +232,7 @@ def add_moods_option(parser) -> None:
 
 
 def add_engine_options(parser: Parser, engine: bool = True) -> None:
-    from ..engines import DEFAULT_MAX_BATCH, ENGINES, PRECISIONS
+    from ..inference import DEFAULT_MAX_BATCH, ENGINES, PRECISIONS
     if engine:
         parser.add_argument("--engine", default="auto", choices=ENGINES,
                             help="inference back-end; auto: TensorRT where a CUDA GPU and TensorRT are there, "
@@ -258,7 +258,7 @@ def add_prefix_option(parser: Parser) -> None:
 
 def open_engine_from(args: argparse.Namespace):
     """The engine the options ask for; its `reason` says why it is the one."""
-    from ..engines import EngineError, open_engine
+    from ..inference import EngineError, open_engine
     try:
         return open_engine(args.engine, args.model, args.threads, args.precision, args.max_batch)
     except EngineError as error:

@@ -29,7 +29,7 @@ from typing import Callable, Iterator
 import ray
 from ray.exceptions import RayActorError
 
-from ..engines import EngineError, open_engine
+from ..inference import EngineError, open_engine
 from .table import FileResult, analyze_to_result
 
 BATCH_FILES = 4         # files per task, at most

@@ -21,7 +21,7 @@ import numpy as np
 
 from .. import realtime
 from ..audio.io import AudioError
-from ..engines import Engine
+from ..inference import Engine
 from ..contract import WINDOW_SHAPE
 from ..messages import Message
 from .analyzer import DueWindow, StreamAnalyzer

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..audio.io import AudioError, TruncatedAudio, read_blocks
 from ..dsp.frontend import FRAMES_PER_SECOND, SAMPLE_RATE, WINDOW_FRAMES, WINDOW_SECONDS
-from ..engines import Engine, open_engine
+from ..inference import Engine, open_engine
 from ..contract import DRIVERS, WINDOW_SHAPE
 from ..messages import AXES, quadrant
 from .analyzer import DueWindow, StreamAnalyzer

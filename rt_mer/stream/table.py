@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..audio.io import AudioError
-from ..engines import EngineError
+from ..inference import EngineError
 from ..errors import RtMerError
 
 HEADER = ["file", "t_start", "t_end", "valence", "arousal", "quadrant", "mood"]

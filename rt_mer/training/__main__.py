@@ -14,7 +14,7 @@ finishes: an interrupted trial keeps them, and --resume runs only the rest
 (without it a run starts afresh). The report goes to <out>.json;
 `python -m rt_mer.training.compare` sets a trial beside another, run by run.
 Then the shipped model: the same recipe on all of it, with --seed, written
-to --out (default: the shipped model, rt_mer.engines.default_model()), its
+to --out (default: the shipped model, rt_mer.inference.default_model()), its
 weights beside it (.pt) and its report (.json).
 
 Renders and features are cached under $RT_MER_CACHE (~/.cache/rt-mer).
@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..engines import default_model
+from ..inference import default_model
 from ..contract import DRIVERS
 from .cross_validation import CORPORA, baseline_on_folds, cross_validate
 from .data import corpus, procedural

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engines import default_model
+from ..inference import default_model
 from .data.corpus import FOLDS
 from .recipe import in_full
 

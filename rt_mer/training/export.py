@@ -1,4 +1,4 @@
-"""The ONNX export: the one graph that ships (rt_mer.engines.base's input
+"""The ONNX export: the one graph that ships (rt_mer.inference.base's input
 and outputs), from a trained network or from saved weights."""
 from __future__ import annotations
 

@@ -30,8 +30,8 @@ import numpy as np
 
 from ..audio.io import AudioError, open_audio, read_audio
 from ..dsp.frontend import SAMPLE_RATE, WINDOW_SECONDS
-from ..engines import default_model, open_engine
-from ..engines.base import WINDOW_SHAPE, EngineError
+from ..inference import default_model, open_engine
+from ..inference.base import WINDOW_SHAPE, EngineError
 from ..messages import AXES
 from ..stream.analyzer import DueWindow, StreamAnalyzer
 from ..stream.smoothing import ONE_EURO_BETA, ONE_EURO_DERIVATIVE_CUTOFF, make_smoother

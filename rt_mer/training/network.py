@@ -243,7 +243,7 @@ def trained(weights: Path) -> HarmonicCNN:
 
 class ExportWrapper(nn.Module):
     """The serving graph: valence, arousal, explanation and drivers
-    (rt_mer.engines.base.OUTPUT_NAMES)."""
+    (rt_mer.inference.base.OUTPUT_NAMES)."""
 
     def __init__(self, network: HarmonicCNN) -> None:
         super().__init__()
