@@ -17,7 +17,7 @@ from rt_mer.publish import Publisher, Subscriber
 from rt_mer.stream.moods import default_moods
 from rt_mer.messages import quadrant
 from rt_mer.ui import DashboardState, dash, render
-from rt_mer.ui.dashboard import plane
+from rt_mer.ui.panels import plane
 
 
 mood = default_moods().word        # the shipped vocabulary, as `rt-mer run` names moods
@@ -295,7 +295,6 @@ def test_dash_raises_a_broken_subscriber():
 
 TMUX_SCRIPT = '''
 import math, sys, threading, time
-sys.path.insert(0, sys.argv[2])
 from rt_mer.ui import DashboardState, run_dashboard
 from test_dashboard import emotion, status
 
@@ -322,7 +321,9 @@ def test_live_dashboard_in_a_real_terminal(tmp_path):
     script = tmp_path / "live.py"
     script.write_text(TMUX_SCRIPT)
     tmux = ["tmux", "-S", str(tmp_path / "tmux.sock")]      # a private server: the user's tmux is untouched
-    command = shlex.join([sys.executable, str(script), "20", os.path.dirname(os.path.abspath(__file__))])
+    tests = os.path.dirname(os.path.abspath(__file__))          # the script imports this file's helpers
+    path = os.pathsep.join(filter(None, [tests, os.environ.get("PYTHONPATH")]))
+    command = shlex.join(["env", f"PYTHONPATH={path}", sys.executable, str(script), "20"])
     command += f" 2>{shlex.quote(str(tmp_path / 'stderr.txt'))}; sleep 30"   # the pane outlives a crash
 
     def capture():

@@ -22,7 +22,7 @@ from rt_mer.publish import decode, encode
 from rt_mer.stream.analyzer import StreamAnalyzer
 from rt_mer.stream.offline import analyze_file
 from rt_mer.ui import DashboardState
-from rt_mer.ui.dashboard import BAR_GAP, BAR_HALF, EXPLAIN_W, LABEL_W, PITCH_NAMES, explanation
+from rt_mer.ui.panels import BAR_GAP, BAR_HALF, EXPLAIN_W, LABEL_W, PITCH_NAMES, explanation
 from test_dashboard import emotion, screen, status
 from test_live import free_endpoint, read_jsonl
 
