@@ -13,7 +13,7 @@ import pytest
 
 from music import chord_music, windows_in, write
 from rt_mer.cli import live
-from rt_mer.bench_hub import bench_hub, hub_lines
+from rt_mer.bench.hub import bench_hub, hub_lines
 from rt_mer.cli import build_parser
 from rt_mer.publish import Publisher, PublishError, Subscriber
 from rt_mer.publish.hub import Hub, HubStats

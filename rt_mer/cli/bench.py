@@ -50,7 +50,7 @@ def add_parsers(parser: Parser, commands) -> None:
 
 def cluster_bench(args: argparse.Namespace) -> None:
     try:
-        from ..stream.cluster_bench import bench_cluster
+        from ..bench.cluster import bench_cluster
     except ImportError:
         fail("bench cluster needs Ray: pip install 'rt-mer[cluster]'")
     bench_cluster(lambda line: print(line, flush=True), threads=args.threads or 1, hop=args.hop)
@@ -88,7 +88,7 @@ def bench(args: argparse.Namespace) -> int:
 
 
 def hub_bench() -> None:
-    from ..bench_hub import bench_hub, hub_lines
+    from ..bench.hub import bench_hub, hub_lines
     print("hub: 3 publisher processes -> one subscriber process on loopback TCP, real emotion payloads",
           flush=True)
     for line in hub_lines(bench_hub()):

@@ -17,9 +17,9 @@ import time
 
 import zmq
 
-from .publish.hub import Hub
-from .messages import EmotionMessage
-from .publish.schema import encode, topic
+from ..publish.hub import Hub
+from ..messages import EmotionMessage
+from ..publish.schema import encode, topic
 
 PUBLISHERS = 3
 MESSAGES = 200_000                # per publisher

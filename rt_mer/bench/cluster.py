@@ -32,8 +32,8 @@ def bench_cluster(print_line, copies: int = 16, workers=(1, 2), threads: int = 1
     import numpy as np
     import soundfile
 
-    from ..bench.feed import demo_audio
-    from .cluster import Cluster
+    from .feed import demo_audio
+    from ..stream.cluster import Cluster
     folder = Path(tempfile.mkdtemp(prefix="rt-mer-bench-"))
     try:
         track = folder / "track.mp3"
