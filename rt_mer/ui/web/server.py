@@ -37,7 +37,7 @@ from ...publish import Subscriber
 from ...publish.loop import receive_until
 from ...signals import STOP_SIGNALS
 from ...messages import QUADRANT_NAMES
-from ..dashboard import PITCH_NAMES
+from ..panels import PITCH_NAMES
 from .state import MAX_STREAMS, WALL_SPAN_S, WallState, dumps, text
 
 STATIC = Path(__file__).with_name("static")
