@@ -100,7 +100,7 @@ def test_tests_use_the_same_venv_and_install_only_what_is_missing(tree):
                        "venv-python -m pytest -x tests/test_cli.py"]      # no venv made, no global pip
 
     log, _ = command(tree, "test.sh", "--fast", "-q")
-    assert log == ["venv-python -m pytest -m not slow -q"]
+    assert log == ["venv-python -m pytest -m not slow -n auto -q"]
 
 
 def test_changed_dependencies_are_installed_again(tree):
