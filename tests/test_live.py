@@ -5,7 +5,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,15 +17,10 @@ from music import chord_music, cut_short, write
 from rt_mer import realtime
 from rt_mer.stream.offline import analyze_file
 from threads import real_time_threads
+from wire import free_endpoint
 
 PARITY_TOLERANCE = 2e-3     # live vs offline valence/arousal: the same stages, only the block sizes differ
 RUN = [sys.executable, "-m", "rt_mer.cli", "run", "--no-dash"]
-
-
-def free_endpoint() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
 
 
 def read_jsonl(path):

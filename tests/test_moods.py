@@ -4,7 +4,6 @@ a live `rt-mer run` over ZeroMQ, and the dashboard in a real terminal."""
 import csv
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from rt_mer.publish import Subscriber
 from rt_mer.messages import MAX_MOOD_CHARS, EmotionMessage, quadrant
 from rt_mer.publish.schema import MessageError, decode, encode
 from rt_mer.stream.moods import MoodError, MoodVocabulary, default_moods
+from wire import free_endpoint
 
 SHIPPED = Path(__file__).resolve().parents[1] / "rt_mer" / "stream" / "moods.toml"
 # A shop's words, one per quadrant in Q1..Q4 order, reaching everywhere: the
@@ -164,12 +164,6 @@ def test_a_bad_moods_file_stops_analyze_and_run_with_one_line(music, tmp_path):
             lines = result.stderr.strip().splitlines()
             assert result.returncode == 2 and len(lines) == 1, (command, result.stderr)
             assert lines[0].startswith(f"rt-mer: error: {path}: ") and message in lines[0], lines
-
-
-def free_endpoint() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
 
 
 @pytest.mark.slow

@@ -1,8 +1,6 @@
 """Names from outside (files, devices) with control characters: what rt-mer
 prints shows them escaped, what it publishes passes its own subscribers'
 checks, and its own recording plots."""
-import json
-import socket
 import subprocess
 import sys
 import threading
@@ -12,6 +10,7 @@ import pytest
 from music import chord_music, write
 from rt_mer.publish import Subscriber, decode
 from rt_mer.text import printable
+from wire import free_endpoint
 
 CLI = [sys.executable, "-m", "rt_mer.cli"]
 HOSTILE = "a\x1b[31mred\nline\x07"          # ESC, a newline and BEL, as a file name may hold them
@@ -25,12 +24,6 @@ def rt_mer(*args, timeout=120):
 def assert_printable_lines(text):
     """Every line of `text` is printable: no escape sequence reached the terminal."""
     assert all(line.isprintable() for line in text.splitlines()), repr(text)
-
-
-def free_endpoint():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
 
 
 def test_printable_escapes_what_a_terminal_would_act_on():
