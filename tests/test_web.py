@@ -381,8 +381,9 @@ def test_the_wall_shows_the_demo_live_and_marks_it_ended(tmp_path):
             tab.screenshot(path=tmp_path / "wall-1.png")
             wait_for(lambda: (demo_tile.locator(".val").text_content(),
                               demo_tile.locator(".aro").text_content()) != first, what="the values to move")
-            tab.screenshot(path=tmp_path / "wall-2.png")
-            assert (tmp_path / "wall-1.png").read_bytes() != (tmp_path / "wall-2.png").read_bytes()
+            # The page paints on its next frame, which a loaded machine delays: until a screenshot differs.
+            wait_for(lambda: tab.screenshot(path=tmp_path / "wall-2.png") != (tmp_path / "wall-1.png").read_bytes(),
+                     what="the screen to show the new values")
             assert re.fullmatch(r"V [+\u2212]\d\.\d\d", demo_tile.locator(".val").text_content())
             assert demo_tile.locator(".mood").text_content() in WORDS
             assert "real-time" in demo_tile.locator(".health").text_content() or \
