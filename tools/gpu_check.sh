@@ -74,7 +74,7 @@ trt)
     } 2>&1 | tee "$LOGS/env.txt"
     bounded 300 trt-check python3 tools/gpu_trt_check.py --json "$LOGS/trt-check.json"
     bounded 150 bench python3 -m rt_mer.cli bench --engine tensorrt --precision fp16 --streams 1,64,1024 gpu streams
-    bounded 150 pytest python3 -m pytest tests/test_tensorrt.py tests/test_trt_route.py -v -rs -p no:cacheprovider
+    bounded 150 pytest python3 -m pytest tests/inference tests/e2e/test_tensorrt.py tests/e2e/test_trt_tools.py -v -rs -p no:cacheprovider
     bounded 120 ampere-plus python3 -m rt_mer.cli build-engine --ampere-plus --precision fp16
     # the dispatch runtime alone (no lean runtime on the path) needs a plan with its lean runtime inside, which
     # 8.6.0's builder embeds only if it finds libnvinfer_lean.so.8 (its wheel has none): does it build one?

@@ -33,10 +33,10 @@ def quadrants(valence: np.ndarray, arousal: np.ndarray) -> np.ndarray:
 
 
 def rendered_windows(folder: Path) -> np.ndarray:
-    """Windows of the test suite's rendered chord music (tests/music.py),
+    """Windows of the test suite's rendered chord music (tests/support/music.py),
     as the offline analysis makes them."""
-    import importlib.util          # tests/ is not a package: its music.py is loaded by path
-    spec = importlib.util.spec_from_file_location("music", TESTS / "music.py")
+    import importlib.util          # the tests' helpers are not installed: loaded by path
+    spec = importlib.util.spec_from_file_location("music", TESTS / "support" / "music.py")
     music = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(music)
     folder.mkdir(parents=True, exist_ok=True)
