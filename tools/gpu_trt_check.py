@@ -23,7 +23,7 @@ from rt_mer.inference import EngineError, default_model, open_engine
 from rt_mer.inference.tensorrt import TensorRTEngine
 from rt_mer.stream.offline import analyze_file
 
-FP32_TOLERANCE = 1e-3       # as tests/test_tensorrt.py
+FP32_TOLERANCE = 1e-3       # as tests/inference/test_tensorrt.py
 FP16_TOLERANCE = 0.05       # p99 of |valence|, |arousal| differences
 TESTS = Path(__file__).resolve().parents[1] / "tests"
 

@@ -121,7 +121,7 @@ def test_a_cluster_that_is_not_there_is_one_line_in_seconds(music, tmp_path):
     for address, words in (("127.0.0.1:1", "nothing answers at 127.0.0.1:1"),
                            ("local:0", "expected local or local:N")):
         result = analyze(files[0], "--out", tmp_path / "va.csv", "--cluster", address)
-        assert result.returncode == 2 and f"rt-mer: error: " in result.stderr and words in result.stderr, \
+        assert result.returncode == 2 and "rt-mer: error: " in result.stderr and words in result.stderr, \
             result.stderr
         assert "Traceback" not in result.stderr and not list(tmp_path.iterdir())
     result = analyze(files[0], "--workers", "2")

@@ -19,8 +19,6 @@ from support.wire import free_endpoint
 # nearest is the word of the point's quadrant (ties on an axis go to the
 # first in the file, as the quadrant does).
 SHOP = {"rush": (0.5, 0.5), "hassle": (-0.5, 0.5), "drag": (-0.5, -0.5), "browse": (0.5, -0.5)}
-
-
 SHOP_TOML = "".join(f"{word} = [{v}, {a}]\n" for word, (v, a) in SHOP.items()) + \
     'distance = 3.0\nquadrants = ["busy", "hectic", "dead", "quiet"]\n'
 

@@ -22,8 +22,6 @@ from support.threads import real_time_threads
 from support.wire import free_endpoint
 
 DEMO = [*CLI, "demo", "--no-dash"]
-
-
 LIVE_THREADS = [realtime.ANALYSIS_PRIORITY, realtime.CAPTURE_PRIORITY]
 
 

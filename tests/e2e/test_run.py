@@ -23,8 +23,6 @@ from support.threads import real_time_threads
 from support.wire import free_endpoint
 
 PARITY_TOLERANCE = 2e-3     # live vs offline valence/arousal: the same stages, only the block sizes differ
-
-
 RUN = [*CLI, "run", "--no-dash"]
 
 
@@ -51,7 +49,7 @@ def music_files(tmp_path_factory):
 def test_files_recorded_equal_offline_analysis(music_files, tmp_path):
     """Two files paced as live inputs: every window recorded, equal to the
     offline analysis. (Which windows share an inference depends on the
-    two readers' timing here: test_stream tests the batching where it is
+    two readers' timing here: tests/stream/test_loop.py tests the batching where it is
     deterministic.)"""
     record = tmp_path / "run.jsonl"
     result = subprocess.run([*RUN, "--file", str(music_files[0]), "--file", str(music_files[1]),
@@ -238,8 +236,6 @@ def test_port_in_use(music_files):
 # through PulseAudio and PortAudio, aligned to 1/192 s; six runs measured
 # mean 0.002 to 0.007, max 0.009 to 0.032
 LIVE_TOLERANCE_MEAN = 0.02
-
-
 LIVE_TOLERANCE_MAX = 0.07
 
 

@@ -24,6 +24,7 @@ from support.files import vocabulary
 from support.processes import CLI
 from support.wire import free_endpoint
 
+
 class Terminal:
     """A private tmux server (the user's tmux is untouched) with one 80x24
     window; the command's stderr goes to a file, and the pane outlives a

@@ -21,11 +21,7 @@ from support import ROOT
 from support.gpu import cuda_device
 
 PARTS_TOOL = [sys.executable, str(ROOT / "tools" / "trt_parts.py")]
-
-
 FETCHED = ROOT / ".trt-parts"
-
-
 UNPACKED = Path(os.environ.get("RT_MER_TRT_UNPACKED", "/tmp/rt-mer-trt-test"))
 
 

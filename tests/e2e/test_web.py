@@ -32,8 +32,6 @@ from rt_mer.publish import encode, topic  # noqa: E402
 from rt_mer.stream.moods import default_moods  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
-
-
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic"]
 
@@ -325,11 +323,7 @@ def test_the_wall_shows_the_demo_live_and_marks_it_ended(tmp_path):
 
 
 HOSTILE_NAME = '<img src=x onerror="window.pwned=1">'
-
-
 HOSTILE_MOOD = "<script>pwned=1</script>"
-
-
 HOSTILE_DRIVER = "<b onmouseover=pwned=1>"
 
 

@@ -13,8 +13,6 @@ from rt_mer.stream.offline import analyze_file
 from support.music import LAYERED_SOUNDFONT, render_passage
 
 PARITY_TOLERANCE = 1e-4          # valence/arousal in [-1, 1], float32 both sides
-
-
 GAIN_TOLERANCE = 0.02            # |change| of a file's mean valence or arousal under +-12 dB
 
 

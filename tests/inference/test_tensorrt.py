@@ -18,14 +18,8 @@ from support.gpu import needs_gpu, needs_no_tensorrt, open_tensorrt
 from support.music import chord_music, write
 
 FP32_TOLERANCE = 1e-3       # valence/arousal, TensorRT fp32 vs ONNX Runtime on the CPU
-
-
 FP16_TOLERANCE = 0.05       # valence/arousal at the 99th percentile, TensorRT fp16 vs ONNX Runtime
-
-
 FP16_QUADRANT_AGREEMENT = 0.95
-
-
 LIVE_TOLERANCE = 3e-3       # live loop on TensorRT fp32 vs offline on ONNX Runtime: block sizes and engines differ
 
 

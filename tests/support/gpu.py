@@ -28,8 +28,6 @@ def gpu_missing() -> str:
 
 
 GPU_MISSING = gpu_missing()
-
-
 needs_gpu = pytest.mark.skipif(bool(GPU_MISSING),
                                reason=f"needs an NVIDIA GPU, TensorRT and cuda-bindings: {GPU_MISSING}")
 

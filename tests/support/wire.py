@@ -92,9 +92,6 @@ def osc_emotion(stream, seq, **fields):
             "mood": "tense", "level_dbfs": -18.5, "peak_dbfs": -3.0, "engine": "test", **fields}
 
 
-
-
-
 mood = default_moods().word
 
 
