@@ -4,6 +4,7 @@ marked `e2e`; the rest mirror the package, one file per module."""
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,12 @@ from support.processes import rt_mer
 from support.wire import free_endpoint
 
 E2E = Path(__file__).parent / "e2e"
+
+# Started in the background of a script, the test run inherits SIGINT ignored, and so would every command
+# it starts: rt-mer keeps an ignored signal ignored (as nohup asks), and Ctrl-C could not stop them. Ctrl-C
+# stops the test run, and its commands start with the default.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_collection_modifyitems(items):
