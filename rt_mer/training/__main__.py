@@ -11,7 +11,10 @@ artist) for each of --cv-seeds, each fold model also scored on the EMOPIA
 validation split, and the handcrafted-descriptor baseline on the same folds.
 Each fold run's scores and held-out logits go to <out>.runs.jsonl as it
 finishes: an interrupted trial keeps them, and --resume runs only the rest
-(without it a run starts afresh). The report goes to <out>.json;
+(without it a run starts afresh). --fold-models DIR keeps each fold's model
+(DIR/fold{fold}-seed{seed}.onnx), for measures on held-out music:
+`python -m rt_mer.training.follow --model 'DIR/fold{fold}-seed0.onnx'`.
+The report goes to <out>.json;
 `python -m rt_mer.training.compare` sets a trial beside another, run by run.
 Then the shipped model: the same recipe on all of it, with --seed, written
 to --out (default: the shipped model, rt_mer.inference.default_model()), its
@@ -53,6 +56,8 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--cv-seeds", type=seed_list, default=[0, 1, 2], help="seeds of the cross-validation")
     parser.add_argument("--no-cv", action="store_true", help="train the shipped model only")
     parser.add_argument("--cv-only", action="store_true", help="cross-validate, then stop (recipe trials)")
+    parser.add_argument("--fold-models", type=Path, default=None, metavar="DIR",
+                        help="keep each fold run's model as DIR/fold{fold}-seed{seed}.onnx")
     parser.add_argument("--resume", action="store_true",
                         help="keep the fold runs of this recipe already in <out>.runs.jsonl (a trial cut short)")
     parser.add_argument("--jobs", type=int, default=2, help="cross-validation runs at once, one thread each")
@@ -143,7 +148,7 @@ def main() -> None:
         report["baseline"] = baseline_on_folds()
     if not args.no_cv:
         report["cross_validation"] = cross_validate(recipe, args.cv_seeds, args.jobs,
-                                                    args.out.with_suffix(".runs.jsonl"), args.resume)
+                                                    args.out.with_suffix(".runs.jsonl"), args.resume, args.fold_models)
     if args.cv_only:
         write_whole(args.out.with_suffix(".json"), json.dumps(report, indent=2) + "\n")
         return

@@ -2,7 +2,9 @@
 scored once by a model that never heard its artist, each fold model also
 scored on EMOPIA's validation split; the handcrafted-descriptor baseline on
 the same folds. Fold runs are appended to a JSON-lines file as they finish,
-so a trial cut short keeps them and `resume` runs only the rest."""
+so a trial cut short keeps them and `resume` runs only the rest. Fold
+models can be kept, for measures that need held-out music (the follow
+benchmark)."""
 from __future__ import annotations
 
 import json
@@ -14,6 +16,7 @@ import torch
 
 from .compare import REPORTED, summarise
 from .data.clips import Clip
+from .export import export
 from .evaluation import clip_logits, labelled_quadrants, predicted_quadrants, scores
 from .loop import train
 from .recipe import Recipe, same_recipe
@@ -21,28 +24,39 @@ from .recipe import Recipe, same_recipe
 CORPORA: dict[str, list[Clip]] = {}       # loaded once; forked workers share them
 
 
-def fold_run(task: tuple[int, int, Recipe]) -> dict:
+def fold_model(folder: Path, fold: int, seed: int) -> Path:
+    return folder / f"fold{fold}-seed{seed}.onnx"
+
+
+def fold_run(task: tuple[int, int, Recipe, Path | None]) -> dict:
     """Train on every fold but one and score the held-out fold and EMOPIA's
-    validation split: the logits of both."""
-    fold, seed, recipe = task
+    validation split: the logits of both. The model goes to `models` if given."""
+    fold, seed, recipe, models = task
     torch.set_num_threads(1)
     recordings, held_out = CORPORA["recordings"], CORPORA["folds"][fold]
     training = [recordings[i] for i in np.setdiff1d(np.arange(len(recordings)), held_out)]
     network = train(training, CORPORA["emopia"], CORPORA["procedural"], recipe, seed, log=lambda line: None)
+    if models:
+        export(network, fold_model(models, fold, seed))
     return {"fold": fold, "seed": seed,
             "recordings": np.stack([clip_logits(network, recordings[i]) for i in held_out]),
             "emopia": np.stack([clip_logits(network, clip) for clip in CORPORA["emopia_val"]])}
 
 
-def cross_validate(recipe: Recipe, seeds: list[int], jobs: int, progress: Path, resume: bool = False) -> dict:
+def cross_validate(recipe: Recipe, seeds: list[int], jobs: int, progress: Path, resume: bool = False,
+                   models: Path | None = None) -> dict:
     """Every fold run of every seed; each run's scores and held-out logits
     are appended to `progress` (JSON lines) as it finishes, so an
     interrupted trial keeps the runs it completed, and with `resume` the
-    runs of the same recipe found there are not run again."""
+    runs of the same recipe found there are not run again (a kept run
+    whose model `models` lacks is run again)."""
     recordings, folds = CORPORA["recordings"], CORPORA["folds"]
     kept = kept_runs(progress) if resume and progress.exists() else []
-    done = {(run["seed"], run["fold"]): run for run in kept if same_recipe(run.get("recipe"), recipe)}
-    tasks = [(fold, seed, recipe) for seed in seeds for fold in range(len(folds)) if (seed, fold) not in done]
+    done = {(run["seed"], run["fold"]): run for run in kept if same_recipe(run.get("recipe"), recipe)
+            and (models is None or fold_model(models, run["fold"], run["seed"]).is_file())}
+    if models:
+        models.mkdir(parents=True, exist_ok=True)
+    tasks = [(fold, seed, recipe, models) for seed in seeds for fold in range(len(folds)) if (seed, fold) not in done]
     print(f"{len(tasks)} fold runs to go" + (f", {len(done)} kept from {progress}" if done else ""), flush=True)
     # Appending (not rewriting) the kept runs: a trial cut short at any moment loses none.
     with ProcessPoolExecutor(jobs) as pool, progress.open("a" if resume else "w") as log:

@@ -3,7 +3,7 @@ hard cut from one clip to another, and how steady they are within a clip.
 
     python -m rt_mer.training.follow                  # today's smoothing and the raw values
     python -m rt_mer.training.follow --grid           # every setting of the grid and the choice (docs/follow.md)
-    python -m rt_mer.training.follow --model 'folds/fold{fold}.onnx'   # a model per fold: held out
+    python -m rt_mer.training.follow --model 'folds/fold{fold}-seed0.onnx'   # fold models: held out
 
 Pairs of 4Q clips within each artist-fold validation fold (the split
 training uses), 20 s each, butted together, go through the live path's

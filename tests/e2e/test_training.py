@@ -172,8 +172,9 @@ def tiny(cache: Path, *args: str) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 @needs_data
 def test_training_smoke(tmp_path, cache):
-    out = tmp_path / "model.onnx"
-    result = tiny(cache, "--distill", "0", "--answers", "0", "--cv-seeds", "0", "--jobs", "1", "--out", str(out))
+    out, folds = tmp_path / "model.onnx", tmp_path / "folds"
+    result = tiny(cache, "--distill", "0", "--answers", "0", "--cv-seeds", "0", "--jobs", "1", "--out", str(out),
+                  "--fold-models", str(folds))
     assert result.returncode == 0, result.stderr[-2000:]
     assert "step 3/3" in result.stdout
     report = json.loads(out.with_suffix(".json").read_text())
@@ -189,11 +190,13 @@ def test_training_smoke(tmp_path, cache):
     assert {run["fold"]: run["recordings"] for run in progress} == {run["fold"]: run["recordings"] for run in runs}
     assert set(report["baseline"]["total"]) == {"logistic_regression", "svm"}
     assert report["procedural_clips"] == 4
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["model.json", "model.onnx", "model.pt",
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["folds", "model.json", "model.onnx", "model.pt",
                                                                  "model.runs.jsonl"]     # no partial files left
-    engine = open_engine(model=out)
-    prediction = engine.infer(np.full((2, *WINDOW_SHAPE), -40.0, np.float32))
-    assert prediction.valence.shape == (2,) and np.all(np.abs(prediction.valence) <= 1)
+    assert sorted(path.name for path in folds.iterdir()) == [f"fold{fold}-seed0.onnx" for fold in range(5)]
+    windows = np.random.default_rng(0).normal(-40.0, 10.0, (2, *WINDOW_SHAPE)).astype(np.float32)
+    shipped, *held_out = [open_engine(model=path).infer(windows) for path in [out, *sorted(folds.iterdir())]]
+    assert shipped.valence.shape == (2,) and np.all(np.abs(shipped.valence) <= 1)
+    assert all(not np.allclose(model.valence, shipped.valence) for model in held_out)   # each its own weights
 
 
 @pytest.mark.slow
@@ -216,6 +219,12 @@ def test_a_trial_cut_short_resumes_with_the_runs_it_kept(tmp_path, cache):
     assert progress.read_text().splitlines()[:3] == kept[:3]           # the kept runs, as they were
     again = tiny(cache, *trial, "--cv-seeds", "0,1", "--resume", "--steps", "2")   # another recipe: none kept
     assert "10 fold runs to go" in again.stdout
+    folds = tmp_path / "folds"
+    with_models = tiny(cache, *trial, "--cv-seeds", "0", "--resume", "--fold-models", str(folds))
+    assert "5 fold runs to go" in with_models.stdout                  # kept runs without their model: run again
+    assert len(list(folds.iterdir())) == 5
+    kept = tiny(cache, *trial, "--cv-seeds", "0", "--resume", "--fold-models", str(folds))
+    assert f"0 fold runs to go, 5 kept from {progress}" in kept.stdout
 
 
 @pytest.mark.slow
