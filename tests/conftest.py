@@ -16,11 +16,12 @@ from support.wire import free_endpoint
 
 E2E = Path(__file__).parent / "e2e"
 
-# Started in the background of a script, the test run inherits SIGINT ignored, and so would every command
-# it starts: rt-mer keeps an ignored signal ignored (as nohup asks), and Ctrl-C could not stop them. Ctrl-C
-# stops the test run, and its commands start with the default.
-if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+# Started under nohup or in a script's background, a test run inherits SIGHUP or SIGINT ignored, and so
+# would every command it starts: rt-mer keeps an ignored signal ignored (as nohup asks), and the tests that
+# stop a command with it would fail. The run goes on ignoring them through a handler, which no command inherits.
+for _signum in (signal.SIGINT, signal.SIGHUP):
+    if signal.getsignal(_signum) == signal.SIG_IGN:
+        signal.signal(_signum, lambda *_: None)
 
 
 def pytest_collection_modifyitems(items):
