@@ -16,7 +16,7 @@ import torch
 
 from .compare import REPORTED, summarise
 from .data.clips import Clip
-from .export import export
+from .export import export, save_weights
 from .evaluation import clip_logits, labelled_quadrants, predicted_quadrants, scores
 from .loop import train
 from .recipe import Recipe, same_recipe
@@ -36,7 +36,8 @@ def fold_run(task: tuple[int, int, Recipe, Path | None]) -> dict:
     recordings, held_out = CORPORA["recordings"], CORPORA["folds"][fold]
     training = [recordings[i] for i in np.setdiff1d(np.arange(len(recordings)), held_out)]
     network = train(training, CORPORA["emopia"], CORPORA["procedural"], recipe, seed, log=lambda line: None)
-    if models:
+    if models:     # the weights too: the fold model can be exported again with another serving graph
+        save_weights(network, fold_model(models, fold, seed).with_suffix(".pt"))
         export(network, fold_model(models, fold, seed))
     return {"fold": fold, "seed": seed,
             "recordings": np.stack([clip_logits(network, recordings[i]) for i in held_out]),
