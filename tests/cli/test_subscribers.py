@@ -8,10 +8,9 @@ import threading
 import time
 
 from rt_mer.cli.subscribers import print_messages
-from rt_mer.publish import Publisher
 from rt_mer.publish.seqs import MAX_TOPICS
 
-from support.wire import emotion, free_endpoint, raw_publisher, send, status
+from support.wire import deck_publisher, free_endpoint, raw_publisher, send, status
 
 
 def test_listen_reports_forgotten_topics():
@@ -41,25 +40,9 @@ def test_listen_reports_forgotten_topics():
 
 
 def test_listen_writes_json_lines_and_stops(endpoint):
-    stop = threading.Event()
-
-    def publish_until_stopped():
-        with Publisher(endpoint, codec="msgpack") as pub:
-            seq = 0
-            while not stop.is_set():
-                pub.publish("emotion", "deck", emotion("deck", seq))
-                pub.publish("status", "deck", status("deck", seq))
-                seq += 1
-                time.sleep(0.005)
-
-    thread = threading.Thread(target=publish_until_stopped)
-    thread.start()
-    try:
-        out = io.StringIO()
+    out = io.StringIO()
+    with deck_publisher(endpoint, 0.005, codec="msgpack"):
         assert print_messages(endpoint, out=out, topics=("emotion",), count=5, timeout_s=5) == 5
-    finally:
-        stop.set()
-        thread.join(5)
     lines = out.getvalue().splitlines()
     assert len(lines) == 5
     messages = [json.loads(line) for line in lines]

@@ -15,15 +15,13 @@ import struct
 import subprocess
 import sys
 import termios
-import threading
 import time
 
 import pytest
 
-from rt_mer.publish import Publisher
 
 from support.processes import CLI
-from support.wire import emotion, free_endpoint, status
+from support.wire import deck_publisher, free_endpoint
 
 
 class Terminal:
@@ -69,22 +67,9 @@ class Terminal:
 def publishing():
     """A publisher sending an emotion and a status message every 10 ms: a
     subscriber always has something to write when its terminal goes."""
-    endpoint, stop = free_endpoint(), threading.Event()
-
-    def publish():
-        with Publisher(endpoint) as publisher:
-            seq = 0
-            while not stop.is_set():
-                publisher.publish("emotion", "deck", emotion("deck", seq))
-                publisher.publish("status", "deck", status("deck", seq))
-                seq += 1
-                time.sleep(0.01)
-
-    thread = threading.Thread(target=publish)
-    thread.start()
-    yield endpoint
-    stop.set()
-    thread.join(5)
+    endpoint = free_endpoint()
+    with deck_publisher(endpoint, 0.01):
+        yield endpoint
 
 
 @pytest.mark.parametrize("command, drawn", [("listen", b'"stream":"deck"'), ("dash", b"deck")])

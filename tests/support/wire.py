@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import socket
+import threading
 import time
 from contextlib import contextmanager
 
@@ -12,6 +13,7 @@ import zmq
 
 from rt_mer.contract import DRIVERS  # noqa: F401 (the tests' names for them)
 from rt_mer.messages import quadrant
+from rt_mer.publish import Publisher
 from rt_mer.stream.moods import default_moods
 
 
@@ -48,6 +50,30 @@ def emotion(stream, seq, **extra):
 def status(stream, seq, **extra):
     return {"v": 1, "type": "status", "stream": stream, "seq": seq, "wall": 1.7e9 + seq, "state": "running",
             **extra}                            # one a second, as the loop sends them
+
+
+@contextmanager
+def deck_publisher(endpoint, period_s, **options):
+    """While inside: a Publisher on `endpoint` (its `options`) sends an
+    emotion and a status message of stream "deck" every `period_s`."""
+    stop = threading.Event()
+
+    def publish():
+        with Publisher(endpoint, **options) as publisher:
+            seq = 0
+            while not stop.is_set():
+                publisher.publish("emotion", "deck", emotion("deck", seq))
+                publisher.publish("status", "deck", status("deck", seq))
+                seq += 1
+                time.sleep(period_s)
+
+    thread = threading.Thread(target=publish)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(5)
 
 
 def handshake(send, subscriber, stream="probe"):

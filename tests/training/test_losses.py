@@ -15,6 +15,16 @@ from rt_mer.training.network import HarmonicCNN
 from support.training_clips import taught_clip
 
 
+def minimised(loss, optimiser, steps):
+    """The value of `loss()` at the last of `steps` steps of `optimiser` on it."""
+    for _ in range(steps):
+        value = loss()
+        optimiser.zero_grad()
+        value.backward()
+        optimiser.step()
+    return value
+
+
 def test_mixed_targets_are_what_the_loss_asks_for():
     """With a window mixed 3:1 (a happy, excited Q1 window with a sad Q3
     one), the loss is lowest where the outputs are the mix of the targets:
@@ -41,11 +51,7 @@ def test_the_student_learns_the_teacher():
     starts = (0,) * 6
     optimiser = torch.optim.Adam(student.head.parameters(), lr=0.05)
     first = student.loss(embedding, clips, starts).item()
-    for _ in range(200):
-        loss = student.loss(embedding, clips, starts)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
+    loss = minimised(lambda: student.loss(embedding, clips, starts), optimiser, 200)
     assert loss.item() < 0.1 * first
     untaught = taught_clip(np.zeros((10, 8)))
     untaught.teacher = {}
@@ -82,11 +88,7 @@ def test_teacher_answers_follow_the_window_and_are_learnt():
     optimiser = torch.optim.Adam([logits], lr=0.1)
     starts = (0,) * len(recordings)
     first = answers.loss(logits, recordings, starts).item()
-    for _ in range(500):
-        loss = answers.loss(logits, recordings, starts)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
+    loss = minimised(lambda: answers.loss(logits, recordings, starts), optimiser, 500)
     wanted = np.stack([window_mean(answers.logits[clip.path], 0) for clip in recordings])
     assert loss.item() < first and np.allclose(logits.detach().numpy(), wanted, atol=0.1)   # soft targets: its logits
     render = taught_clip(np.zeros((10, 8)))
