@@ -57,7 +57,7 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-cv", action="store_true", help="train the shipped model only")
     parser.add_argument("--cv-only", action="store_true", help="cross-validate, then stop (recipe trials)")
     parser.add_argument("--fold-models", type=Path, default=None, metavar="DIR",
-                        help="keep each fold run's model as DIR/fold{fold}-seed{seed}.onnx")
+                        help="keep each fold run's model as DIR/fold{fold}-seed{seed}.onnx, with its weights (.pt)")
     parser.add_argument("--resume", action="store_true",
                         help="keep the fold runs of this recipe already in <out>.runs.jsonl (a trial cut short)")
     parser.add_argument("--jobs", type=int, default=2, help="cross-validation runs at once, one thread each")

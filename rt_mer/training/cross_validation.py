@@ -37,8 +37,9 @@ def fold_run(task: tuple[int, int, Recipe, Path | None]) -> dict:
     training = [recordings[i] for i in np.setdiff1d(np.arange(len(recordings)), held_out)]
     network = train(training, CORPORA["emopia"], CORPORA["procedural"], recipe, seed, log=lambda line: None)
     if models:     # the weights too: the fold model can be exported again with another serving graph
-        save_weights(network, fold_model(models, fold, seed).with_suffix(".pt"))
-        export(network, fold_model(models, fold, seed))
+        model = fold_model(models, fold, seed)
+        save_weights(network, model.with_suffix(".pt"))
+        export(network, model)
     return {"fold": fold, "seed": seed,
             "recordings": np.stack([clip_logits(network, recordings[i]) for i in held_out]),
             "emopia": np.stack([clip_logits(network, clip) for clip in CORPORA["emopia_val"]])}

@@ -19,7 +19,6 @@ import time
 
 import pytest
 
-
 from support.processes import CLI
 from support.wire import deck_publisher, free_endpoint
 
