@@ -25,7 +25,6 @@ the logits, and quadrant logits [batch, 4] for training.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import NamedTuple
 
@@ -138,9 +137,12 @@ class Outputs(NamedTuple):
     embedding: torch.Tensor        # [B, 216]: every branch pooled, what the heads read (training: distillation)
 
 
+TIMBRE_CHANNELS = 64           # the timbre branch's channels at width 1
+
+
 class HarmonicCNN(nn.Module):
     def __init__(self, width: float = 1.0, harmonic_channels: int = 24, interval_channels: int = 48,
-                 temporal_channels: int = 48, key_channels: int = 32, timbre_channels: int = 64,
+                 temporal_channels: int = 48, key_channels: int = 32, timbre_channels: int = TIMBRE_CHANNELS,
                  rhythm_channels: int = 24, dropout: float = 0.3) -> None:
         """`width` scales every branch after the harmonic filters, which
         run at full frequency resolution and cost the most to widen."""
@@ -232,12 +234,12 @@ class HarmonicCNN(nn.Module):
 
 
 def trained(weights: Path) -> HarmonicCNN:
-    """The network with `weights` (a state dict), at the width its recipe,
-    in the training report beside them, gave it (1 where none says)."""
-    report = weights.with_suffix(".json")
-    width = json.loads(report.read_text())["recipe"].get("width", 1.0) if report.is_file() else 1.0
-    network = HarmonicCNN(width)
-    network.load_state_dict(torch.load(weights, weights_only=True, map_location="cpu"))
+    """The network with `weights` (a state dict), at the width they were
+    trained at: the weights say it (the timbre head reads its branch's
+    channels), so a fold model's weights need no report beside them."""
+    state = torch.load(weights, weights_only=True, map_location="cpu")
+    network = HarmonicCNN(state["emotion_timbre.weight"].shape[1] / TIMBRE_CHANNELS)
+    network.load_state_dict(state)
     return network.eval()
 
 
