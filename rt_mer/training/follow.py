@@ -201,36 +201,46 @@ def cached_fold(engine, model: Path, paths: list[Path], fold_pairs: list[tuple[i
 
 
 def measure(raws: list[dict], labels: list[tuple[int, int]], setting: Setting, hop: float) -> dict:
-    """Step times per axis (pairs that count) and steadiness per pair and axis."""
+    """Step times per axis (pairs that count), steadiness per pair and axis,
+    and the first clip's level per pair and axis."""
     steps: dict[str, list[float]] = {axis: [] for axis in AXES}
+    first: dict[str, list[float]] = {axis: [] for axis in AXES}
     steady: list[float] = []
     for raw, (qa, qb) in zip(raws, labels):
         t, values = published(raw, setting, hop)
         for axis in AXES:
             steady.append(steadiness(t, values[axis], SETTLE_SECONDS, CLIP_SECONDS))
             before, after = levels(t, raw[axis], CLIP_SECONDS)
+            first[axis].append(before)
             if (qa in POSITIVE[axis]) != (qb in POSITIVE[axis]) and abs(after - before) >= MIN_STEP:
                 steps[axis].append(step_time(t, values[axis], CLIP_SECONDS, before, after))
-    return {"steps": steps, "steadiness": steady}
+    return {"steps": steps, "steadiness": steady, "levels": first}
 
 
 def summary(measures: list[dict]) -> dict:
     """Median and 90th percentile of the step times (both axes pooled, and
-    per axis), the never-crossed count, and the mean steadiness."""
+    per axis), the never-crossed count, the mean steadiness, and the spread
+    of the clips' levels (their standard deviation, mean over the axes):
+    steadiness is in output units, so a model whose outputs span less looks
+    steadier; `relative` (steadiness / spread) compares models."""
     per_axis = {axis: np.array([s for m in measures for s in m["steps"][axis]]) for axis in AXES}
     pooled = np.concatenate(list(per_axis.values()))
     q = lambda x, p: float(np.quantile(x, p, method="inverted_cdf")) if x.size else float("nan")   # inf stays inf
+    steady = float(np.mean([s for m in measures for s in m["steadiness"]]))
+    spread = float(np.mean([np.std([v for m in measures for v in m["levels"][axis]]) for axis in AXES]))
     return {"median": q(pooled, 0.5), "p90": q(pooled, 0.9), "steps": int(pooled.size),
             "never": int(np.isinf(pooled).sum()),
             **{f"median_{axis}": q(x, 0.5) for axis, x in per_axis.items()},
-            "steadiness": float(np.mean([s for m in measures for s in m["steadiness"]]))}
+            "steadiness": steady, "spread": spread, "relative": steady / spread if spread else float("nan")}
 
 
 def table(rows: dict[str, dict]) -> str:
-    lines = [f"{'setting':34} {'median':>6} {'p90':>6} {'med V':>6} {'med A':>6} {'steady':>7} {'steps':>6} {'never':>5}"]
+    lines = [f"{'setting':34} {'median':>6} {'p90':>6} {'med V':>6} {'med A':>6} {'steady':>7} {'rel':>6} {'steps':>6} "
+             f"{'never':>5}"]
     for name, r in rows.items():
         lines.append(f"{name:34} {r['median']:6.2f} {r['p90']:6.2f} {r['median_valence']:6.2f} "
-                     f"{r['median_arousal']:6.2f} {r['steadiness']:7.4f} {r['steps']:6d} {r['never']:5d}")
+                     f"{r['median_arousal']:6.2f} {r['steadiness']:7.4f} {r['relative']:6.3f} {r['steps']:6d} "
+                     f"{r['never']:5d}")
     return "\n".join(lines)
 
 
@@ -304,7 +314,8 @@ def benchmark(args: argparse.Namespace) -> int:
         name = "folds " + ",".join(map(str, fold_list))
         results = {s: summary([measure(*measured[f], s, args.hop) for f in fold_list]) for s in settings}
         report[name] = {s.name: r for s, r in results.items()}
-        print(f"\n{name} (raw = unsmoothed; steady = mean standard deviation within a clip)")
+        print(f"\n{name} (raw = unsmoothed; steady = mean standard deviation within a clip; "
+              "rel = steady over the spread of the clips' levels)")
         print(table(report[name]))
         if group is CHOOSE_FOLDS:
             winner = choose(results)

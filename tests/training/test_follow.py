@@ -48,10 +48,20 @@ def test_levels_are_the_windows_wholly_on_each_side():
 
 
 def test_summary_pools_axes_and_keeps_never_as_infinite():
-    measures = [{"steps": {"valence": [1.0, 2.0], "arousal": [3.0, math.inf]}, "steadiness": [0.1, 0.3]}]
+    measures = [{"steps": {"valence": [1.0, 2.0], "arousal": [3.0, math.inf]}, "steadiness": [0.1, 0.3],
+                 "levels": {"valence": [-0.5, 0.5], "arousal": [0.0, 0.0]}}]
     result = summary(measures)
     assert result["median"] == 2.0 and result["p90"] == math.inf and result["never"] == 1 and result["steps"] == 4
     assert result["median_valence"] == 1.0 and result["steadiness"] == pytest.approx(0.2)
+    assert result["spread"] == pytest.approx(0.25) and result["relative"] == pytest.approx(0.8)
+
+
+def test_relative_steadiness_does_not_favour_a_narrower_output_range():
+    wide = {"steps": {"valence": [1.0], "arousal": [1.0]}, "steadiness": [0.2, 0.2],
+            "levels": {"valence": [-0.8, 0.8], "arousal": [-0.4, 0.4]}}
+    narrow = {**wide, "steadiness": [0.1, 0.1], "levels": {"valence": [-0.4, 0.4], "arousal": [-0.2, 0.2]}}
+    assert summary([narrow])["steadiness"] < summary([wide])["steadiness"]
+    assert summary([narrow])["relative"] == pytest.approx(summary([wide])["relative"])
 
 
 def test_pairs_stay_in_the_fold_and_differ_in_quadrant():
