@@ -4,6 +4,7 @@ hard cut from one clip to another, and how steady they are within a clip.
     python -m rt_mer.training.follow                  # today's smoothing and the raw values
     python -m rt_mer.training.follow --grid           # every setting of the grid and the choice (docs/follow.md)
     python -m rt_mer.training.follow --model 'folds/fold{fold}-seed0.onnx'   # fold models: held out
+    python -m rt_mer.training.follow --clips mine.csv  # your own clips (file,quadrant per row)
 
 Pairs of 4Q clips within each artist-fold validation fold (the split
 training uses), 20 s each, butted together, go through the live path's
@@ -13,11 +14,13 @@ outputs per window are cached per pair and model, so every smoothing
 setting replays them through the analyzer's `emit` without inference.
 With the shipped model these clips were in its training data: the step
 response is mostly a property of the window and the smoothing, but the
-numbers are not held out until --model names fold models.
+numbers are not held out until --model names fold models. --clips pairs
+other labelled clips instead, all of them in one group.
 """
 from __future__ import annotations
 
 import argparse
+import csv
 import hashlib
 import json
 import os
@@ -32,7 +35,7 @@ from ..audio.io import AudioError, open_audio, read_audio
 from ..dsp.frontend import SAMPLE_RATE, WINDOW_SECONDS
 from ..inference import default_model, open_engine
 from ..inference.base import WINDOW_SHAPE, EngineError
-from ..messages import AXES
+from ..messages import AXES, quadrant
 from ..stream.analyzer import DueWindow, StreamAnalyzer
 from ..stream.smoothing import ONE_EURO_BETA, ONE_EURO_DERIVATIVE_CUTOFF, make_smoother
 from ..stream.windows import DEFAULT_HOP, hop_frames
@@ -97,6 +100,21 @@ GRID = ([Setting("ema", t) for t in (0.5, 0.75, 1.0, 1.5, 2.0)]
            for b in (0.05, 0.1, 0.2, 0.5, 1, 2, 4)]
         + [Setting("jump", t, fast=f, threshold=k) for t in (2.0, 4.0, 8.0) for f in (0.5, 1.0)
            for k in (0.05, 0.1, 0.15, 0.2)])
+
+
+def labelled_clips(table: Path) -> tuple[list[Path], list[int]]:
+    """Clips and their quadrants from a CSV with the columns `file` (relative
+    to the CSV's folder, or absolute) and `quadrant` (1-4 or Q1-Q4), as
+    4Q's labels.csv has them."""
+    with open(table, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or not {"file", "quadrant"} <= rows[0].keys():
+        raise ValueError(f"{table}: needs a header with the columns file and quadrant, and a row per clip")
+    quadrants = [row["quadrant"].strip().upper().removeprefix("Q") for row in rows]
+    for row, label in zip(rows, quadrants):
+        if label not in {"1", "2", "3", "4"}:
+            raise ValueError(f"{table}: the quadrant {row['quadrant']!r} of {row['file']} is not 1-4 or Q1-Q4")
+    return [table.parent / row["file"] for row in rows], [int(label) for label in quadrants]
 
 
 def pairs(quadrants: list[int], fold: np.ndarray, seed: int) -> list[tuple[int, int]]:
@@ -202,24 +220,32 @@ def cached_fold(engine, model: Path, paths: list[Path], fold_pairs: list[tuple[i
 
 def measure(raws: list[dict], labels: list[tuple[int, int]], setting: Setting, hop: float) -> dict:
     """Step times per axis (pairs that count), steadiness per pair and axis,
-    and the first clip's level per pair and axis."""
+    the first clip's level per pair and axis, and per pair the share of the
+    messages within the first clip (from one window on) whose quadrant is
+    its label."""
     steps: dict[str, list[float]] = {axis: [] for axis in AXES}
     first: dict[str, list[float]] = {axis: [] for axis in AXES}
     steady: list[float] = []
+    agree: list[float] = []
     for raw, (qa, qb) in zip(raws, labels):
         t, values = published(raw, setting, hop)
+        shown = (t >= WINDOW_SECONDS) & (t <= CLIP_SECONDS)
+        agree.append(np.mean([quadrant(v, a) == qa
+                              for v, a in zip(values["valence"][shown], values["arousal"][shown])]))
         for axis in AXES:
             steady.append(steadiness(t, values[axis], SETTLE_SECONDS, CLIP_SECONDS))
             before, after = levels(t, raw[axis], CLIP_SECONDS)
             first[axis].append(before)
             if (qa in POSITIVE[axis]) != (qb in POSITIVE[axis]) and abs(after - before) >= MIN_STEP:
                 steps[axis].append(step_time(t, values[axis], CLIP_SECONDS, before, after))
-    return {"steps": steps, "steadiness": steady, "levels": first}
+    return {"steps": steps, "steadiness": steady, "levels": first, "agree": agree}
 
 
 def summary(measures: list[dict]) -> dict:
     """Median and 90th percentile of the step times (both axes pooled, and
-    per axis), the never-crossed count, the mean steadiness, and the spread
+    per axis), the never-crossed count, the mean steadiness, the accuracy
+    of the published values (mean share of a first clip's messages in its
+    quadrant), and the spread
     of the clips' levels (their standard deviation, mean over the axes):
     steadiness is in output units, so a model whose outputs span less looks
     steadier; `relative` (steadiness / spread) compares models."""
@@ -231,16 +257,17 @@ def summary(measures: list[dict]) -> dict:
     return {"median": q(pooled, 0.5), "p90": q(pooled, 0.9), "steps": int(pooled.size),
             "never": int(np.isinf(pooled).sum()),
             **{f"median_{axis}": q(x, 0.5) for axis, x in per_axis.items()},
-            "steadiness": steady, "spread": spread, "relative": steady / spread if spread else float("nan")}
+            "steadiness": steady, "accuracy": float(np.mean([a for m in measures for a in m["agree"]])),
+            "spread": spread, "relative": steady / spread if spread else float("nan")}
 
 
 def table(rows: dict[str, dict]) -> str:
     lines = [f"{'setting':34} {'median':>6} {'p90':>6} {'med V':>6} {'med A':>6} {'steady':>7} {'rel':>6} {'steps':>6} "
-             f"{'never':>5}"]
+             f"{'never':>5} {'acc':>5}"]
     for name, r in rows.items():
         lines.append(f"{name:34} {r['median']:6.2f} {r['p90']:6.2f} {r['median_valence']:6.2f} "
                      f"{r['median_arousal']:6.2f} {r['steadiness']:7.4f} {r['relative']:6.3f} {r['steps']:6d} "
-                     f"{r['never']:5d}")
+                     f"{r['never']:5d} {r['accuracy']:5.3f}")
     return "\n".join(lines)
 
 
@@ -270,6 +297,8 @@ def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m rt_mer.training.follow", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--fourq", type=Path, default=corpus.FOURQ, help="the 4Q recordings (default: %(default)s)")
+    parser.add_argument("--clips", type=Path, metavar="CSV",
+                        help="pair these labelled clips instead of 4Q's folds (columns file and quadrant)")
     parser.add_argument("--model", default=None,
                         help="ONNX model; '{fold}' in it names one per fold (default: the shipped model)")
     parser.add_argument("--folds", type=fold_list, default="0,1,2,3,4", help="validation folds to pair within (default: %(default)s)")
@@ -289,21 +318,30 @@ def main(argv: list[str] | None = None) -> int:
 
 def benchmark(args: argparse.Namespace) -> int:
     log = lambda line: print(line, file=sys.stderr, flush=True)
-    rows = corpus.fourq_clips(args.fourq)
-    paths, quadrants = [path for path, _, _ in rows], [q for _, q, _ in rows]
-    # The same split as the training's cross-validation (Clip.quadrant counts from 0).
-    folds = artist_folds([SimpleNamespace(quadrant=q - 1, artist=artist) for _, q, artist in rows])
+    if args.clips and args.grid:
+        raise ValueError("--grid chooses on 4Q's folds; --clips pairs other clips: give one of them")
+    if args.clips:
+        paths, quadrants = labelled_clips(args.clips)
+        folds, args.folds = [np.arange(len(paths))], [0]             # one group: every clip
+    else:
+        rows = corpus.fourq_clips(args.fourq)
+        paths, quadrants = [path for path, _, _ in rows], [q for _, q, _ in rows]
+        # The same split as the training's cross-validation (Clip.quadrant counts from 0).
+        folds = artist_folds([SimpleNamespace(quadrant=q - 1, artist=artist) for _, q, artist in rows])
     measured: dict[int, tuple[list, list]] = {}
     for fold in args.folds:
         model = Path(args.model.format(fold=fold)) if args.model else default_model()
         engine = open_engine("onnxruntime", model, threads=1)
         usable = np.array([i for i in folds[fold] if long_enough(paths[i])])     # shorter clips are left out
         fold_pairs = pairs(quadrants, usable, seed=fold)
-        log(f"fold {fold}: {len(fold_pairs)} pairs of {len(folds[fold])} clips ({model.name})")
+        group = "clips" if args.clips else f"fold {fold}"
+        log(f"{group}: {len(fold_pairs)} pairs of {len(folds[fold])} clips ({model.name})")
         raws = cached_fold(engine, model, paths, fold_pairs, args.hop, log)
         measured[fold] = (raws, [(quadrants[a], quadrants[b]) for a, b in fold_pairs])
-    print("step response (s) and steadiness " + ("on held-out folds" if args.model and "{fold}" in args.model else
-          "with the shipped model: these clips were in its TRAINING DATA (not held out)"))
+    where = (f"on the clips of {args.clips}" if args.clips else
+             "on held-out folds" if args.model and "{fold}" in args.model else
+             "with the shipped model: these clips were in its TRAINING DATA (not held out)")
+    print("step response (s) and steadiness " + where)
     settings = [Setting("off"), *GRID] if args.grid else [Setting("off"), TODAY]
     groups = [CHOOSE_FOLDS, CONFIRM_FOLDS] if args.grid else [args.folds]
     report: dict = {}
@@ -311,7 +349,7 @@ def benchmark(args: argparse.Namespace) -> int:
         fold_list = [f for f in group if f in measured]
         if not fold_list:
             continue
-        name = "folds " + ",".join(map(str, fold_list))
+        name = "clips" if args.clips else "folds " + ",".join(map(str, fold_list))
         results = {s: summary([measure(*measured[f], s, args.hop) for f in fold_list]) for s in settings}
         report[name] = {s.name: r for s, r in results.items()}
         print(f"\n{name} (raw = unsmoothed; steady = mean standard deviation within a clip; "

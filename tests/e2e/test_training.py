@@ -137,12 +137,24 @@ def test_the_benchmark_runs_end_to_end_on_rendered_clips(tmp_path):
     assert len(list((tmp_path / "cache" / "follow").glob("*.npz"))) == 1        # raw outputs cached once
     again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and json.loads(out.read_text())["folds 0"] == report
+    # Other labelled clips, all in one group: ten pairs, and the published quadrant mostly the label's.
+    clips = subprocess.run(command[:3] + ["--clips", str(tmp_path / "labels.csv"), "--json", str(out)],
+                           env=env, capture_output=True, text=True, timeout=600)
+    assert clips.returncode == 0 and "clips: 10 pairs of 10 clips" in clips.stderr, clips.stderr
+    assert "on the clips of" in clips.stdout
+    for row in json.loads(out.read_text())["clips"].values():
+        assert row["steps"] == 20 and row["accuracy"] > 0.5
 
 
 def test_bad_input_is_one_line_and_a_non_zero_exit(tmp_path):
     done = subprocess.run([sys.executable, "-m", "rt_mer.training.follow", "--fourq", str(tmp_path)],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode != 0 and len(done.stderr.strip().splitlines()) == 1 and "labels.csv" in done.stderr
+    (tmp_path / "clips.csv").write_text("file,quadrant\nnone.flac,Q1\nnone.flac,Q3\n")
+    for extra, said in ((["--grid"], "give one of them"), ([], "none.flac")):
+        done = subprocess.run([sys.executable, "-m", "rt_mer.training.follow", "--clips", str(tmp_path / "clips.csv"),
+                               *extra], capture_output=True, text=True, timeout=120)
+        assert done.returncode != 0 and len(done.stderr.strip().splitlines()) == 1 and said in done.stderr
 
 
 needs_data = pytest.mark.skipif(

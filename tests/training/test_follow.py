@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from rt_mer.training.follow import JumpEma, Setting, levels, pairs, published, steadiness, step_time, summary
+from rt_mer.training.follow import (JumpEma, Setting, labelled_clips, levels, pairs, published, steadiness, step_time,
+                                    summary)
 
 T = np.arange(1, 81) * 0.5            # window ends every 0.5 s over a 40 s stream; the cut at 20 s
 
@@ -49,16 +50,17 @@ def test_levels_are_the_windows_wholly_on_each_side():
 
 def test_summary_pools_axes_and_keeps_never_as_infinite():
     measures = [{"steps": {"valence": [1.0, 2.0], "arousal": [3.0, math.inf]}, "steadiness": [0.1, 0.3],
-                 "levels": {"valence": [-0.5, 0.5], "arousal": [0.0, 0.0]}}]
+                 "levels": {"valence": [-0.5, 0.5], "arousal": [0.0, 0.0]}, "agree": [1.0, 0.5]}]
     result = summary(measures)
     assert result["median"] == 2.0 and result["p90"] == math.inf and result["never"] == 1 and result["steps"] == 4
     assert result["median_valence"] == 1.0 and result["steadiness"] == pytest.approx(0.2)
     assert result["spread"] == pytest.approx(0.25) and result["relative"] == pytest.approx(0.8)
+    assert result["accuracy"] == pytest.approx(0.75)
 
 
 def test_relative_steadiness_does_not_favour_a_narrower_output_range():
     wide = {"steps": {"valence": [1.0], "arousal": [1.0]}, "steadiness": [0.2, 0.2],
-            "levels": {"valence": [-0.8, 0.8], "arousal": [-0.4, 0.4]}}
+            "levels": {"valence": [-0.8, 0.8], "arousal": [-0.4, 0.4]}, "agree": [1.0]}
     narrow = {**wide, "steadiness": [0.1, 0.1], "levels": {"valence": [-0.4, 0.4], "arousal": [-0.2, 0.2]}}
     assert summary([narrow])["steadiness"] < summary([wide])["steadiness"]
     assert summary([narrow])["relative"] == pytest.approx(summary([wide])["relative"])
@@ -71,6 +73,18 @@ def test_pairs_stay_in_the_fold_and_differ_in_quadrant():
     assert sorted(a for a, _ in found) == [0, 1, 2, 3, 4]           # every clip once as the first
     assert all(b in fold and quadrants[a] != quadrants[b] for a, b in found)
     assert pairs([1, 1, 1], np.array([0, 1, 2]), seed=0) == []       # nothing to cut to
+
+
+def test_labelled_clips_read_4qs_columns_and_refuse_other_labels(tmp_path):
+    table = tmp_path / "clips.csv"
+    table.write_text(f"file,artist,quadrant\na.flac,x,Q2\n{tmp_path / 'b.mp3'},y, 4\n")
+    assert labelled_clips(table) == ([tmp_path / "a.flac", tmp_path / "b.mp3"], [2, 4])
+    table.write_text("file,quadrant\na.flac,Q5\n")
+    with pytest.raises(ValueError, match="'Q5' of a.flac is not 1-4"):
+        labelled_clips(table)
+    table.write_text("path,label\na.flac,Q1\n")
+    with pytest.raises(ValueError, match="columns file and quadrant"):
+        labelled_clips(table)
 
 
 def test_the_replay_is_the_analyzers_smoothing():
