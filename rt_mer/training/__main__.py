@@ -2,7 +2,7 @@
 the procedural corpus; validate it by artist; export it to ONNX.
 
     python -m rt_mer.training --seed 0                  # folds, baseline, then the shipped model
-    python -m rt_mer.training --seed 0 --no-cv --no-baseline    # the same weights, bit for bit, alone
+    python -m rt_mer.training --seed 0 --no-cv --no-baseline --prior=-0.25,0   # the same weights, bit for bit, alone
     python -m rt_mer.training --export-only             # rt-mer.pt -> rt-mer.onnx, no training
 
 First, artist-grouped 5-fold cross-validation over the 4Q recordings (no
@@ -16,8 +16,9 @@ finishes: an interrupted trial keeps them, and --resume runs only the rest
 `python -m rt_mer.training.follow --model 'DIR/fold{fold}-seed0.onnx'`.
 The report goes to <out>.json;
 `python -m rt_mer.training.compare` sets a trial beside another, run by run.
-Then the shipped model: the same recipe on all of it, with --seed, written
-to --out (default: the shipped model, rt_mer.inference.default_model()), its
+Then the shipped model: the same recipe on all of it, with --seed, its
+logits offset by the class prior the cross-validation chose (or --prior;
+rt_mer.training.prior), written to --out (default: the shipped model, rt_mer.inference.default_model()), its
 weights beside it (.pt) and its report (.json).
 
 Renders and features are cached under $RT_MER_CACHE (~/.cache/rt-mer).
@@ -42,11 +43,22 @@ from .data.clips import artist_folds, emopia_clips, procedural_clips, recording_
 from .evaluation import clip_logits, labelled_quadrants, predicted_quadrants, scores
 from .export import export, export_saved, save_weights
 from .loop import train
+from .prior import apply
 from .recipe import Recipe
 
 
 def seed_list(text: str) -> list[int]:
     return [int(seed) for seed in text.split(",")]
+
+
+def offsets(text: str) -> list[float]:
+    try:
+        valence, arousal = (float(value) for value in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"two logit offsets, valence,arousal: got {text}") from None
+    if not max(abs(valence), abs(arousal)) <= 5:
+        raise argparse.ArgumentTypeError(f"logit offsets are within ±5: got {text}")
+    return [valence, arousal]
 
 
 def parser() -> argparse.ArgumentParser:
@@ -92,6 +104,9 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--fourq", type=Path, default=corpus.FOURQ,
                         help="the 4Q recordings: labels.csv and the MP3s (default: $RT_MER_4Q, else %(default)s)")
     parser.add_argument("--out", type=Path, default=default_model(), help="the ONNX model (default: %(default)s)")
+    parser.add_argument("--prior", type=offsets, default=None, metavar="V,A",
+                        help="logit offsets for the shipped model (default: the cross-validation's choice; "
+                             "0,0 without it)")
     parser.add_argument("--export-only", action="store_true",
                         help="export the weights saved beside --out (its .pt) to --out, no training")
     return parser
@@ -155,6 +170,8 @@ def main() -> None:
 
     network = train(CORPORA["recordings"], CORPORA["emopia"], CORPORA["procedural"], recipe, args.seed,
                     log=lambda line: print(line, flush=True))
+    report["prior"] = args.prior or report.get("cross_validation", {}).get("prior", {}).get("offsets", [0.0, 0.0])
+    apply(network, report["prior"])
     logits = np.stack([clip_logits(network, clip) for clip in CORPORA["emopia_val"]])
     report["emopia_val"] = scores(predicted_quadrants(logits), labelled_quadrants(CORPORA["emopia_val"]))
     report["parameters"] = sum(p.numel() for p in network.parameters())

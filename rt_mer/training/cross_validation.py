@@ -1,7 +1,8 @@
 """Artist-grouped cross-validation over the 4Q recordings: every clip
 scored once by a model that never heard its artist, each fold model also
 scored on EMOPIA's validation split; the handcrafted-descriptor baseline on
-the same folds. Fold runs are appended to a JSON-lines file as they finish,
+the same folds; the class prior their held-out logits choose
+(rt_mer.training.prior). Fold runs are appended to a JSON-lines file as they finish,
 so a trial cut short keeps them and `resume` runs only the rest. Fold
 models can be kept, for measures that need held-out music (the follow
 benchmark)."""
@@ -19,6 +20,7 @@ from .data.clips import Clip
 from .export import export, save_weights
 from .evaluation import clip_logits, labelled_quadrants, predicted_quadrants, scores
 from .loop import train
+from .prior import nested
 from .recipe import Recipe, same_recipe
 
 CORPORA: dict[str, list[Clip]] = {}       # loaded once; forked workers share them
@@ -84,6 +86,12 @@ def cross_validate(recipe: Recipe, seeds: list[int], jobs: int, progress: Path, 
             logits[held_out] = done[seed, fold]["recordings_logits"]
         report["total"][seed] = scores(predicted_quadrants(logits), labelled_quadrants(recordings))
         print(f"seed {seed} all {len(recordings)} clips: {report['total'][seed]}", flush=True)
+    report["prior"] = nested([done[seed, fold] for seed in seeds for fold in range(len(folds))], folds,
+                             labelled_quadrants(recordings), labelled_quadrants(CORPORA["emopia_val"]))
+    real, piano = (report["prior"][name] for name in ("recordings", "emopia_val"))
+    print(f"prior (nested): recordings {real['without']['quadrant']:.3f} -> {real['with']['quadrant']:.3f}, "
+          f"EMOPIA val {piano['without']['quadrant']:.3f} -> {piano['with']['quadrant']:.3f}; "
+          f"offsets on every run {report['prior']['offsets']}", flush=True)
     report["summary"] = summarise(report["runs"])
     print("summary", json.dumps(report["summary"]), flush=True)
     return report

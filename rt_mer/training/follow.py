@@ -27,7 +27,6 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 
@@ -40,7 +39,7 @@ from ..stream.analyzer import DueWindow, StreamAnalyzer
 from ..stream.smoothing import ONE_EURO_BETA, ONE_EURO_DERIVATIVE_CUTOFF, make_smoother
 from ..stream.windows import DEFAULT_HOP, hop_frames
 from .data import corpus
-from .data.clips import artist_folds
+from .data.clips import fourq_folds
 
 CLIP_SECONDS = 20.0            # of each clip; the cut is at this stream time
 SETTLE_SECONDS = 8.0           # steadiness is measured over the first clip from here to the cut
@@ -324,10 +323,7 @@ def benchmark(args: argparse.Namespace) -> int:
         paths, quadrants = labelled_clips(args.clips)
         folds, args.folds = [np.arange(len(paths))], [0]             # one group: every clip
     else:
-        rows = corpus.fourq_clips(args.fourq)
-        paths, quadrants = [path for path, _, _ in rows], [q for _, q, _ in rows]
-        # The same split as the training's cross-validation (Clip.quadrant counts from 0).
-        folds = artist_folds([SimpleNamespace(quadrant=q - 1, artist=artist) for _, q, artist in rows])
+        paths, quadrants, folds = fourq_folds(args.fourq)         # the split training's cross-validation holds out
     measured: dict[int, tuple[list, list]] = {}
     for fold in args.folds:
         model = Path(args.model.format(fold=fold)) if args.model else default_model()

@@ -202,6 +202,9 @@ def test_training_smoke(tmp_path, cache):
     assert {run["fold"]: run["recordings"] for run in progress} == {run["fold"]: run["recordings"] for run in runs}
     assert set(report["baseline"]["total"]) == {"logistic_regression", "svm"}
     assert report["procedural_clips"] == 4
+    prior = report["cross_validation"]["prior"]        # chosen on the held-out logits; in the shipped model
+    assert len(prior["runs"]) == 5 and report["prior"] == prior["offsets"]
+    assert f"offsets on every run {prior['offsets']}" in result.stdout
     assert sorted(path.name for path in tmp_path.iterdir()) == ["folds", "model.json", "model.onnx", "model.pt",
                                                                  "model.runs.jsonl"]     # no partial files left
     assert sorted(path.name for path in folds.iterdir()) == sorted(f"fold{fold}-seed0.{kind}" for fold in range(5)

@@ -4,6 +4,7 @@ rt_mer.training.teacher made them; windows cropped from them."""
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
@@ -60,6 +61,14 @@ def artist_folds(clips: list[Clip], folds: int = corpus.FOLDS) -> list[np.ndarra
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=0)
     quadrants = [clip.quadrant for clip in clips]
     return [test for _, test in splitter.split(np.zeros(len(clips)), quadrants, [c.artist for c in clips])]
+
+
+def fourq_folds(folder: Path = corpus.FOURQ) -> tuple[list[Path], list[int], list[np.ndarray]]:
+    """The 4Q recordings' paths and quadrants (1..4), and the artist folds
+    training's cross-validation holds out, without reading their audio."""
+    rows = corpus.fourq_clips(folder)
+    folds = artist_folds([SimpleNamespace(quadrant=q - 1, artist=artist) for _, q, artist in rows])
+    return [path for path, _, _ in rows], [q for _, q, _ in rows], folds
 
 
 def padded(spec: np.ndarray) -> np.ndarray:

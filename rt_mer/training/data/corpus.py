@@ -76,14 +76,18 @@ def render_all(pairs: list[tuple[Path, Path]], jobs: int = os.cpu_count() or 1) 
         return list(pool.map(lambda pair: render(*pair), pairs))
 
 
-def emopia_split(split: str, limit: int | None = None, folder: Path = EMOPIA) -> list[tuple[Path, int]]:
-    """Rendered clips of an EMOPIA split ("train" or "val") with their
-    quadrant (1..4), rendering whatever is not cached yet."""
+def emopia_rows(split: str, limit: int | None = None, folder: Path = EMOPIA) -> list[tuple[str, int]]:
+    """An EMOPIA split ("train" or "val"): each piece's name and quadrant (1..4)."""
     with open(folder / f"{split}.csv", newline="") as f:
-        rows = list(csv.DictReader(f))[:limit]
-    pairs = [(folder / "midi" / f"{row['fname']}.mid", CACHE / "emopia" / f"{row['fname']}.flac") for row in rows]
-    audio = render_all(pairs)
-    return [(path, int(row["label"].lstrip("Q"))) for path, row in zip(audio, rows)]
+        return [(row["fname"], int(row["label"].lstrip("Q"))) for row in list(csv.DictReader(f))[:limit]]
+
+
+def emopia_split(split: str, limit: int | None = None, folder: Path = EMOPIA) -> list[tuple[Path, int]]:
+    """Rendered clips of an EMOPIA split with their quadrant (1..4),
+    rendering whatever is not cached yet."""
+    rows = emopia_rows(split, limit, folder)
+    audio = render_all([(folder / "midi" / f"{name}.mid", CACHE / "emopia" / f"{name}.flac") for name, _ in rows])
+    return [(path, quadrant) for path, (_, quadrant) in zip(audio, rows)]
 
 
 def fourq_clips(folder: Path = FOURQ) -> list[tuple[Path, int, str]]:

@@ -1,0 +1,178 @@
+"""A class prior: offsets added to the valence and arousal logits, so that
+the model's two thresholds sit where real recordings split.
+
+    python -m rt_mer.training.prior trial.runs.jsonl       # what a prior buys, by nested cross-validation
+    python -m rt_mer.training.prior trial.runs.jsonl --apply engines/rt-mer.onnx --out new/rt-mer.onnx
+
+The network learns from piano renders and procedural clips besides the
+recordings, and its logits need not split the recordings' quadrants at zero.
+Offsets are chosen on held-out logits (the cross-validation's fold runs,
+each clip scored by a model that never heard its artist): on a grid, the
+pair that gives the best four-quadrant accuracy, ties to the smallest.
+Nested, each fold run gets the offsets chosen on its seed's other folds and
+is scored on its own fold and on EMOPIA validation: what the prior buys,
+measured on clips it was not chosen on. The shipped model takes the offsets
+chosen on every run's held-out clips pooled (`python -m rt_mer.training`
+does this after its cross-validation; --apply puts them into a trained
+model). They go into the heads' one bias, so every engine, and the
+drivers `rt-mer explain` shows, see them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .compare import runs_file
+from .data import corpus
+from .data.clips import emopia_clips, fourq_folds
+from .evaluation import clip_logits, labelled_quadrants, predicted_quadrants, scores
+from .export import export, save_weights
+from .network import HarmonicCNN, trained
+
+GRID = np.round(np.arange(-2.0, 2.0 + 1e-9, 0.05), 2)        # logit offsets tried on each axis
+POSITIVE_VALENCE = np.array([True, False, False, True])        # quadrants 0..3
+HIGH_AROUSAL = np.array([True, True, False, False])
+
+
+def choose(logits: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """The (valence, arousal) offsets from GRID under which `logits`
+    [clips, 2] give the most quadrants 0..3 of `truth` right; ties to the
+    smallest |offsets|."""
+    valence_right = ((logits[:, 0] + GRID[:, None]) > 0) == POSITIVE_VALENCE[truth]      # [grid, clips]
+    arousal_right = ((logits[:, 1] + GRID[:, None]) > 0) == HIGH_AROUSAL[truth]
+    right = valence_right.astype(np.int64) @ arousal_right.T.astype(np.int64)            # [valence grid, arousal grid]
+    size = np.abs(GRID)[:, None] + np.abs(GRID)[None, :]
+    best = np.flatnonzero((right == right.max()).ravel())
+    v, a = np.unravel_index(best[np.argmin(size.ravel()[best])], right.shape)
+    return np.array([GRID[v], GRID[a]])
+
+
+def before_after(logits: list, truth: np.ndarray, offsets: np.ndarray) -> dict[str, dict[str, float]]:
+    """Four-quadrant, valence and arousal accuracy without the offsets and with them."""
+    return {"without": scores(predicted_quadrants(np.asarray(logits)), truth),
+            "with": scores(predicted_quadrants(np.asarray(logits) + offsets), truth)}
+
+
+def nested(runs: list[dict], folds: list[np.ndarray], quadrants: np.ndarray, piano: np.ndarray) -> dict:
+    """Each fold run (seed, fold, recordings_logits, emopia_logits) with the
+    offsets chosen on its seed's other fold runs, scored before and after
+    on its held-out clips (`quadrants[folds[fold]]`, 0..3) and on EMOPIA
+    validation (`piano`); the means, each seed's gain, and the offsets
+    chosen on every run pooled."""
+    def truth(run: dict) -> np.ndarray:
+        return quadrants[folds[run["fold"]]]
+
+    scored = []
+    for run in runs:
+        if len(run["recordings_logits"]) != len(folds[run["fold"]]) or len(run["emopia_logits"]) != len(piano):
+            raise ValueError(f"seed {run['seed']} fold {run['fold']}: its logits are not of these clips")
+        others = [o for o in runs if o["seed"] == run["seed"] and o["fold"] != run["fold"]]
+        if not others:
+            raise ValueError(f"seed {run['seed']}: one fold run; the nested choice needs another")
+        offsets = choose(np.concatenate([o["recordings_logits"] for o in others]),
+                         np.concatenate([truth(o) for o in others]))
+        scored.append({"seed": run["seed"], "fold": run["fold"], "offsets": offsets.tolist(),
+                       "recordings": before_after(run["recordings_logits"], truth(run), offsets),
+                       "emopia_val": before_after(run["emopia_logits"], piano, offsets)})
+
+    def mean(name: str, which: str) -> dict[str, float]:
+        return {key: round(float(np.mean([s[name][which][key] for s in scored])), 4)
+                for key in ("quadrant", "valence", "arousal")}
+
+    def spread(name: str) -> dict:
+        return {"without": mean(name, "without"), "with": mean(name, "with"),
+                "std_with": round(float(np.std([s[name]["with"]["quadrant"] for s in scored])), 4)}
+
+    def gain(run: dict) -> float:
+        return run["recordings"]["with"]["quadrant"] - run["recordings"]["without"]["quadrant"]
+
+    return {"runs": scored, "recordings": spread("recordings"), "emopia_val": spread("emopia_val"),
+            "gain_per_seed": {str(seed): round(float(np.mean([gain(s) for s in scored if s["seed"] == seed])), 4)
+                              for seed in sorted({s["seed"] for s in scored})},
+            "offsets": choose(np.concatenate([run["recordings_logits"] for run in runs]),
+                              np.concatenate([truth(run) for run in runs])).tolist()}
+
+
+@torch.no_grad()
+def apply(network: HarmonicCNN, offsets: list[float]) -> None:
+    """Add the offsets to the logits: the heads' one bias."""
+    network.emotion_temporal.bias += torch.tensor(offsets, dtype=network.emotion_temporal.bias.dtype)
+
+
+def parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m rt_mer.training.prior", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", type=Path, help="a trial's <out>.runs.jsonl (fold runs with their held-out logits)")
+    parser.add_argument("--fourq", type=Path, default=corpus.FOURQ, help="the 4Q recordings (default: %(default)s)")
+    parser.add_argument("--emopia", type=Path, default=corpus.EMOPIA, help="EMOPIA (default: %(default)s)")
+    parser.add_argument("--apply", type=Path, metavar="MODEL",
+                        help="put the pooled offsets into MODEL (its weights beside it, .pt) and write it to --out")
+    parser.add_argument("--out", type=Path, help="where --apply writes the model (.onnx, with its .pt and .json)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return run(args)
+    except (OSError, ValueError, KeyError) as error:          # one line, non-zero exit
+        sys.exit(f"prior: {error}")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.apply and (not args.out or args.out.resolve() == args.apply.resolve()):
+        raise ValueError("--apply needs an --out other than the model it reads")
+    runs = list(runs_file(args.runs).runs.values())      # the file's last recipe
+    _, quadrants, folds = fourq_folds(args.fourq)
+    piano = np.array([q for _, q in corpus.emopia_rows("val", folder=args.emopia)]) - 1
+    report = nested(runs, folds, np.array(quadrants) - 1, piano)
+
+    def change(scored: dict) -> str:
+        return f"{scored['without']['quadrant']:.3f} -> {scored['with']['quadrant']:.3f}"
+
+    for s in report["runs"]:
+        print(f"seed {s['seed']} fold {s['fold']}: offsets {s['offsets'][0]:+.2f} {s['offsets'][1]:+.2f}  "
+              f"recordings {change(s['recordings'])}  EMOPIA val {change(s['emopia_val'])}")
+    for name in ("recordings", "emopia_val"):
+        r = report[name]
+        print(f"{name}: four quadrants {change(r)} ± {r['std_with']:.3f}, valence {r['with']['valence']:.3f}, "
+              f"arousal {r['with']['arousal']:.3f} (mean over {len(runs)} fold runs)")
+    print("gain per seed: " + ", ".join(f"{seed} {gain:+.3f}" for seed, gain in report["gain_per_seed"].items()))
+    valence, arousal = report["offsets"]
+    print(f"offsets chosen on every run pooled: valence {valence:+.2f}, arousal {arousal:+.2f}")
+    if args.apply:
+        trained_with(args.apply, args.out, report, args.emopia)
+    return 0
+
+
+def trained_with(model: Path, out: Path, prior: dict, emopia: Path) -> None:
+    """`model`'s weights with the pooled offsets of `prior` (nested's
+    report), exported to `out` with its weights and its report (the offsets,
+    what they bought nested, EMOPIA validation scored again), each written
+    whole."""
+    report = json.loads(model.with_suffix(".json").read_text())
+    if any(report.get("prior", [0.0, 0.0])):
+        raise ValueError(f"{model} already has a prior ({report['prior']}): apply it to the weights trained without")
+    network = trained(model.with_suffix(".pt"))
+    apply(network, prior["offsets"])
+    val = emopia_clips("val", None, emopia)
+    logits = np.stack([clip_logits(network, clip) for clip in val])
+    nested_summary = {key: prior[key] for key in ("recordings", "emopia_val", "gain_per_seed")}
+    report.update(prior=prior["offsets"], prior_nested=nested_summary,
+                  emopia_val=scores(predicted_quadrants(logits), labelled_quadrants(val)))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    export(network, out)
+    save_weights(network, out.with_suffix(".pt"))
+    partial = out.with_suffix(".part.json")
+    partial.write_text(json.dumps(report, indent=2) + "\n")
+    partial.replace(out.with_suffix(".json"))
+    print(f"wrote {out} (EMOPIA val {report['emopia_val']})")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
