@@ -18,8 +18,9 @@ The report goes to <out>.json;
 `python -m rt_mer.training.compare` sets a trial beside another, run by run.
 Then the shipped model: the same recipe on all of it, with --seed, its
 logits offset by the class prior the cross-validation chose (or --prior;
-rt_mer.training.prior), written to --out (default: the shipped model, rt_mer.inference.default_model()), its
-weights beside it (.pt) and its report (.json).
+rt_mer.training.prior), written to --out (default: the shipped model,
+rt_mer.inference.default_model()), its weights beside it (.pt) and its
+report (.json).
 
 Renders and features are cached under $RT_MER_CACHE (~/.cache/rt-mer).
 Needs the [train] extra and Debian's fluidsynth and fluid-soundfont-gm.

@@ -2,10 +2,10 @@
 scored once by a model that never heard its artist, each fold model also
 scored on EMOPIA's validation split; the handcrafted-descriptor baseline on
 the same folds; the class prior their held-out logits choose
-(rt_mer.training.prior). Fold runs are appended to a JSON-lines file as they finish,
-so a trial cut short keeps them and `resume` runs only the rest. Fold
-models can be kept, for measures that need held-out music (the follow
-benchmark)."""
+(rt_mer.training.prior). Fold runs are appended to a JSON-lines file as
+they finish, so a trial cut short keeps them and `resume` runs only the
+rest. Fold models can be kept, for measures that need held-out music (the
+follow benchmark)."""
 from __future__ import annotations
 
 import json

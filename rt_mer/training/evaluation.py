@@ -11,6 +11,8 @@ from .data.clips import Clip, padded
 from .network import HarmonicCNN
 
 VALIDATION_HOP_FRAMES = int(frontend.FRAMES_PER_SECOND)
+POSITIVE_VALENCE = np.array([True, False, False, True])      # of quadrants 0..3
+HIGH_AROUSAL = np.array([True, True, False, False])
 
 
 @torch.no_grad()
@@ -35,7 +37,6 @@ def labelled_quadrants(clips: list[Clip]) -> np.ndarray:
 def scores(predicted: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     """Quadrants 0..3, predicted and true -> four-quadrant, valence and
     arousal accuracy."""
-    positive_valence, high_arousal = np.array([True, False, False, True]), np.array([True, True, False, False])
     return {"quadrant": round(float((predicted == truth).mean()), 4),
-            "valence": round(float((positive_valence[predicted] == positive_valence[truth]).mean()), 4),
-            "arousal": round(float((high_arousal[predicted] == high_arousal[truth]).mean()), 4)}
+            "valence": round(float((POSITIVE_VALENCE[predicted] == POSITIVE_VALENCE[truth]).mean()), 4),
+            "arousal": round(float((HIGH_AROUSAL[predicted] == HIGH_AROUSAL[truth]).mean()), 4)}

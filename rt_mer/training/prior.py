@@ -30,13 +30,11 @@ import torch
 from .compare import runs_file
 from .data import corpus
 from .data.clips import emopia_clips, fourq_folds
-from .evaluation import clip_logits, labelled_quadrants, predicted_quadrants, scores
+from .evaluation import HIGH_AROUSAL, POSITIVE_VALENCE, clip_logits, labelled_quadrants, predicted_quadrants, scores
 from .export import export, save_weights
 from .network import HarmonicCNN, trained
 
 GRID = np.round(np.arange(-2.0, 2.0 + 1e-9, 0.05), 2)        # logit offsets tried on each axis
-POSITIVE_VALENCE = np.array([True, False, False, True])        # quadrants 0..3
-HIGH_AROUSAL = np.array([True, True, False, False])
 
 
 def choose(logits: np.ndarray, truth: np.ndarray) -> np.ndarray:
