@@ -40,6 +40,7 @@ from ..inference import default_model
 from ..contract import DRIVERS
 from .cross_validation import CORPORA, baseline_on_folds, cross_validate
 from .data import corpus, procedural
+from .data.corpus import write_whole
 from .data.clips import artist_folds, emopia_clips, procedural_clips, recording_clips
 from .evaluation import clip_logits, labelled_quadrants, predicted_quadrants, scores
 from .export import export, export_saved, save_weights
@@ -57,8 +58,8 @@ def offsets(text: str) -> list[float]:
         valence, arousal = (float(value) for value in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"two logit offsets, valence,arousal: got {text}") from None
-    if not max(abs(valence), abs(arousal)) <= 5:
-        raise argparse.ArgumentTypeError(f"logit offsets are within ±5: got {text}")
+    if not all(abs(value) <= 5 for value in (valence, arousal)):         # NaN fails too
+        raise argparse.ArgumentTypeError(f"logit offsets are numbers within ±5: got {text}")
     return [valence, arousal]
 
 
@@ -106,17 +107,11 @@ def parser() -> argparse.ArgumentParser:
                         help="the 4Q recordings: labels.csv and the MP3s (default: $RT_MER_4Q, else %(default)s)")
     parser.add_argument("--out", type=Path, default=default_model(), help="the ONNX model (default: %(default)s)")
     parser.add_argument("--prior", type=offsets, default=None, metavar="V,A",
-                        help="logit offsets for the shipped model (default: the cross-validation's choice; "
-                             "0,0 without it)")
+                        help="logit offsets for the shipped model, written --prior=V,A (default: the "
+                             "cross-validation's choice; none without it)")
     parser.add_argument("--export-only", action="store_true",
                         help="export the weights saved beside --out (its .pt) to --out, no training")
     return parser
-
-
-def write_whole(path: Path, text: str) -> None:
-    partial = path.with_suffix(".part" + path.suffix)
-    partial.write_text(text)
-    partial.replace(path)
 
 
 def main() -> None:
@@ -173,6 +168,9 @@ def main() -> None:
                     log=lambda line: print(line, flush=True))
     report["prior"] = args.prior or report.get("cross_validation", {}).get("prior", {}).get("offsets", [0.0, 0.0])
     apply(network, report["prior"])
+    print(f"class prior (logit offsets, valence and arousal): {report['prior']}"
+          + ("" if args.prior or not args.no_cv else " (no cross-validation to choose one; --prior=V,A gives it)"),
+          flush=True)
     logits = np.stack([clip_logits(network, clip) for clip in CORPORA["emopia_val"]])
     report["emopia_val"] = scores(predicted_quadrants(logits), labelled_quadrants(CORPORA["emopia_val"]))
     report["parameters"] = sum(p.numel() for p in network.parameters())

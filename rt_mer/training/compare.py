@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..inference import default_model
-from .data.corpus import FOLDS
+from .data.corpus import FOLDS, write_whole
 from .recipe import in_full
 
 METRICS = ("quadrant", "valence", "arousal")
@@ -91,9 +91,7 @@ def record(trial: Trial, path: Path, key: str) -> None:
                             "(cut short; python -m rt_mer.training --resume continues)")
     reports = json.loads(path.read_text())
     reports[key] = {"recipe": trial.recipe, "cross_validation": block}
-    partial = path.with_suffix(".part.json")       # written whole or not at all
-    partial.write_text(json.dumps(reports, indent=2) + "\n")
-    partial.replace(path)
+    write_whole(path, json.dumps(reports, indent=2) + "\n")
 
 
 def runs_file(path: Path) -> Trial:

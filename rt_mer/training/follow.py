@@ -40,6 +40,7 @@ from ..stream.smoothing import ONE_EURO_BETA, ONE_EURO_DERIVATIVE_CUTOFF, make_s
 from ..stream.windows import DEFAULT_HOP, hop_frames
 from .data import corpus
 from .data.clips import fourq_folds
+from .data.corpus import write_whole
 
 CLIP_SECONDS = 20.0            # of each clip; the cut is at this stream time
 SETTLE_SECONDS = 8.0           # steadiness is measured over the first clip from here to the cut
@@ -109,11 +110,14 @@ def labelled_clips(table: Path) -> tuple[list[Path], list[int]]:
         rows = list(csv.DictReader(f))
     if not rows or not {"file", "quadrant"} <= rows[0].keys():
         raise ValueError(f"{table}: needs a header with the columns file and quadrant, and a row per clip")
-    quadrants = [row["quadrant"].strip().upper().removeprefix("Q") for row in rows]
-    for row, label in zip(rows, quadrants):
-        if label not in {"1", "2", "3", "4"}:
-            raise ValueError(f"{table}: the quadrant {row['quadrant']!r} of {row['file']} is not 1-4 or Q1-Q4")
-    return [table.parent / row["file"] for row in rows], [int(label) for label in quadrants]
+    quadrants = []
+    for line, row in enumerate(rows, start=2):
+        label = (row["quadrant"] or "").strip().upper().removeprefix("Q")
+        if not row["file"] or label not in {"1", "2", "3", "4"}:
+            raise ValueError(f"{table}, line {line}: needs a file and a quadrant 1-4 or Q1-Q4, got "
+                             f"{row['file']!r}, {row['quadrant']!r}")
+        quadrants.append(int(label))
+    return [table.parent / row["file"] for row in rows], quadrants
 
 
 def pairs(quadrants: list[int], fold: np.ndarray, seed: int) -> list[tuple[int, int]]:
@@ -300,7 +304,8 @@ def parser() -> argparse.ArgumentParser:
                         help="pair these labelled clips instead of 4Q's folds (columns file and quadrant)")
     parser.add_argument("--model", default=None,
                         help="ONNX model; '{fold}' in it names one per fold (default: the shipped model)")
-    parser.add_argument("--folds", type=fold_list, default="0,1,2,3,4", help="validation folds to pair within (default: %(default)s)")
+    parser.add_argument("--folds", type=fold_list, default="0,1,2,3,4",
+                        help="validation folds to pair within (default: %(default)s)")
     parser.add_argument("--hop", type=hop, default=DEFAULT_HOP, help="seconds between windows (default: %(default)s)")
     parser.add_argument("--grid", action="store_true", help="every setting of the grid; choose on folds 0-2, "
                         "confirm on 3-4 (docs/follow.md)")
@@ -317,8 +322,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def benchmark(args: argparse.Namespace) -> int:
     log = lambda line: print(line, file=sys.stderr, flush=True)
-    if args.clips and args.grid:
-        raise ValueError("--grid chooses on 4Q's folds; --clips pairs other clips: give one of them")
+    if args.clips and (args.grid or "{fold}" in (args.model or "")):
+        raise ValueError("--grid and fold models are 4Q's folds; --clips pairs other clips: not both")
     if args.clips:
         paths, quadrants = labelled_clips(args.clips)
         folds, args.folds = [np.arange(len(paths))], [0]             # one group: every clip
@@ -362,9 +367,7 @@ def benchmark(args: argparse.Namespace) -> int:
             print(f"confirmed on {name} (median at most {CONFIRM_MEDIAN_SECONDS:g} s, as steady as "
                   f"{TODAY.name}): {'yes' if report['confirmed'] else 'no'}")
     if args.json:
-        partial = args.json.with_suffix(".part")              # written whole or not at all
-        partial.write_text(json.dumps(report, indent=1))
-        os.replace(partial, args.json)
+        write_whole(args.json, json.dumps(report, indent=1))
     return 0
 
 

@@ -2,7 +2,7 @@
 the model's two thresholds sit where real recordings split.
 
     python -m rt_mer.training.prior trial.runs.jsonl       # what a prior buys, by nested cross-validation
-    python -m rt_mer.training.prior trial.runs.jsonl --apply engines/rt-mer.onnx --out new/rt-mer.onnx
+    python -m rt_mer.training.prior trial.runs.jsonl --apply plain/rt-mer.onnx --out new/rt-mer.onnx
 
 The network learns from piano renders and procedural clips besides the
 recordings, and its logits need not split the recordings' quadrants at zero.
@@ -13,14 +13,15 @@ Nested, each fold run gets the offsets chosen on its seed's other folds and
 is scored on its own fold and on EMOPIA validation: what the prior buys,
 measured on clips it was not chosen on. The shipped model takes the offsets
 chosen on every run's held-out clips pooled (`python -m rt_mer.training`
-does this after its cross-validation; --apply puts them into a trained
-model). They go into the heads' one bias, so every engine, and the
+does this after its cross-validation; --apply puts them into a model
+trained without them, of the trial's recipe). They go into the heads' one bias, so every engine, and the
 drivers `rt-mer explain` shows, see them.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import pickle
 import sys
 from pathlib import Path
 
@@ -29,10 +30,12 @@ import torch
 
 from .compare import runs_file
 from .data import corpus
+from .data.corpus import write_whole
 from .data.clips import emopia_clips, fourq_folds
 from .evaluation import HIGH_AROUSAL, POSITIVE_VALENCE, clip_logits, labelled_quadrants, predicted_quadrants, scores
 from .export import export, save_weights
 from .network import HarmonicCNN, trained
+from .recipe import in_full
 
 GRID = np.round(np.arange(-2.0, 2.0 + 1e-9, 0.05), 2)        # logit offsets tried on each axis
 
@@ -118,14 +121,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return run(args)
-    except (OSError, ValueError, KeyError) as error:          # one line, non-zero exit
+    except (OSError, ValueError, KeyError, RuntimeError, pickle.UnpicklingError) as error:   # one line, non-zero exit
         sys.exit(f"prior: {error}")
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.apply and (not args.out or args.out.resolve() == args.apply.resolve()):
-        raise ValueError("--apply needs an --out other than the model it reads")
-    runs = list(runs_file(args.runs).runs.values())      # the file's last recipe
+    trial = runs_file(args.runs)                          # the file's last recipe
+    model_report = args.apply and plain_report(args.apply, args.out, trial.recipe)
+    runs = list(trial.runs.values())
     _, quadrants, folds = fourq_folds(args.fourq)
     piano = np.array([q for _, q in corpus.emopia_rows("val", folder=args.emopia)]) - 1
     report = nested(runs, folds, np.array(quadrants) - 1, piano)
@@ -144,18 +147,30 @@ def run(args: argparse.Namespace) -> int:
     valence, arousal = report["offsets"]
     print(f"offsets chosen on every run pooled: valence {valence:+.2f}, arousal {arousal:+.2f}")
     if args.apply:
-        trained_with(args.apply, args.out, report, args.emopia)
+        write_with_prior(args.apply, model_report, args.out, report, args.emopia)
     return 0
 
 
-def trained_with(model: Path, out: Path, prior: dict, emopia: Path) -> None:
-    """`model`'s weights with the pooled offsets of `prior` (nested's
-    report), exported to `out` with its weights and its report (the offsets,
-    what they bought nested, EMOPIA validation scored again), each written
-    whole."""
-    report = json.loads(model.with_suffix(".json").read_text())
+def plain_report(model: Path, out: Path | None, recipe: dict | None) -> dict:
+    """The report beside `model` (none beside a fold model), once sure that
+    --apply may write `out` from it: another model's files, a model without
+    a prior, of the trial's recipe."""
+    if not out or out.suffix != ".onnx" or out.resolve().with_suffix("") == model.resolve().with_suffix(""):
+        raise ValueError("--apply needs an --out (.onnx) whose files are not the model's it reads")
+    beside = model.with_suffix(".json")
+    report = json.loads(beside.read_text()) if beside.exists() else {}
     if any(report.get("prior", [0.0, 0.0])):
         raise ValueError(f"{model} already has a prior ({report['prior']}): apply it to the weights trained without")
+    if "recipe" in report and in_full(report["recipe"]) != in_full(recipe):
+        raise ValueError(f"{model} was trained with another recipe than the trial's runs")
+    return report
+
+
+def write_with_prior(model: Path, report: dict, out: Path, prior: dict, emopia: Path) -> None:
+    """`model`'s weights with the pooled offsets of `prior` (nested's
+    report), exported to `out` with its weights and `report` (the offsets,
+    what they bought nested, EMOPIA validation scored again), each written
+    whole."""
     network = trained(model.with_suffix(".pt"))
     apply(network, prior["offsets"])
     val = emopia_clips("val", None, emopia)
@@ -166,9 +181,7 @@ def trained_with(model: Path, out: Path, prior: dict, emopia: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     export(network, out)
     save_weights(network, out.with_suffix(".pt"))
-    partial = out.with_suffix(".part.json")
-    partial.write_text(json.dumps(report, indent=2) + "\n")
-    partial.replace(out.with_suffix(".json"))
+    write_whole(out.with_suffix(".json"), json.dumps(report, indent=2) + "\n")
     print(f"wrote {out} (EMOPIA val {report['emopia_val']})")
 
 

@@ -2,6 +2,7 @@
 model it writes."""
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -11,8 +12,9 @@ import pytest
 import torch
 
 from rt_mer.contract import WINDOW_SHAPE
+from rt_mer.training.__main__ import offsets
 from rt_mer.training.network import HarmonicCNN
-from rt_mer.training.prior import GRID, apply, choose, nested, trained_with
+from rt_mer.training.prior import GRID, apply, choose, nested, plain_report
 
 VALENCE_SIGN = np.array([1, -1, -1, 1])          # quadrants 0..3
 AROUSAL_SIGN = np.array([1, 1, -1, -1])
@@ -76,9 +78,7 @@ def prior(*args: str) -> subprocess.CompletedProcess:
 
 def test_bad_input_is_one_line_and_a_non_zero_exit(tmp_path):
     runs = tmp_path / "trial.runs.jsonl"
-    for args, said in (([str(runs)], "No such file"),
-                       ([str(runs), "--apply", "model.onnx"], "--apply needs an --out"),
-                       ([str(runs), "--apply", "model.onnx", "--out", "model.onnx"], "--apply needs an --out")):
+    for args, said in (([str(runs)], "No such file"),):
         done = prior(*args)
         assert done.returncode != 0 and len(done.stderr.strip().splitlines()) == 1 and said in done.stderr
     runs.write_text(json.dumps({"seed": 0, "fold": 0, "recordings_logits": [[0.0, 0.0]], "emopia_logits": []}) + "\n")
@@ -86,9 +86,23 @@ def test_bad_input_is_one_line_and_a_non_zero_exit(tmp_path):
     assert done.returncode != 0 and len(done.stderr.strip().splitlines()) == 1 and "labels.csv" in done.stderr
 
 
-def test_a_model_with_a_prior_gets_no_second(tmp_path):
-    model = tmp_path / "rt-mer.onnx"
-    model.with_suffix(".json").write_text(json.dumps({"prior": [-0.25, 0.0]}))
+def test_apply_writes_only_another_models_files_from_weights_without_a_prior(tmp_path):
+    model, recipe = tmp_path / "rt-mer.onnx", {"steps": 10}
+    assert plain_report(model, tmp_path / "new.onnx", recipe) == {}              # a fold model: no report beside it
+    for out in (None, tmp_path / "new.pt", model.with_suffix(".pt"), model):
+        with pytest.raises(ValueError, match="needs an --out"):
+            plain_report(model, out, recipe)
+    model.with_suffix(".json").write_text(json.dumps({"prior": [-0.25, 0.0], "recipe": recipe}))
     with pytest.raises(ValueError, match=r"already has a prior \(\[-0.25, 0.0\]\)"):
-        trained_with(model, tmp_path / "out.onnx", {"offsets": [-0.25, 0.0]}, tmp_path)
-    assert list(tmp_path.iterdir()) == [model.with_suffix(".json")]        # nothing written
+        plain_report(model, tmp_path / "new.onnx", recipe)
+    model.with_suffix(".json").write_text(json.dumps({"prior": [0.0, 0.0], "recipe": recipe}))
+    assert plain_report(model, tmp_path / "new.onnx", recipe)["recipe"] == recipe
+    with pytest.raises(ValueError, match="another recipe"):
+        plain_report(model, tmp_path / "new.onnx", {"steps": 20})
+
+
+@pytest.mark.parametrize("text", ["0,nan", "0", "6,0", "a,b", "0,0,0"])
+def test_the_training_option_takes_two_finite_offsets_within_5(text):
+    with pytest.raises(argparse.ArgumentTypeError):
+        offsets(text)
+    assert offsets("-0.25,0") == [-0.25, 0.0]

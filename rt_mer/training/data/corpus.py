@@ -42,6 +42,13 @@ TEACHER_VERSION = "MSD_musicnn-v1"       # rt_mer.training.teacher's outputs, un
 TEACHER_PATCH_SECONDS = 187 * 256 / 16000  # musicnn's input patch: 187 frames of 256 samples at 16 kHz
 
 
+def write_whole(path: Path, text: str) -> None:
+    """`text` to `path`, written whole or not at all (a report, a table)."""
+    partial = path.with_suffix(".part" + path.suffix)
+    partial.write_text(text)
+    partial.replace(path)
+
+
 def cache_key(path: Path) -> str:
     """A clip's name in the caches: unique across the corpora's folders."""
     return f"{path.parent.name}-{path.stem}"
