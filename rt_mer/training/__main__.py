@@ -166,11 +166,11 @@ def main() -> None:
 
     network = train(CORPORA["recordings"], CORPORA["emopia"], CORPORA["procedural"], recipe, args.seed,
                     log=lambda line: print(line, flush=True))
-    report["prior"] = args.prior or report.get("cross_validation", {}).get("prior", {}).get("offsets", [0.0, 0.0])
+    chosen = None if args.no_cv else report["cross_validation"]["prior"]["offsets"]
+    report["prior"] = args.prior or chosen or [0.0, 0.0]
     apply(network, report["prior"])
     print(f"class prior (logit offsets, valence and arousal): {report['prior']}"
-          + ("" if args.prior or not args.no_cv else " (no cross-validation to choose one; --prior=V,A gives it)"),
-          flush=True)
+          + ("" if args.prior or chosen else " (no cross-validation to choose one; --prior=V,A gives it)"), flush=True)
     logits = np.stack([clip_logits(network, clip) for clip in CORPORA["emopia_val"]])
     report["emopia_val"] = scores(predicted_quadrants(logits), labelled_quadrants(CORPORA["emopia_val"]))
     report["parameters"] = sum(p.numel() for p in network.parameters())

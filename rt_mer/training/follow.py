@@ -112,11 +112,12 @@ def labelled_clips(table: Path) -> tuple[list[Path], list[int]]:
         raise ValueError(f"{table}: needs a header with the columns file and quadrant, and a row per clip")
     quadrants = []
     for line, row in enumerate(rows, start=2):
-        label = (row["quadrant"] or "").strip().upper().removeprefix("Q")
-        if not row["file"] or label not in {"1", "2", "3", "4"}:
-            raise ValueError(f"{table}, line {line}: needs a file and a quadrant 1-4 or Q1-Q4, got "
-                             f"{row['file']!r}, {row['quadrant']!r}")
-        quadrants.append(int(label))
+        try:
+            if not row["file"]:
+                raise ValueError("a file is missing")
+            quadrants.append(corpus.quadrant_label(row["quadrant"]))
+        except ValueError as error:
+            raise ValueError(f"{table}, line {line} ({row['file']!r}, {row['quadrant']!r}): {error}") from None
     return [table.parent / row["file"] for row in rows], quadrants
 
 

@@ -14,8 +14,8 @@ is scored on its own fold and on EMOPIA validation: what the prior buys,
 measured on clips it was not chosen on. The shipped model takes the offsets
 chosen on every run's held-out clips pooled (`python -m rt_mer.training`
 does this after its cross-validation; --apply puts them into a model
-trained without them, of the trial's recipe). They go into the heads' one bias, so every engine, and the
-drivers `rt-mer explain` shows, see them.
+trained without them, of the trial's recipe). They go into the heads' one
+bias, so every engine, and the drivers `rt-mer explain` shows, see them.
 """
 from __future__ import annotations
 

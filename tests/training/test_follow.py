@@ -80,10 +80,13 @@ def test_labelled_clips_read_4qs_columns_and_refuse_other_labels(tmp_path):
     table.write_text(f"file,artist,quadrant\na.flac,x,Q2\n{tmp_path / 'b.mp3'},y, 4\n")
     assert labelled_clips(table) == ([tmp_path / "a.flac", tmp_path / "b.mp3"], [2, 4])
     table.write_text("file,quadrant\na.flac,Q5\n")
-    with pytest.raises(ValueError, match="line 2: needs a file and a quadrant 1-4 or Q1-Q4, got 'a.flac', 'Q5'"):
+    with pytest.raises(ValueError, match=r"line 2 \('a.flac', 'Q5'\): a quadrant is 1-4 or Q1-Q4, got 'Q5'"):
         labelled_clips(table)
     table.write_text("file,quadrant\na.flac,Q1\nb.flac\n")                 # a cell missing
-    with pytest.raises(ValueError, match="line 3: needs a file and a quadrant"):
+    with pytest.raises(ValueError, match=r"line 3 \('b.flac', None\): a quadrant is 1-4 or Q1-Q4, got None"):
+        labelled_clips(table)
+    table.write_text("file,quadrant\n,Q1\n")
+    with pytest.raises(ValueError, match=r"line 2 \('', 'Q1'\): a file is missing"):
         labelled_clips(table)
     table.write_text("path,label\na.flac,Q1\n")
     with pytest.raises(ValueError, match="columns file and quadrant"):

@@ -83,10 +83,18 @@ def render_all(pairs: list[tuple[Path, Path]], jobs: int = os.cpu_count() or 1) 
         return list(pool.map(lambda pair: render(*pair), pairs))
 
 
+def quadrant_label(text: str | None) -> int:
+    """A quadrant as the datasets write it ("Q3", "3") -> 3; anything else is a ValueError."""
+    label = (text or "").strip().upper().removeprefix("Q")
+    if label not in {"1", "2", "3", "4"}:
+        raise ValueError(f"a quadrant is 1-4 or Q1-Q4, got {text!r}")
+    return int(label)
+
+
 def emopia_rows(split: str, limit: int | None = None, folder: Path = EMOPIA) -> list[tuple[str, int]]:
     """An EMOPIA split ("train" or "val"): each piece's name and quadrant (1..4)."""
     with open(folder / f"{split}.csv", newline="") as f:
-        return [(row["fname"], int(row["label"].lstrip("Q"))) for row in list(csv.DictReader(f))[:limit]]
+        return [(row["fname"], quadrant_label(row["label"])) for row in list(csv.DictReader(f))[:limit]]
 
 
 def emopia_split(split: str, limit: int | None = None, folder: Path = EMOPIA) -> list[tuple[Path, int]]:
@@ -100,7 +108,7 @@ def emopia_split(split: str, limit: int | None = None, folder: Path = EMOPIA) ->
 def fourq_clips(folder: Path = FOURQ) -> list[tuple[Path, int, str]]:
     """The 4Q recordings: (MP3 path, quadrant 1..4, artist), in labels.csv order."""
     with open(folder / "labels.csv", newline="") as f:
-        return [(folder / row["file"], int(row["quadrant"].lstrip("Q")), row["artist"]) for row in csv.DictReader(f)]
+        return [(folder / row["file"], quadrant_label(row["quadrant"]), row["artist"]) for row in csv.DictReader(f)]
 
 
 def main() -> None:
