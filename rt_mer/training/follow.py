@@ -35,6 +35,7 @@ from ..dsp.frontend import SAMPLE_RATE, WINDOW_SECONDS
 from ..inference import default_model, open_engine
 from ..inference.base import WINDOW_SHAPE, EngineError
 from ..messages import AXES, quadrant
+from ..paths import refuse_overwriting
 from ..stream.analyzer import DueWindow, StreamAnalyzer
 from ..stream.smoothing import ONE_EURO_BETA, ONE_EURO_DERIVATIVE_CUTOFF, make_smoother
 from ..stream.windows import DEFAULT_HOP, hop_frames
@@ -325,6 +326,7 @@ def benchmark(args: argparse.Namespace) -> int:
     log = lambda line: print(line, file=sys.stderr, flush=True)
     if args.clips and (args.grid or "{fold}" in (args.model or "")):
         raise ValueError("--grid and fold models are 4Q's folds; --clips pairs other clips: not both")
+    refuse_overwriting([("--json", args.json)], [("--clips", args.clips), ("--model", args.model)], ValueError)
     if args.clips:
         paths, quadrants = labelled_clips(args.clips)
         folds, args.folds = [np.arange(len(paths))], [0]             # one group: every clip

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..paths import refuse_overwriting
 from .compare import runs_file
 from .data import corpus
 from .data.corpus import write_whole
@@ -128,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> int:
     trial = runs_file(args.runs)                          # the file's last recipe
     model_report = args.apply and plain_report(args.apply, args.out, trial.recipe)
+    if args.apply:
+        refuse_overwriting([("--out", args.out.with_suffix(suffix)) for suffix in (".onnx", ".pt", ".json")],
+                           [("", args.runs)], ValueError)
     runs = list(trial.runs.values())
     _, quadrants, folds = fourq_folds(args.fourq)
     piano = np.array([q for _, q in corpus.emopia_rows("val", folder=args.emopia)]) - 1

@@ -151,7 +151,8 @@ def test_bad_input_is_one_line_and_a_non_zero_exit(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode != 0 and len(done.stderr.strip().splitlines()) == 1 and "labels.csv" in done.stderr
     (tmp_path / "clips.csv").write_text("file,quadrant\nnone.flac,Q1\nnone.flac,Q3\n")
-    for extra, said in ((["--grid"], "not both"), (["--model", "f{fold}.onnx"], "not both"), ([], "none.flac")):
+    for extra, said in ((["--grid"], "not both"), (["--model", "f{fold}.onnx"], "not both"), ([], "none.flac"),
+                        (["--json", str(tmp_path / "clips.csv")], "would overwrite the --clips input")):
         done = subprocess.run([sys.executable, "-m", "rt_mer.training.follow", "--clips", str(tmp_path / "clips.csv"),
                                *extra], capture_output=True, text=True, timeout=120)
         assert done.returncode != 0 and len(done.stderr.strip().splitlines()) == 1 and said in done.stderr

@@ -84,6 +84,12 @@ def test_bad_input_is_one_line_and_a_non_zero_exit(tmp_path):
     runs.write_text(json.dumps({"seed": 0, "fold": 0, "recordings_logits": [[0.0, 0.0]], "emopia_logits": []}) + "\n")
     done = prior(str(runs), "--fourq", str(tmp_path))
     assert done.returncode != 0 and len(done.stderr.strip().splitlines()) == 1 and "labels.csv" in done.stderr
+    kept = tmp_path / "new.json"                    # the runs, where --out's report would go
+    kept.write_text(runs.read_text())
+    done = prior(str(kept), "--apply", str(tmp_path / "model.onnx"), "--out", str(tmp_path / "new.onnx"))
+    assert done.returncode != 0 and len(done.stderr.strip().splitlines()) == 1
+    assert "--out" in done.stderr and "would overwrite the input" in done.stderr
+    assert kept.read_text() == runs.read_text()
 
 
 def test_apply_writes_only_another_models_files_from_weights_without_a_prior(tmp_path):
