@@ -7,12 +7,10 @@ import torch
 
 from ..dsp import frontend
 from .augmentation import stack
-from .data.clips import Clip, padded
+from .data.clips import HIGH_AROUSAL, POSITIVE_VALENCE, Clip, padded
 from .network import HarmonicCNN
 
 VALIDATION_HOP_FRAMES = int(frontend.FRAMES_PER_SECOND)
-POSITIVE_VALENCE = np.array([True, False, False, True])      # of quadrants 0..3
-HIGH_AROUSAL = np.array([True, True, False, False])
 
 
 @torch.no_grad()

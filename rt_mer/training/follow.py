@@ -40,13 +40,13 @@ from ..stream.analyzer import DueWindow, StreamAnalyzer
 from ..stream.smoothing import ONE_EURO_BETA, ONE_EURO_DERIVATIVE_CUTOFF, make_smoother
 from ..stream.windows import DEFAULT_HOP, hop_frames
 from .data import corpus
-from .data.clips import fourq_folds
+from .data.clips import HIGH_AROUSAL, POSITIVE_VALENCE, fourq_folds
 from .data.corpus import write_whole
 
 CLIP_SECONDS = 20.0            # of each clip; the cut is at this stream time
 SETTLE_SECONDS = 8.0           # steadiness is measured over the first clip from here to the cut
 MIN_STEP = 0.2                 # the two clips' levels must differ this much for the pair to count on an axis
-POSITIVE = {"valence": {1, 4}, "arousal": {1, 2}}     # quadrants on the positive side of each axis
+SIDES = {"valence": POSITIVE_VALENCE, "arousal": HIGH_AROUSAL}
 CHOOSE_FOLDS, CONFIRM_FOLDS = [0, 1, 2], [3, 4]     # --grid chooses on the first, confirms on the second
 CONFIRM_MEDIAN_SECONDS = 2.0                        # the goal: a cut followed within 2 s (median, smoothed)
 
@@ -241,7 +241,7 @@ def measure(raws: list[dict], labels: list[tuple[int, int]], setting: Setting, h
             steady.append(steadiness(t, values[axis], SETTLE_SECONDS, CLIP_SECONDS))
             before, after = levels(t, raw[axis], CLIP_SECONDS)
             first[axis].append(before)
-            if (qa in POSITIVE[axis]) != (qb in POSITIVE[axis]) and abs(after - before) >= MIN_STEP:
+            if SIDES[axis][qa - 1] != SIDES[axis][qb - 1] and abs(after - before) >= MIN_STEP:
                 steps[axis].append(step_time(t, values[axis], CLIP_SECONDS, before, after))
     return {"steps": steps, "steadiness": steady, "levels": first, "agree": agree}
 

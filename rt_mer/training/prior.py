@@ -32,8 +32,8 @@ from ..paths import refuse_overwriting
 from .compare import runs_file
 from .data import corpus
 from .data.corpus import write_whole
-from .data.clips import emopia_clips, fourq_folds
-from .evaluation import HIGH_AROUSAL, POSITIVE_VALENCE, clip_logits, labelled_quadrants, predicted_quadrants, scores
+from .data.clips import HIGH_AROUSAL, POSITIVE_VALENCE, emopia_clips, fourq_folds
+from .evaluation import clip_logits, labelled_quadrants, predicted_quadrants, scores
 from .export import export, save_weights
 from .network import HarmonicCNN, trained
 from .recipe import in_full

@@ -13,8 +13,9 @@ from ...audio.io import read_audio
 from ...dsp import frontend
 from . import corpus, procedural
 
-VALENCE_POSITIVE = {1: 1.0, 2: 0.0, 3: 0.0, 4: 1.0}
-AROUSAL_POSITIVE = {1: 1.0, 2: 1.0, 3: 0.0, 4: 0.0}
+# The side of each axis each quadrant (0..3: Q1..Q4) lies on: for targets, scores and the follow benchmark.
+POSITIVE_VALENCE = np.array([True, False, False, True])
+HIGH_AROUSAL = np.array([True, True, False, False])
 
 
 def features(path: Path) -> np.ndarray:
@@ -39,7 +40,7 @@ class Clip:
 
 
 def labelled_clip(path: Path, quadrant: int, artist: str = "") -> Clip:
-    return Clip(path, VALENCE_POSITIVE[quadrant], AROUSAL_POSITIVE[quadrant], quadrant - 1, artist)
+    return Clip(path, float(POSITIVE_VALENCE[quadrant - 1]), float(HIGH_AROUSAL[quadrant - 1]), quadrant - 1, artist)
 
 
 def emopia_clips(split: str, limit: int | None, folder: Path = corpus.EMOPIA) -> list[Clip]:
