@@ -180,7 +180,9 @@ def write_with_prior(model: Path, report: dict, out: Path, prior: dict, emopia: 
     val = emopia_clips("val", None, emopia)
     logits = np.stack([clip_logits(network, clip) for clip in val])
     nested_summary = {key: prior[key] for key in ("recordings", "emopia_val", "gain_per_seed")}
-    report.update(prior=prior["offsets"], prior_nested=nested_summary,
+    # Where a training report keeps the cross-validation's nested prior (cross_validation.prior).
+    report.setdefault("cross_validation", {})["prior"] = nested_summary
+    report.update(prior=prior["offsets"],
                   emopia_val=scores(predicted_quadrants(logits), labelled_quadrants(val)))
     out.parent.mkdir(parents=True, exist_ok=True)
     export(network, out)
