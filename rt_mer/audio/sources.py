@@ -310,7 +310,6 @@ class StdinSource(_ThreadSource):
                 buffer[:held - whole] = buffer[whole:held]
                 held -= whole
 
-
     def _read_some(self, into: memoryview) -> int | None:
         """Bytes read into `into` (0 at the end of the stream), or None if
         none came within READ_POLL_SECONDS. Reads the file descriptor itself

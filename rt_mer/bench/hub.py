@@ -96,7 +96,7 @@ def _measure(publish_to: list[str], connect: bool, subscribe_to: list[str], coun
     subscriber.start()
     ready.acquire()                   # subscribed first: every publisher then waits for its subscription
     publishers = [spawn.Process(target=_publish, args=(publish_to[i % len(publish_to)], connect,
-                                                      f"bench-{i}/line-in", count, ready, go))
+                                                       f"bench-{i}/line-in", count, ready, go))
                   for i in range(PUBLISHERS)]
     for process in publishers:
         process.start()

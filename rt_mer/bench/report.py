@@ -53,8 +53,9 @@ def run_benchmarks(engine, threads_engine, sections: list[str], hop: float, prin
             print_line(f"latency per hop, 1 stream, {where}, at normal priority (--no-realtime) (ms): "
                        + _stages(normal))
         capture, scheduling = bench_capture_latency(threads_engine, hop)
-        print_line(f"latency per hop as a {CARD_RATE // 1000} kHz sound card delivers it ({CARD_BLOCK_SECONDS * 1000:g} ms "
-                   f"blocks), 1 stream, {where}, {scheduling} (ms): " + _stages(capture))
+        print_line(f"latency per hop as a {CARD_RATE // 1000} kHz sound card delivers it "
+                   f"({CARD_BLOCK_SECONDS * 1000:g} ms blocks), 1 stream, {where}, {scheduling} (ms): "
+                   + _stages(capture))
     if "streams" in sections:
         print_line(_streams_line(f"{engine.name}, {os.cpu_count()} cores", bench_streams(
             engine, hop, **counts), hop))
@@ -72,8 +73,8 @@ def run_benchmarks(engine, threads_engine, sections: list[str], hop: float, prin
                        + (f" and {torch_engine.name}" if torch_engine else "") + "):")
             for batch, v in bench_gpu(engine, cpu_engine, torch_engine, hop).items():
                 print_line(f"  batch {batch:4}: front-end {v['frontend']:.2f}, pin {v['pin']:.2f}, copy in "
-                           f"{v['copy_in']:.2f}, inference {v['inference']:.2f} (p99 {v['inference_p99']:.2f}), copy out "
-                           f"{v['copy_out']:.2f}, "
+                           f"{v['copy_in']:.2f}, inference {v['inference']:.2f} (p99 {v['inference_p99']:.2f}), "
+                           f"copy out {v['copy_out']:.2f}, "
                            f"total {v['total']:.2f} | onnxruntime CPU {v['onnxruntime_cpu']:.2f}"
                            + (f" | pytorch eager GPU {v['pytorch_eager_gpu']:.2f}" if torch_engine else ""))
             if not torch_engine:

@@ -33,8 +33,9 @@ def check_contract(path: Path, inputs: list, outputs: list) -> None:
 class Prediction:
     valence: np.ndarray          # [batch] in [-1, 1]
     arousal: np.ndarray          # [batch] in [-1, 1]
-    explanation: np.ndarray      # [batch, 2, 12, steps]: the harmony branches' valence, arousal logit maps
-                                 # over pitch class (0 = A) x time; their mean is harmony + key
+    # explanation [batch, 2, 12, steps]: the harmony branches' valence, arousal logit maps over
+    # pitch class (0 = A) x time; their mean is harmony + key
+    explanation: np.ndarray
     drivers: np.ndarray          # [batch, 2, len(DRIVERS)]: each branch's term of the valence, arousal logits
 
 

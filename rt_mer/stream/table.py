@@ -57,8 +57,8 @@ def analyze_to_result(path: Path, engine, hop: float, moods=None, progress=None)
         return FileResult(str(path), _rows(path, partial) if partial is not None else [], None, str(error),
                           _seconds(partial))
     valence, arousal, quadrant, mood = trajectory.summary()
-    return FileResult(str(path), _rows(path, trajectory), [str(path), f"{valence:.4f}", f"{arousal:.4f}",
-                                                            str(quadrant), mood], None, _seconds(trajectory))
+    summary = [str(path), f"{valence:.4f}", f"{arousal:.4f}", str(quadrant), mood]
+    return FileResult(str(path), _rows(path, trajectory), summary, None, _seconds(trajectory))
 
 
 def _rows(path: Path, trajectory) -> list[list[str]]:

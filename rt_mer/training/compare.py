@@ -141,15 +141,19 @@ def mean_sd(values: np.ndarray) -> str:
 def table(trial: Trial) -> list[str]:
     """The model card's table: folds by seeds, then totals and spread."""
     seeds = trial.seeds
-    lines = ["| fold | " + " | ".join(f"seed {seed}" for seed in seeds) + f" | EMOPIA val (seeds {', '.join(map(str, seeds))}) |",
+    lines = ["| fold | " + " | ".join(f"seed {seed}" for seed in seeds)
+             + f" | EMOPIA val (seeds {', '.join(map(str, seeds))}) |",
              "|---" * (len(seeds) + 2) + "|"]
     for fold in trial.folds:
         runs = [trial.runs.get((seed, fold)) for seed in seeds]
         lines.append(f"| {fold} | " + " | ".join(triple(run["recordings"]) if run else "-" for run in runs) + " | "
                      + ", ".join(f"{run['emopia_val']['quadrant']:.3f}" if run else "-" for run in runs) + " |")
-    lines.append("| all clips | " + " | ".join(f"**{trial.totals[seed]['quadrant']:.3f}** / "
-                                                 f"{trial.totals[seed]['valence']:.3f} / {trial.totals[seed]['arousal']:.3f}"
-                                                 if seed in trial.totals else "-" for seed in seeds) + " | |")
+
+    def total(seed: int) -> str:
+        scored = trial.totals.get(seed)
+        return f"**{scored['quadrant']:.3f}** / {scored['valence']:.3f} / {scored['arousal']:.3f}" if scored else "-"
+
+    lines.append("| all clips | " + " | ".join(total(seed) for seed in seeds) + " | |")
     recordings, emopia = trial.values("recordings"), trial.values("emopia_val")
     lines.append(f"runs {len(recordings)}: four quadrants {mean_sd(recordings)} ({recordings.min():.3f} to "
                  f"{recordings.max():.3f}), valence {trial.values('recordings', 'valence').mean():.3f}, "

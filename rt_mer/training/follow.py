@@ -256,7 +256,10 @@ def summary(measures: list[dict]) -> dict:
     steadier; `relative` (steadiness / spread) compares models."""
     per_axis = {axis: np.array([s for m in measures for s in m["steps"][axis]]) for axis in AXES}
     pooled = np.concatenate(list(per_axis.values()))
-    q = lambda x, p: float(np.quantile(x, p, method="inverted_cdf")) if x.size else float("nan")   # inf stays inf
+
+    def q(x: np.ndarray, p: float) -> float:
+        return float(np.quantile(x, p, method="inverted_cdf")) if x.size else float("nan")   # inf stays inf
+
     steady = float(np.mean([s for m in measures for s in m["steadiness"]]))
     spread = float(np.mean([np.std([v for m in measures for v in m["levels"][axis]]) for axis in AXES]))
     return {"median": q(pooled, 0.5), "p90": q(pooled, 0.9), "steps": int(pooled.size),
@@ -323,7 +326,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def benchmark(args: argparse.Namespace) -> int:
-    log = lambda line: print(line, file=sys.stderr, flush=True)
+    def log(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
     if args.clips and (args.grid or "{fold}" in (args.model or "")):
         raise ValueError("--grid and fold models are 4Q's folds; --clips pairs other clips: not both")
     refuse_overwriting([("--json", args.json)], [("--clips", args.clips), ("--model", args.model)], ValueError)

@@ -47,8 +47,6 @@ MIN_REFRESH_HZ, MAX_REFRESH_HZ = 0.1, 15.0
 RECEIVE_POLL_SECONDS = 0.1  # how soon the remote dashboard's receiving notices its stop
 
 
-
-
 class _Stream:
     """Mutable per-stream record; touched only under DashboardState's lock."""
 
@@ -61,9 +59,6 @@ class _Stream:
         self.last: dict[str, Mark] = {}            # of the latest message of each kind with a seq, for gaps
         self.missed = 0
         self.arrived = 0.0
-
-
-
 
 
 class DashboardState:

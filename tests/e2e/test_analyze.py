@@ -142,7 +142,8 @@ def test_corrupt_and_mismatched_models(good_files, tmp_path):
     mismatched = tmp_path / "mismatched.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), mismatched)
     result = run_analyze(good_files[0], "--model", mismatched)
-    assert result.returncode == 2 and f"but the front-end makes spectrogram[batch, 6, 252, {WINDOW_FRAMES}]" in result.stderr
+    expected = f"but the front-end makes spectrogram[batch, 6, 252, {WINDOW_FRAMES}]"
+    assert result.returncode == 2 and expected in result.stderr
 
     result = run_analyze(good_files[0], "--model", tmp_path / "absent.onnx")
     assert result.returncode == 2 and "no such model file" in result.stderr

@@ -55,7 +55,8 @@ def test_compare_pairs_two_trials_run_by_run(tmp_path):
     result = compare_py(str(trial), f"{report}:old")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == f'{trial}: recipe {{"steps": 8, "answers": 0.0}}' and f'against {report}:old: recipe {{"steps": 2}}' in lines
+    assert lines[0] == f'{trial}: recipe {{"steps": 8, "answers": 0.0}}'
+    assert f'against {report}:old: recipe {{"steps": 2}}' in lines
     assert "| all clips | **0.670** / 0.800 / 0.900 | - | |" in lines    # (7 + 24 + 12 + 14 + 10) / 100
     assert "| 4 | 0.500 / 0.800 / 0.900 | - | 0.600, - |" in lines
     assert "seed 0 total: 0.670 against 0.620" in lines and "seed 1 total" not in result.stdout
@@ -104,7 +105,8 @@ def test_compare_records_a_trial_into_the_reports(tmp_path):
         assert block["total"] == {"0": {"quadrant": 0.67, "valence": 0.8, "arousal": 0.9}}
         assert block["summary"]["recordings_quadrant"]["max"] == 0.8
     missing = compare_py(str(trial), "--record", "probe", "--into", str(tmp_path / "none.json"))
-    assert missing.returncode != 0 and missing.stderr.strip() == f"compare: {tmp_path / 'none.json'}: No such file or directory"
+    assert missing.returncode != 0
+    assert missing.stderr.strip() == f"compare: {tmp_path / 'none.json'}: No such file or directory"
 
 
 def test_the_benchmark_runs_end_to_end_on_rendered_clips(tmp_path):
@@ -206,8 +208,8 @@ def test_training_smoke(tmp_path, cache):
     prior = report["cross_validation"]["prior"]        # chosen on the held-out logits; in the shipped model
     assert len(prior["runs"]) == 5 and report["prior"] == prior["offsets"]
     assert f"offsets on every run {prior['offsets']}" in result.stdout
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["folds", "model.json", "model.onnx", "model.pt",
-                                                                 "model.runs.jsonl"]     # no partial files left
+    written = ["folds", "model.json", "model.onnx", "model.pt", "model.runs.jsonl"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == written     # no partial files left
     assert sorted(path.name for path in folds.iterdir()) == sorted(f"fold{fold}-seed0.{kind}" for fold in range(5)
                                                                    for kind in ("onnx", "pt"))
     windows = np.random.default_rng(0).normal(-40.0, 10.0, (2, *WINDOW_SHAPE)).astype(np.float32)
@@ -254,7 +256,8 @@ def test_distillation_needs_the_teachers_outputs_and_uses_them(tmp_path, cache):
 
     def teach(paths):
         for path in paths:
-            np.savez(folder / f"{corpus.cache_key(path)}.npz", penultimate=rng.normal(size=(10, 200)).astype(np.float16))
+            embedding = rng.normal(size=(10, 200)).astype(np.float16)
+            np.savez(folder / f"{corpus.cache_key(path)}.npz", penultimate=embedding)
 
     for taught_so_far, paths, term in (("0 of 44", [], ("--distill", "1")),
                                        ("20 of 44", [path for path, *_ in corpus.fourq_clips()],

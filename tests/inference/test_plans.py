@@ -65,8 +65,8 @@ def test_cached_plan_is_checked_before_use(model, tmp_path):
     meta["key"]["builder"] = "tensorrt 10.3.0"                                   # metadata of another build
     sidecar.write_text(json.dumps(meta))
     plan, reason = read_cached_plan(key, tmp_path)
-    assert plan is None and "built for another setup: builder 'tensorrt 10.3.0' (this one: " \
-                               "'tensorrt 10.16.1.11')" in reason
+    assert plan is None
+    assert "built for another setup: builder 'tensorrt 10.3.0' (this one: 'tensorrt 10.16.1.11')" in reason
 
     sidecar.write_text("{not json")
     assert "is unreadable" in read_cached_plan(key, tmp_path)[1]

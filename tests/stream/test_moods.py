@@ -21,8 +21,8 @@ def test_nearest_word_within_the_distance_else_the_quadrant_word():
     assert moods.word(0.5, 0.2) == "bright"                       # exactly at the distance still reaches
     assert [moods.word(*p) for p in [(0.9, 0.9), (-0.9, 0.9), (-0.9, -0.9), (0.9, -0.9), (0.0, 0.0)]] == \
         ["happy", "tense", "sad", "calm", "happy"]                # the default quadrant words beyond it
-    mine = MoodVocabulary.from_mapping({"ruhig": [0.5, -0.5], "quadrants": ["froh", "angespannt", "traurig",
-                                                                              "gelassen"]}, "t")
+    words = {"ruhig": [0.5, -0.5], "quadrants": ["froh", "angespannt", "traurig", "gelassen"]}
+    mine = MoodVocabulary.from_mapping(words, "t")
     assert mine.distance == 0.5 and mine.word(-0.9, 0.9) == "angespannt" and mine.word(0.4, -0.4) == "ruhig"
 
 

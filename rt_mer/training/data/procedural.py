@@ -134,5 +134,3 @@ def make_corpus(folder: Path, count: int = CLIPS, seed: int = 1234) -> list[tupl
     midis = [write_midi(piece, folder / "midi" / f"{i:04d}.mid") for i, piece in enumerate(pieces)]
     audio = render_all([(midi, folder / "audio" / f"{midi.stem}.flac") for midi in midis])
     return [(path, *rule_labels(piece)) for path, piece in zip(audio, pieces)]
-
-
